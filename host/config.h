@@ -1,0 +1,51 @@
+/* Run configuration: `key = value` files plus `--key value` overrides, checked against one table of
+ * keys (type, range, default, help). An unknown key, a malformed number or an out-of-range value is
+ * an error that names the key and the allowed values. */
+#ifndef EXITRL_CONFIG_H
+#define EXITRL_CONFIG_H
+#include <stddef.h>
+#include <stdio.h>
+
+#define CONFIG_STR_MAX 256
+
+typedef struct {
+    /* run */
+    char name[CONFIG_STR_MAX];     /* run name: outputs go to <out_dir>/<name>/ */
+    char out_dir[CONFIG_STR_MAX];
+    char device[16];               /* auto | cpu | cuda */
+    int fp32;                      /* CUDA: fp32 activations instead of bf16 */
+    long long seed;
+    int threads;                   /* CPU threads (0 = OpenMP's default) */
+    /* model */
+    char model[32];                /* tiny | small | gpt2-124m */
+    int n_layer, n_head, d_model, max_seq; /* 0 = the preset's value */
+    /* data */
+    char data[CONFIG_STR_MAX];     /* text file for plain next-token pretraining */
+    char task[32];                 /* none | arith | countdown | knapsack */
+    char init[CONFIG_STR_MAX];     /* checkpoint to start from (weights only) */
+    char resume[CONFIG_STR_MAX];   /* checkpoint to resume exactly (weights, optimizer, RNG, step) */
+    /* optimisation */
+    int steps, batch_size, seq_len;
+    double lr, min_lr_frac, weight_decay, beta1, beta2, adam_eps, grad_clip;
+    int warmup_steps;
+    /* logging and checkpoints */
+    int log_every, eval_every, ckpt_every, eval_instances;
+    int progress;                  /* live progress line: 1 on, 0 off, -1 when stderr is a terminal */
+} exitrl_config;
+
+/* Fills every key with its default. */
+void config_defaults(exitrl_config *c);
+/* Applies a `key = value` file ('#' starts a comment). Returns 0, or 2 after printing an error that
+ * names the file, the line and the key. */
+int config_load_file(exitrl_config *c, const char *path);
+/* Sets one key from text. `origin` names where it came from for messages ("--lr", "file:3").
+ * Returns 0, or 2 after printing an error naming the key and its allowed range or values. */
+int config_set(exitrl_config *c, const char *key, const char *value, const char *origin);
+/* Parses argv: `--config FILE` (applied first, in order) and `--key value` / `--key=value`
+ * overrides. Non-option arguments are an error. Returns 0 or 2. */
+int config_parse_args(exitrl_config *c, int argc, char **argv);
+/* Writes every key as `key = value` lines (round-trips through config_load_file). */
+void config_write(const exitrl_config *c, FILE *f);
+/* Prints the table of keys with defaults, ranges and help. */
+void config_print_help(FILE *f);
+#endif

@@ -1,0 +1,431 @@
+/* GPT-2 policy: parameters, activations, forward, backward and AdamW, through the backend only. */
+#include "model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nvtx.h"
+#include "rng.h"
+#include "tokenizer.h"
+
+typedef struct {
+    const char *name;
+    gpt_config cfg;
+} gpt_preset;
+
+/* tiny: ~1M parameters, the CPU demo and test size. small: ~11M, the GPU default for ExIt runs.
+ * gpt2-124m: GPT-2 small's shape with our byte vocabulary (benchmarks compare per-token work). */
+static const gpt_preset presets[] = {
+    {"tiny", {4, 4, 128, 256, EXITRL_VOCAB, EXITRL_VOCAB_PADDED}},
+    {"small", {6, 6, 384, 512, EXITRL_VOCAB, EXITRL_VOCAB_PADDED}},
+    {"gpt2-124m", {12, 12, 768, 1024, EXITRL_VOCAB, EXITRL_VOCAB_PADDED}},
+};
+
+int gpt_config_preset(const char *name, gpt_config *cfg) {
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
+        if (strcmp(presets[i].name, name) == 0) {
+            *cfg = presets[i].cfg;
+            return 0;
+        }
+    fprintf(stderr, "exitrl: unknown model size '%s' (known: tiny, small, gpt2-124m)\n", name);
+    return -1;
+}
+
+int gpt_config_validate(const gpt_config *c, char *why, size_t why_len) {
+    if (c->n_layer < 1 || c->n_layer > 256)
+        snprintf(why, why_len, "n_layer = %d, must be in [1, 256]", c->n_layer);
+    else if (c->n_head < 1 || c->d_model < 1 || c->d_model % c->n_head)
+        snprintf(why, why_len, "d_model = %d must be a positive multiple of n_head = %d", c->d_model,
+                 c->n_head);
+    else if (c->d_model > 16384)
+        snprintf(why, why_len, "d_model = %d, must be at most 16384", c->d_model);
+    else if (c->max_seq < 2 || c->max_seq > 65536)
+        snprintf(why, why_len, "max_seq = %d, must be in [2, 65536]", c->max_seq);
+    else if (c->vocab < 1 || c->vocab_padded < c->vocab)
+        snprintf(why, why_len, "vocab_padded = %d must be at least vocab = %d", c->vocab_padded,
+                 c->vocab);
+    else
+        return 0;
+    return -1;
+}
+
+static void param_sizes(const gpt_config *c, size_t *sz) {
+    size_t L = c->n_layer, C = c->d_model, Vp = c->vocab_padded, T = c->max_seq;
+    sz[P_WTE] = Vp * C;
+    sz[P_WPE] = T * C;
+    sz[P_LN1W] = L * C;
+    sz[P_LN1B] = L * C;
+    sz[P_QKVW] = L * 3 * C * C;
+    sz[P_QKVB] = L * 3 * C;
+    sz[P_ATTPROJW] = L * C * C;
+    sz[P_ATTPROJB] = L * C;
+    sz[P_LN2W] = L * C;
+    sz[P_LN2B] = L * C;
+    sz[P_FCW] = L * 4 * C * C;
+    sz[P_FCB] = L * 4 * C;
+    sz[P_FCPROJW] = L * C * 4 * C;
+    sz[P_FCPROJB] = L * C;
+    sz[P_LNFW] = C;
+    sz[P_LNFB] = C;
+}
+
+size_t gpt_num_params(const gpt_config *cfg) {
+    size_t sz[GPT_NUM_PARAM_TENSORS], n = 0;
+    param_sizes(cfg, sz);
+    for (int i = 0; i < GPT_NUM_PARAM_TENSORS; i++) n += sz[i];
+    return n;
+}
+
+/* The activation tensors, in carving order: element counts and whether each is fp32. */
+enum { A_COUNT = 28 };
+static void act_layout(const gpt_config *c, int B, int T, size_t *n, int *is_f32) {
+    size_t L = c->n_layer, C = c->d_model, NH = c->n_head, BT = (size_t)B * T;
+    size_t spec[A_COUNT][2] = {
+        {BT * C, 0},          /* encoded */
+        {L * BT * C, 0},      /* ln1 */
+        {L * BT, 1},          /* ln1_mean */
+        {L * BT, 1},          /* ln1_rstd */
+        {L * BT * 3 * C, 0},  /* qkv */
+        {L * BT * C, 0},      /* atty */
+        {L * B * NH * T, 1},  /* att_lse */
+        {L * BT * C, 0},      /* attproj */
+        {L * BT * C, 0},      /* residual2 */
+        {L * BT * C, 0},      /* ln2 */
+        {L * BT, 1},          /* ln2_mean */
+        {L * BT, 1},          /* ln2_rstd */
+        {L * BT * 4 * C, 0},  /* fch */
+        {L * BT * 4 * C, 0},  /* fch_gelu */
+        {L * BT * C, 0},      /* fcproj */
+        {L * BT * C, 0},      /* residual3 */
+        {BT * C, 0},          /* lnf */
+        {BT, 1},              /* lnf_mean */
+        {BT, 1},              /* lnf_rstd */
+        {BT * c->vocab_padded, 0}, /* logits */
+        {BT, 1},              /* losses */
+        {BT * C, 0},          /* dresidual */
+        {BT * C, 0},          /* dbuf_c */
+        {BT * 3 * C, 0},      /* dbuf_3c */
+        {BT * 4 * C, 0},      /* dbuf_4c */
+        {BT, 1},              /* tokens (int32, 4 bytes) */
+        {BT, 1},              /* targets */
+        {BT, 1},              /* loss_weights */
+    };
+    for (int i = 0; i < A_COUNT; i++) {
+        n[i] = spec[i][0];
+        is_f32[i] = (int)spec[i][1];
+    }
+}
+
+static size_t align_up(size_t x) { return (x + 255) & ~(size_t)255; }
+
+size_t gpt_activation_bytes(const gpt_config *cfg, exitrl_dtype act, int B, int T) {
+    size_t n[A_COUNT], total = 0;
+    int f32[A_COUNT];
+    act_layout(cfg, B, T, n, f32);
+    for (int i = 0; i < A_COUNT; i++) total += align_up(n[i] * (f32[i] ? 4 : exitrl_dtype_size(act)));
+    return total;
+}
+
+int gpt_create(gpt_model *m, exitrl_backend *be, const gpt_config *cfg, int B, int T) {
+    char why[160];
+    memset(m, 0, sizeof *m);
+    if (gpt_config_validate(cfg, why, sizeof why)) {
+        fprintf(stderr, "exitrl: invalid model config: %s\n", why);
+        return -1;
+    }
+    if (B < 1 || T < 1 || T > cfg->max_seq) {
+        fprintf(stderr, "exitrl: batch %d x %d does not fit the model (need B >= 1, 1 <= T <= %d)\n",
+                B, T, cfg->max_seq);
+        return -1;
+    }
+    m->cfg = *cfg;
+    m->be = be;
+    m->max_B = B;
+    m->max_T = T;
+    param_sizes(cfg, m->param_sizes);
+    for (int i = 0; i < GPT_NUM_PARAM_TENSORS; i++) {
+        m->param_offsets[i] = m->num_params;
+        m->num_params += m->param_sizes[i];
+    }
+    size_t pbytes = m->num_params * sizeof(float);
+    m->master = be->alloc(be, pbytes);
+    m->grads = be->alloc(be, pbytes);
+    m->adam_m = be->alloc(be, pbytes);
+    m->adam_v = be->alloc(be, pbytes);
+    if (be->act_dtype == EXITRL_F32)
+        m->params = m->master;
+    else
+        m->params = be->alloc(be, m->num_params * exitrl_dtype_size(be->act_dtype));
+    m->acts_mem = be->alloc(be, gpt_activation_bytes(cfg, be->act_dtype, B, T));
+    if (!m->master || !m->grads || !m->adam_m || !m->adam_v || !m->params || !m->acts_mem) {
+        gpt_destroy(m);
+        return -1;
+    }
+
+    size_t n[A_COUNT];
+    int f32[A_COUNT];
+    act_layout(cfg, B, T, n, f32);
+    void **slots[A_COUNT] = {
+        &m->acts.encoded,   &m->acts.ln1,       (void **)&m->acts.ln1_mean, (void **)&m->acts.ln1_rstd,
+        &m->acts.qkv,       &m->acts.atty,      (void **)&m->acts.att_lse,  &m->acts.attproj,
+        &m->acts.residual2, &m->acts.ln2,       (void **)&m->acts.ln2_mean, (void **)&m->acts.ln2_rstd,
+        &m->acts.fch,       &m->acts.fch_gelu,  &m->acts.fcproj,            &m->acts.residual3,
+        &m->acts.lnf,       (void **)&m->acts.lnf_mean, (void **)&m->acts.lnf_rstd, &m->acts.logits,
+        (void **)&m->acts.losses, &m->acts.dresidual, &m->acts.dbuf_c, &m->acts.dbuf_3c,
+        &m->acts.dbuf_4c,   (void **)&m->acts.tokens, (void **)&m->acts.targets,
+        (void **)&m->acts.loss_weights};
+    char *p = m->acts_mem;
+    for (int i = 0; i < A_COUNT; i++) {
+        *slots[i] = p;
+        p += align_up(n[i] * (f32[i] ? 4 : exitrl_dtype_size(be->act_dtype)));
+    }
+    return 0;
+}
+
+void gpt_destroy(gpt_model *m) {
+    exitrl_backend *be = m->be;
+    if (!be) return;
+    if (m->params && m->params != m->master) be->free(be, m->params);
+    be->free(be, m->master);
+    be->free(be, m->grads);
+    be->free(be, m->adam_m);
+    be->free(be, m->adam_v);
+    be->free(be, m->acts_mem);
+    memset(m, 0, sizeof *m);
+}
+
+void gpt_load_params(gpt_model *m, const float *host_params) {
+    exitrl_backend *be = m->be;
+    be->upload(be, m->master, host_params, m->num_params * sizeof(float));
+    be->f32_to_act(be, m->params, m->master, m->num_params);
+}
+
+void gpt_init_random(gpt_model *m, uint64_t seed) {
+    const gpt_config *c = &m->cfg;
+    float *w = calloc(m->num_params, sizeof(float));
+    if (!w) {
+        fprintf(stderr, "exitrl: out of host memory initialising %zu parameters\n", m->num_params);
+        exit(1);
+    }
+    rng_state r;
+    rng_seed(&r, seed);
+    float resid_std = 0.02f / sqrtf(2.0f * c->n_layer);
+    for (int t = 0; t < GPT_NUM_PARAM_TENSORS; t++) {
+        float *p = w + m->param_offsets[t];
+        size_t n = m->param_sizes[t];
+        switch (t) {
+        case P_LN1W: case P_LN2W: case P_LNFW:
+            for (size_t i = 0; i < n; i++) p[i] = 1.0f;
+            break;
+        case P_WTE: /* the padded rows stay 0: no token ever selects them */
+            n = (size_t)c->vocab * c->d_model;
+            for (size_t i = 0; i < n; i++) p[i] = 0.02f * rng_normal(&r);
+            break;
+        case P_WPE: case P_QKVW: case P_FCW:
+            for (size_t i = 0; i < n; i++) p[i] = 0.02f * rng_normal(&r);
+            break;
+        case P_ATTPROJW: case P_FCPROJW:
+            for (size_t i = 0; i < n; i++) p[i] = resid_std * rng_normal(&r);
+            break;
+        default: /* biases */
+            break;
+        }
+    }
+    gpt_load_params(m, w);
+    free(w);
+}
+
+void gpt_set_batch(gpt_model *m, const int *tokens, const int *targets, const float *loss_weights,
+                   int B, int T) {
+    exitrl_backend *be = m->be;
+    size_t BT = (size_t)B * T;
+    float *w = malloc(BT * sizeof(float));
+    if (!w) {
+        fprintf(stderr, "exitrl: out of host memory for a batch of %zu tokens\n", BT);
+        exit(1);
+    }
+    if (loss_weights) {
+        memcpy(w, loss_weights, BT * sizeof(float));
+    } else {
+        size_t count = 0;
+        for (size_t i = 0; i < BT; i++) count += targets[i] >= 0;
+        for (size_t i = 0; i < BT; i++) w[i] = targets[i] >= 0 && count ? 1.0f / count : 0.0f;
+    }
+    be->upload(be, m->acts.tokens, tokens, BT * sizeof(int));
+    be->upload(be, m->acts.targets, targets, BT * sizeof(int));
+    be->upload(be, m->acts.loss_weights, w, BT * sizeof(float));
+    free(w);
+}
+
+/* Pointer to the element `index` of an act-dtype tensor. */
+static void *act_at(const gpt_model *m, void *base, size_t index) {
+    return (char *)base + index * exitrl_dtype_size(m->be->act_dtype);
+}
+static void *param(const gpt_model *m, int t, size_t index) {
+    return act_at(m, m->params, m->param_offsets[t] + index);
+}
+static float *grad(const gpt_model *m, int t, size_t index) {
+    return m->grads + m->param_offsets[t] + index;
+}
+
+static void check_batch(const gpt_model *m, int B, int T) {
+    if (B < 1 || T < 1 || B > m->max_B || T > m->max_T) {
+        fprintf(stderr, "exitrl: internal error: batch %d x %d exceeds the model's capacity %d x %d\n",
+                B, T, m->max_B, m->max_T);
+        abort();
+    }
+}
+
+/* Runs every layer and the final LayerNorm + logits; does not touch the loss. */
+static void forward_body(gpt_model *m, int B, int T) {
+    exitrl_backend *be = m->be;
+    gpt_acts *a = &m->acts;
+    const int L = m->cfg.n_layer, C = m->cfg.d_model, NH = m->cfg.n_head, N = B * T;
+    const size_t BTC = (size_t)N * C;
+    nvtx_push("forward");
+    be->encoder_forward(be, a->encoded, a->tokens, param(m, P_WTE, 0), param(m, P_WPE, 0), B, T, C);
+    be->layernorm_forward(be, a->ln1, a->ln1_mean, a->ln1_rstd, a->encoded, param(m, P_LN1W, 0),
+                          param(m, P_LN1B, 0), N, C);
+    for (int l = 0; l < L; l++) {
+        nvtx_push("layer");
+        void *residual = l == 0 ? a->encoded : act_at(m, a->residual3, (l - 1) * BTC);
+        void *ln1 = act_at(m, a->ln1, l * BTC), *qkv = act_at(m, a->qkv, l * 3 * BTC);
+        void *atty = act_at(m, a->atty, l * BTC), *attproj = act_at(m, a->attproj, l * BTC);
+        void *res2 = act_at(m, a->residual2, l * BTC), *ln2 = act_at(m, a->ln2, l * BTC);
+        void *fch = act_at(m, a->fch, l * 4 * BTC), *fchg = act_at(m, a->fch_gelu, l * 4 * BTC);
+        void *fcproj = act_at(m, a->fcproj, l * BTC), *res3 = act_at(m, a->residual3, l * BTC);
+        float *lse = a->att_lse + (size_t)l * B * NH * T;
+
+        be->matmul_forward(be, qkv, NULL, ln1, param(m, P_QKVW, (size_t)l * 3 * C * C),
+                           param(m, P_QKVB, (size_t)l * 3 * C), N, C, 3 * C);
+        be->attention_forward(be, atty, lse, qkv, B, T, C, NH);
+        be->matmul_forward(be, attproj, NULL, atty, param(m, P_ATTPROJW, (size_t)l * C * C),
+                           param(m, P_ATTPROJB, (size_t)l * C), N, C, C);
+        be->residual_layernorm_forward(be, res2, ln2, a->ln2_mean + (size_t)l * N,
+                                       a->ln2_rstd + (size_t)l * N, residual, attproj,
+                                       param(m, P_LN2W, (size_t)l * C), param(m, P_LN2B, (size_t)l * C),
+                                       N, C);
+        be->matmul_forward(be, fchg, fch, ln2, param(m, P_FCW, (size_t)l * 4 * C * C),
+                           param(m, P_FCB, (size_t)l * 4 * C), N, C, 4 * C);
+        be->matmul_forward(be, fcproj, NULL, fchg, param(m, P_FCPROJW, (size_t)l * 4 * C * C),
+                           param(m, P_FCPROJB, (size_t)l * C), N, 4 * C, C);
+        /* The next layer's LayerNorm (or the final one) is fused with this residual add. */
+        if (l + 1 < L)
+            be->residual_layernorm_forward(be, res3, act_at(m, a->ln1, (l + 1) * BTC),
+                                           a->ln1_mean + (size_t)(l + 1) * N,
+                                           a->ln1_rstd + (size_t)(l + 1) * N, res2, fcproj,
+                                           param(m, P_LN1W, (size_t)(l + 1) * C),
+                                           param(m, P_LN1B, (size_t)(l + 1) * C), N, C);
+        else
+            be->residual_layernorm_forward(be, res3, a->lnf, a->lnf_mean, a->lnf_rstd, res2, fcproj,
+                                           param(m, P_LNFW, 0), param(m, P_LNFB, 0), N, C);
+        nvtx_pop();
+    }
+    be->matmul_forward(be, a->logits, NULL, a->lnf, param(m, P_WTE, 0), NULL, N, C,
+                       m->cfg.vocab_padded);
+    nvtx_pop();
+}
+
+void gpt_forward(gpt_model *m, int B, int T) {
+    check_batch(m, B, T);
+    forward_body(m, B, T);
+    m->be->classifier_forward_backward(m->be, m->acts.logits, m->acts.losses, NULL, m->acts.targets,
+                                       B * T, m->cfg.vocab, m->cfg.vocab_padded);
+}
+
+float gpt_weighted_loss(gpt_model *m, int B, int T) {
+    size_t BT = (size_t)B * T;
+    float *buf = malloc(2 * BT * sizeof(float));
+    if (!buf) {
+        fprintf(stderr, "exitrl: out of host memory reading %zu losses\n", BT);
+        exit(1);
+    }
+    m->be->download(m->be, buf, m->acts.losses, BT * sizeof(float));
+    m->be->download(m->be, buf + BT, m->acts.loss_weights, BT * sizeof(float));
+    double s = 0.0;
+    for (size_t i = 0; i < BT; i++) s += (double)buf[i] * buf[BT + i];
+    free(buf);
+    return (float)s;
+}
+
+float gpt_forward_backward(gpt_model *m, int B, int T) {
+    check_batch(m, B, T);
+    exitrl_backend *be = m->be;
+    gpt_acts *a = &m->acts;
+    const int L = m->cfg.n_layer, C = m->cfg.d_model, NH = m->cfg.n_head, N = B * T;
+    const size_t BTC = (size_t)N * C;
+    forward_body(m, B, T);
+    /* The classifier turns logits into dlogits in place: the probabilities are never stored twice. */
+    be->classifier_forward_backward(be, a->logits, a->losses, a->loss_weights, a->targets, N,
+                                    m->cfg.vocab, m->cfg.vocab_padded);
+
+    nvtx_push("backward");
+    be->zero(be, a->dresidual, BTC * exitrl_dtype_size(be->act_dtype));
+    be->matmul_backward(be, a->dbuf_c, grad(m, P_WTE, 0), NULL, a->logits, a->lnf, param(m, P_WTE, 0),
+                        NULL, N, C, m->cfg.vocab_padded);
+    be->layernorm_backward(be, a->dresidual, grad(m, P_LNFW, 0), grad(m, P_LNFB, 0), a->dbuf_c,
+                           act_at(m, a->residual3, (L - 1) * BTC), param(m, P_LNFW, 0), a->lnf_mean,
+                           a->lnf_rstd, N, C);
+    for (int l = L - 1; l >= 0; l--) {
+        nvtx_push("layer");
+        /* Here dresidual is the gradient w.r.t. residual3[l] = residual2[l] + fcproj[l]. */
+        void *residual = l == 0 ? a->encoded : act_at(m, a->residual3, (l - 1) * BTC);
+        void *ln1 = act_at(m, a->ln1, l * BTC), *qkv = act_at(m, a->qkv, l * 3 * BTC);
+        void *atty = act_at(m, a->atty, l * BTC), *res2 = act_at(m, a->residual2, l * BTC);
+        void *ln2 = act_at(m, a->ln2, l * BTC);
+        void *fch = act_at(m, a->fch, l * 4 * BTC), *fchg = act_at(m, a->fch_gelu, l * 4 * BTC);
+        float *lse = a->att_lse + (size_t)l * B * NH * T;
+
+        be->matmul_backward(be, a->dbuf_4c, grad(m, P_FCPROJW, (size_t)l * 4 * C * C),
+                            grad(m, P_FCPROJB, (size_t)l * C), a->dresidual, fchg,
+                            param(m, P_FCPROJW, (size_t)l * 4 * C * C), NULL, N, 4 * C, C);
+        be->matmul_backward(be, a->dbuf_c, grad(m, P_FCW, (size_t)l * 4 * C * C),
+                            grad(m, P_FCB, (size_t)l * 4 * C), a->dbuf_4c, ln2,
+                            param(m, P_FCW, (size_t)l * 4 * C * C), fch, N, C, 4 * C);
+        be->layernorm_backward(be, a->dresidual, grad(m, P_LN2W, (size_t)l * C),
+                               grad(m, P_LN2B, (size_t)l * C), a->dbuf_c, res2,
+                               param(m, P_LN2W, (size_t)l * C), a->ln2_mean + (size_t)l * N,
+                               a->ln2_rstd + (size_t)l * N, N, C);
+        /* Now dresidual is the gradient w.r.t. residual2[l] = residual + attproj[l]. */
+        be->matmul_backward(be, a->dbuf_c, grad(m, P_ATTPROJW, (size_t)l * C * C),
+                            grad(m, P_ATTPROJB, (size_t)l * C), a->dresidual, atty,
+                            param(m, P_ATTPROJW, (size_t)l * C * C), NULL, N, C, C);
+        be->attention_backward(be, a->dbuf_3c, a->dbuf_c, qkv, atty, lse, B, T, C, NH);
+        be->matmul_backward(be, a->dbuf_c, grad(m, P_QKVW, (size_t)l * 3 * C * C),
+                            grad(m, P_QKVB, (size_t)l * 3 * C), a->dbuf_3c, ln1,
+                            param(m, P_QKVW, (size_t)l * 3 * C * C), NULL, N, C, 3 * C);
+        be->layernorm_backward(be, a->dresidual, grad(m, P_LN1W, (size_t)l * C),
+                               grad(m, P_LN1B, (size_t)l * C), a->dbuf_c, residual,
+                               param(m, P_LN1W, (size_t)l * C), a->ln1_mean + (size_t)l * N,
+                               a->ln1_rstd + (size_t)l * N, N, C);
+        nvtx_pop();
+    }
+    be->encoder_backward(be, grad(m, P_WTE, 0), grad(m, P_WPE, 0), a->dresidual, a->tokens, B, T, C);
+    nvtx_pop();
+    return gpt_weighted_loss(m, B, T);
+}
+
+void gpt_zero_grad(gpt_model *m) { m->be->zero(m->be, m->grads, m->num_params * sizeof(float)); }
+
+static int decays(int t) {
+    return t == P_WTE || t == P_WPE || t == P_QKVW || t == P_ATTPROJW || t == P_FCW || t == P_FCPROJW;
+}
+
+float gpt_update(gpt_model *m, const gpt_adamw_params *o) {
+    exitrl_backend *be = m->be;
+    nvtx_push("optimizer");
+    float norm = sqrtf(be->sum_squares(be, m->grads, m->num_params));
+    float scale = (o->grad_clip > 0.0f && norm > o->grad_clip) ? o->grad_clip / norm : 1.0f;
+    if (!isfinite(norm)) scale = 0.0f; /* the caller sees the non-finite norm and decides */
+    m->adam_step++;
+    for (int t = 0; t < GPT_NUM_PARAM_TENSORS; t++) {
+        size_t off = m->param_offsets[t];
+        be->adamw_update(be, m->master + off, param(m, t, 0), m->grads + off, m->adam_m + off,
+                         m->adam_v + off, m->param_sizes[t], o->lr, o->beta1, o->beta2, o->eps,
+                         decays(t) ? o->weight_decay : 0.0f, scale, m->adam_step);
+    }
+    nvtx_pop();
+    return norm;
+}

@@ -1,0 +1,106 @@
+/* The policy: a GPT-2 (learned positions, pre-LayerNorm, GELU(tanh), tied input/output embedding).
+ *
+ * Like llm.c, all parameters live in one backend allocation carved into named tensors, in this
+ * order (a linear weight is [out, in]):
+ *   wte[Vp,C] wpe[maxT,C] ln1w[L,C] ln1b[L,C] qkvw[L,3C,C] qkvb[L,3C] attprojw[L,C,C] attprojb[L,C]
+ *   ln2w[L,C] ln2b[L,C] fcw[L,4C,C] fcb[L,4C] fcprojw[L,C,4C] fcprojb[L,C] lnfw[C] lnfb[C]
+ * fp32 master weights, fp32 gradients and fp32 AdamW moments use the same layout; the compute copy
+ * (`params`) has the backend's activation dtype and aliases `master` when that is fp32.
+ * The model calls compute only through exitrl_backend and never knows which backend runs it. */
+#ifndef EXITRL_MODEL_H
+#define EXITRL_MODEL_H
+
+#include <stdint.h>
+
+#include "ops.h"
+
+typedef struct {
+    int n_layer, n_head, d_model, max_seq;
+    int vocab, vocab_padded; /* real vocab V and the padded row count Vp of wte / logits */
+} gpt_config;
+
+enum {
+    P_WTE, P_WPE, P_LN1W, P_LN1B, P_QKVW, P_QKVB, P_ATTPROJW, P_ATTPROJB,
+    P_LN2W, P_LN2B, P_FCW, P_FCB, P_FCPROJW, P_FCPROJB, P_LNFW, P_LNFB, GPT_NUM_PARAM_TENSORS
+};
+
+typedef struct {
+    void *encoded;                  /* [B,T,C] */
+    void *ln1; float *ln1_mean, *ln1_rstd;   /* [L,B,T,C], [L,B,T] */
+    void *qkv;                      /* [L,B,T,3C] */
+    void *atty; float *att_lse;     /* [L,B,T,C], [L,B,NH,T] */
+    void *attproj;                  /* [L,B,T,C] */
+    void *residual2;                /* [L,B,T,C] */
+    void *ln2; float *ln2_mean, *ln2_rstd;
+    void *fch, *fch_gelu;           /* [L,B,T,4C] */
+    void *fcproj;                   /* [L,B,T,C] */
+    void *residual3;                /* [L,B,T,C] */
+    void *lnf; float *lnf_mean, *lnf_rstd;   /* [B,T,C], [B,T] */
+    void *logits;                   /* [B,T,Vp]; holds dlogits after a backward */
+    float *losses;                  /* [B,T] per-token loss (-log p(target)) */
+    /* backward scratch */
+    void *dresidual, *dbuf_c, *dbuf_3c, *dbuf_4c;
+    /* batch inputs, backend memory */
+    int *tokens, *targets;          /* [B,T]; target < 0 = not a target */
+    float *loss_weights;            /* [B,T] weight of each token's loss (0 = masked) */
+} gpt_acts;
+
+typedef struct {
+    gpt_config cfg;
+    exitrl_backend *be;
+    size_t param_sizes[GPT_NUM_PARAM_TENSORS];
+    size_t param_offsets[GPT_NUM_PARAM_TENSORS];
+    size_t num_params;
+    float *master;      /* fp32 weights (backend memory) */
+    void *params;       /* compute copy in act dtype (== master for fp32 backends) */
+    float *grads;       /* fp32 gradients, accumulated by backward */
+    float *adam_m, *adam_v;
+    int adam_step;      /* AdamW steps taken so far */
+    int max_B, max_T;   /* activation capacity */
+    void *acts_mem;
+    gpt_acts acts;
+} gpt_model;
+
+/* Named sizes. Returns 0 on success, or -1 with a message naming the unknown size. */
+int gpt_config_preset(const char *name, gpt_config *cfg);
+/* Checks a config for consistency (d_model % n_head == 0, positive sizes, Vp >= V). Writes a reason
+ * into why on failure and returns -1. */
+int gpt_config_validate(const gpt_config *cfg, char *why, size_t why_len);
+/* Number of parameters of a config (with the padded embedding rows). */
+size_t gpt_num_params(const gpt_config *cfg);
+/* Bytes of activation memory gpt_create allocates for a batch capacity. */
+size_t gpt_activation_bytes(const gpt_config *cfg, exitrl_dtype act, int B, int T);
+
+/* Allocates parameters, gradients, optimizer state and activations for batches up to B x T
+ * (T <= max_seq). Weights are zero until gpt_init_random or gpt_load_params. Returns -1 on
+ * failure, with a message. */
+int gpt_create(gpt_model *m, exitrl_backend *be, const gpt_config *cfg, int B, int T);
+void gpt_destroy(gpt_model *m);
+/* GPT-2 initialisation: N(0, 0.02) for matrices and embeddings, 0.02/sqrt(2L) for the residual
+ * projections, LayerNorm weight 1, biases 0. Deterministic per seed; padded vocab rows are 0. */
+void gpt_init_random(gpt_model *m, uint64_t seed);
+/* Replaces all weights from host fp32 values in the layout above (num_params floats). */
+void gpt_load_params(gpt_model *m, const float *host_params);
+
+/* Copies one batch from host memory: tokens[B*T], targets[B*T] (-1 = no target) and
+ * loss_weights[B*T] (NULL = uniform 1/(number of targets)). */
+void gpt_set_batch(gpt_model *m, const int *tokens, const int *targets, const float *loss_weights,
+                   int B, int T);
+/* Forward over the batch in place: logits and per-token losses. */
+void gpt_forward(gpt_model *m, int B, int T);
+/* Forward, then backward of sum_n loss_weights[n] * losses[n]; gradients ACCUMULATE into m->grads
+ * (call gpt_zero_grad first). Returns that weighted loss (downloads losses). */
+float gpt_forward_backward(gpt_model *m, int B, int T);
+/* Weighted loss of the last forward, computed on the host from the downloaded losses. */
+float gpt_weighted_loss(gpt_model *m, int B, int T);
+void gpt_zero_grad(gpt_model *m);
+
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay, grad_clip;
+} gpt_adamw_params;
+
+/* Clips the global gradient norm to grad_clip (when > 0) and takes one AdamW step; weight decay on
+ * matrices and embeddings only. Returns the gradient norm before clipping. */
+float gpt_update(gpt_model *m, const gpt_adamw_params *opt);
+
+#endif

@@ -1,0 +1,192 @@
+/* countdown: request "nums 3 7 25 50 target 175", answer an equation such as "(50-25)*7". */
+#include "countdown.h"
+
+#include <stdio.h>
+
+enum { BUILD_TRIES = 64, WRONG_TRIES = 16 };
+
+/* Combines k distinct numbers picked from nums[0..n) into one random expression: repeatedly two
+ * random pool entries are joined by a random operator that keeps every value a positive integer
+ * (+ and * always; - when the result is positive; / when exact with a divisor > 1). Returns the
+ * root node. At most 4 numbers make at most 7 nodes and values below 100^4, so nothing fails. */
+static int random_expression(expr_tree *t, task_rng *r, const int64_t *nums, int n, int k) {
+    int order[COUNTDOWN_MAX_NUMBERS], pool[COUNTDOWN_MAX_NUMBERS];
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = 0; i < k; i++) { /* partial Fisher-Yates: order[0..k) is a random k-subset */
+        int j = i + (int)task_rng_below(r, (uint32_t)(n - i));
+        int tmp = order[i];
+        order[i] = order[j];
+        order[j] = tmp;
+        pool[i] = expr_add_number(t, nums[order[i]]);
+    }
+    for (int size = k; size > 1; size--) {
+        int i = (int)task_rng_below(r, (uint32_t)size);
+        int j = (int)task_rng_below(r, (uint32_t)size - 1);
+        if (j >= i) j++;
+        int64_t a = t->node[pool[i]].value, b = t->node[pool[j]].value;
+        char ops[4];
+        int n_ops = 0;
+        ops[n_ops++] = '+';
+        ops[n_ops++] = '*';
+        if (a - b > 0) ops[n_ops++] = '-';
+        if (b > 1 && a % b == 0) ops[n_ops++] = '/';
+        pool[i] = expr_add_op(t, ops[task_rng_below(r, (uint32_t)n_ops)], pool[i], pool[j]);
+        pool[j] = pool[size - 1];
+    }
+    return pool[0];
+}
+
+static int is_given(const countdown_problem *p, int64_t v) {
+    for (int i = 0; i < p->n; i++)
+        if (p->numbers[i] == v) return 1;
+    return 0;
+}
+
+int countdown_generate(const task_instance *inst, countdown_problem *p) {
+    if (inst->domain != TASK_DOMAIN_COUNTDOWN ||
+        task_knobs_check(&task_countdown, inst->knobs, NULL, 0))
+        return -1;
+    int n = inst->knobs[COUNTDOWN_KNOB_N];
+    int64_t max = inst->knobs[COUNTDOWN_KNOB_MAX], target_max = inst->knobs[COUNTDOWN_KNOB_TARGET_MAX];
+    task_rng r = task_rng_seeded(task_mix64(inst->seed));
+    p->n = n;
+    for (int i = 0; i < n; i++) p->numbers[i] = task_rng_range(&r, 1, max);
+    for (int i = 1; i < n; i++) /* insertion sort into the canonical ascending order */
+        for (int j = i; j > 0 && p->numbers[j - 1] > p->numbers[j]; j--) {
+            int64_t tmp = p->numbers[j];
+            p->numbers[j] = p->numbers[j - 1];
+            p->numbers[j - 1] = tmp;
+        }
+    for (int t = 0; t < BUILD_TRIES; t++) {
+        p->solution.count = 0;
+        int k = (int)task_rng_range(&r, 2, n);
+        int root = random_expression(&p->solution, &r, p->numbers, n, k);
+        int64_t v = p->solution.node[root].value;
+        if (v >= 1 && v <= target_max && !is_given(p, v)) {
+            p->solution_root = root;
+            p->target = v;
+            return 0;
+        }
+    }
+    /* Fallback: the two largest numbers added exceed every number and are <= 2*max <= target_max
+     * (the knob ranges guarantee max <= 100 <= target_max / 2). */
+    p->solution.count = 0;
+    int a = expr_add_number(&p->solution, p->numbers[n - 2]);
+    int b = expr_add_number(&p->solution, p->numbers[n - 1]);
+    p->solution_root = expr_add_op(&p->solution, '+', a, b);
+    p->target = p->solution.node[p->solution_root].value;
+    return 0;
+}
+
+/* Whether every number of the expression is a distinct given number (a sub-multiset). */
+static int uses_given_numbers(const countdown_problem *p, const expr_result *e) {
+    if (e->n_numbers > p->n) return 0;
+    int used[COUNTDOWN_MAX_NUMBERS] = {0};
+    for (int i = 0; i < e->n_numbers; i++) {
+        int found = 0;
+        for (int j = 0; j < p->n && !found; j++)
+            if (!used[j] && p->numbers[j] == e->numbers[i]) used[j] = found = 1;
+        if (!found) return 0;
+    }
+    return 1;
+}
+
+float countdown_score(const countdown_problem *p, const char *answer, size_t len, char *feedback,
+                      size_t feedback_cap) {
+    expr_result e;
+    expr_parse(answer, len, &e);
+    float reward;
+    int bad_feedback;
+    if (e.status == EXPR_SYNTAX) {
+        reward = 0.0f;
+        bad_feedback = task_write_feedback(feedback, feedback_cap, "malformed");
+    } else if (!uses_given_numbers(p, &e)) {
+        reward = 0.05f;
+        bad_feedback = task_write_feedback(feedback, feedback_cap, "uses numbers not given");
+    } else if (e.status != EXPR_OK) {
+        reward = 0.05f;
+        bad_feedback = task_write_feedback(
+            feedback, feedback_cap, e.status == EXPR_BAD_DIVISION ? "inexact division" : "overflow");
+    } else {
+        if (e.value == p->target) {
+            reward = 1.0f;
+        } else {
+            double t = (double)p->target, dist = (double)e.value - t;
+            double closeness = 1.0 - (dist < 0 ? -dist : dist) / (t > 1.0 ? t : 1.0);
+            reward = (float)(0.1 + 0.4 * (closeness > 0.0 ? closeness : 0.0));
+        }
+        bad_feedback = task_write_feedback(feedback, feedback_cap, "value %lld", (long long)e.value);
+    }
+    return bad_feedback ? -1.0f : reward;
+}
+
+static int render_request(const task_instance *inst, char *buf, size_t cap) {
+    countdown_problem p;
+    if (countdown_generate(inst, &p)) return TASK_ERR_ARG;
+    size_t len = 0;
+    for (int i = 0; i <= p.n; i++) {
+        int k = i == 0   ? snprintf(buf + len, cap - len, "nums %lld", (long long)p.numbers[0])
+                : i < p.n ? snprintf(buf + len, cap - len, " %lld", (long long)p.numbers[i])
+                          : snprintf(buf + len, cap - len, " target %lld", (long long)p.target);
+        if (k < 0 || (size_t)k >= cap - len) {
+            if (cap) buf[0] = 0;
+            return TASK_ERR_FIT;
+        }
+        len += (size_t)k;
+    }
+    return (int)len;
+}
+
+static float score(const task_instance *inst, const char *answer, size_t len, char *feedback,
+                   size_t feedback_cap) {
+    countdown_problem p;
+    if (countdown_generate(inst, &p)) return -1.0f;
+    return countdown_score(&p, answer, len, feedback, feedback_cap);
+}
+
+/* 0.9 with two numbers, 0.2 less per extra number. */
+static float teacher_p_correct(const task_instance *inst) {
+    return 0.9f - 0.2f * (float)(inst->knobs[COUNTDOWN_KNOB_N] - 2);
+}
+
+static int teacher_answer(const task_instance *inst, task_rng *r, float p_correct, char *buf,
+                          size_t cap) {
+    countdown_problem p;
+    if (countdown_generate(inst, &p)) return TASK_ERR_ARG;
+    if (p_correct < 0) p_correct = teacher_p_correct(inst);
+    if (task_rng_unit(r) < p_correct) {
+        int n = expr_render(&p.solution, p.solution_root, buf, cap);
+        return n < 0 ? TASK_ERR_FIT : n;
+    }
+    /* A wrong attempt: a valid equation over some of the numbers that misses the target; failing
+     * that, the largest number alone (never the target by construction). */
+    expr_tree t;
+    for (int i = 0; i < WRONG_TRIES; i++) {
+        t.count = 0;
+        int k = (int)task_rng_range(r, 2, p.n);
+        int root = random_expression(&t, r, p.numbers, p.n, k);
+        if (t.node[root].value != p.target) {
+            int n = expr_render(&t, root, buf, cap);
+            return n < 0 ? TASK_ERR_FIT : n;
+        }
+    }
+    int n = snprintf(buf, cap, "%lld", (long long)p.numbers[p.n - 1]);
+    if (n < 0 || (size_t)n >= cap) {
+        if (cap) buf[0] = 0;
+        return TASK_ERR_FIT;
+    }
+    return n;
+}
+
+const task_domain task_countdown = {
+    .name = "countdown",
+    .id = TASK_DOMAIN_COUNTDOWN,
+    .n_knobs = 3,
+    .knobs = {{"n", 2, COUNTDOWN_MAX_NUMBERS, 3, "how many numbers are given"},
+              {"max", 2, 100, 25, "largest given number (numbers are 1..max)"},
+              {"target_max", 200, 9999, 999, "largest target"}},
+    .render_request = render_request,
+    .score = score,
+    .teacher_answer = teacher_answer,
+    .teacher_p_correct = teacher_p_correct,
+};

@@ -1,0 +1,32 @@
+/* countdown: reach a target from 2-4 given numbers with + - * and exact /, each number used at most
+ * once. Instances are solvable by construction. Graded reward (see countdown_score). */
+#ifndef EXITRL_TASKS_COUNTDOWN_H
+#define EXITRL_TASKS_COUNTDOWN_H
+#include "expr.h"
+#include "task.h"
+
+enum { COUNTDOWN_KNOB_N = 0, COUNTDOWN_KNOB_MAX = 1, COUNTDOWN_KNOB_TARGET_MAX = 2 };
+enum { COUNTDOWN_MAX_NUMBERS = 4 };
+
+typedef struct {
+    int n;                                   /* how many numbers are given */
+    int64_t numbers[COUNTDOWN_MAX_NUMBERS];  /* ascending (the request's canonical order) */
+    int64_t target;                          /* in [1, target_max], never one of the numbers */
+    expr_tree solution;                      /* the expression the target was built from */
+    int solution_root;
+} countdown_problem;
+
+/* The problem of an instance. Returns 0, or -1 if the instance is not a valid countdown instance. */
+int countdown_generate(const task_instance *inst, countdown_problem *p);
+/* Reward of answer[0..len):
+ *   1                                   a valid equation whose value is the target
+ *   0.1 + 0.4*max(0, 1-|v-t|/max(t,1))  a valid equation of another value v (t the target)
+ *   0.05                                well-formed, but uses a number not given (or more often
+ *                                       than given), divides inexactly or by zero, or overflows
+ *   0                                   not an expression
+ * so any valid equation beats any invalid one and closer values earn more.
+ * Feedback: "value <v>", "uses numbers not given", "inexact division", "overflow" or "malformed".
+ * Returns -1 if feedback does not fit in feedback_cap. */
+float countdown_score(const countdown_problem *p, const char *answer, size_t len, char *feedback,
+                      size_t feedback_cap);
+#endif

@@ -1,0 +1,144 @@
+/* The task interface shared by all synthetic domains (DESIGN §6).
+ *
+ * A task instance is a 32-byte POD: (domain, split, seed, difficulty knobs). The concrete problem
+ * (numbers, items) is regenerated from it on demand, deterministically, so instances can be stored
+ * in the ExIt buffer and in checkpoints as plain bytes.
+ *
+ * Splits: the held-out split is the 1/TASK_HELDOUT_MODULUS of problems whose request text hashes to
+ * 0 modulo TASK_HELDOUT_MODULUS; the train stream is the rest. The partition is on the problem's
+ * content (its canonical request text), not on the seed, so no held-out problem is ever a training
+ * problem, even where the knobs allow only a few hundred distinct problems and many seeds collide.
+ *
+ * Prompts (token ids from tokenizer.h):
+ *   base:    BOS REQUEST <request> ANSWER
+ *   improve: BOS REQUEST <request> RESPONSE <previous attempt> [FEEDBACK <feedback>] IMPROVE ANSWER
+ *   diverge: the same with DIVERGE in place of IMPROVE
+ * The model answers with bytes, then EOS. */
+#ifndef EXITRL_TASK_H
+#define EXITRL_TASK_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "task_rng.h"
+
+enum {
+    TASK_MAX_KNOBS = 4,
+    TASK_HELDOUT_MODULUS = 16,
+    TASK_REQUEST_CAP = 256,  /* every domain's request text fits in this many bytes (with NUL) */
+    TASK_ANSWER_CAP = 128,   /* every teacher answer fits in this many bytes (with NUL) */
+    TASK_FEEDBACK_CAP = 64,  /* every feedback text fits in this many bytes (with NUL) */
+    TASK_DRAW_TRIES = 4096   /* seeds tried before task_draw gives up on a split */
+};
+
+enum { TASK_DOMAIN_ARITH = 1, TASK_DOMAIN_COUNTDOWN = 2, TASK_DOMAIN_KNAPSACK = 3 };
+enum { TASK_SPLIT_TRAIN = 0, TASK_SPLIT_HELDOUT = 1 };
+enum { TASK_PROMPT_BASE = 0, TASK_PROMPT_IMPROVE = 1, TASK_PROMPT_DIVERGE = 2 };
+/* Return codes of the rendering functions besides a length. */
+enum { TASK_ERR_FIT = -1, TASK_ERR_ARG = -2 };
+
+typedef struct {
+    uint32_t domain;               /* TASK_DOMAIN_* */
+    uint32_t split;                /* TASK_SPLIT_* it was drawn for */
+    uint64_t seed;                 /* the problem is a function of (domain, seed, knobs) */
+    int32_t knobs[TASK_MAX_KNOBS]; /* difficulty; meaning per domain; unused entries are 0 */
+} task_instance;
+_Static_assert(sizeof(task_instance) == 32, "task_instance is stored as raw bytes");
+
+typedef struct {
+    const char *name; /* as written in a knob spec, e.g. "ops" */
+    int32_t min, max, def;
+    const char *help;
+} task_knob;
+
+typedef struct task_domain task_domain;
+struct task_domain {
+    const char *name; /* "arith", "countdown", "knapsack" */
+    uint32_t id;      /* TASK_DOMAIN_* */
+    int n_knobs;
+    task_knob knobs[TASK_MAX_KNOBS];
+    /* The request text, NUL-terminated, into buf[cap]. Returns its length, or TASK_ERR_FIT if it
+     * does not fit, or TASK_ERR_ARG for an invalid instance. */
+    int (*render_request)(const task_instance *inst, char *buf, size_t cap);
+    /* Reward in [0,1] of the answer bytes answer[0..len) (no NUL needed; any bytes allowed).
+     * When feedback is not NULL it receives a short NUL-terminated verifier message (a buffer of
+     * TASK_FEEDBACK_CAP always suffices). Returns -1 for an invalid instance or a feedback buffer
+     * too small for the message. */
+    float (*score)(const task_instance *inst, const char *answer, size_t len, char *feedback,
+                   size_t feedback_cap);
+    /* A noisy teacher: with probability p_correct a correct (for knapsack: optimal) answer, else a
+     * plausible, well-formed wrong one; p_correct < 0 uses teacher_p_correct(inst). Writes the
+     * NUL-terminated answer into buf[cap]; returns its length, TASK_ERR_FIT or TASK_ERR_ARG. */
+    int (*teacher_answer)(const task_instance *inst, task_rng *rng, float p_correct, char *buf,
+                          size_t cap);
+    /* The teacher's default accuracy for this instance; lower for harder knobs. */
+    float (*teacher_p_correct)(const task_instance *inst);
+};
+
+extern const task_domain task_arith;
+extern const task_domain task_countdown;
+extern const task_domain task_knapsack;
+
+/* ---- registry ---- */
+int task_domain_count(void);
+const task_domain *task_domain_at(int i);            /* 0 <= i < count, else NULL */
+const task_domain *task_domain_find(const char *name); /* NULL if no domain has that name */
+const task_domain *task_domain_by_id(uint32_t id);     /* NULL if unknown */
+
+/* ---- knobs ---- */
+/* Fills knobs with the domain's defaults (unused entries 0). */
+void task_knobs_default(const task_domain *d, int32_t knobs[TASK_MAX_KNOBS]);
+/* Parses "name=value,name=value" (spaces allowed around items; "" keeps all defaults) on top of
+ * the defaults. Returns 0, or -1 with a message naming the bad knob or value in why. */
+int task_knobs_parse(const task_domain *d, const char *spec, int32_t knobs[TASK_MAX_KNOBS],
+                     char *why, size_t why_cap);
+/* 0 if every knob is in range and unused ones are 0, else -1 with a message. */
+int task_knobs_check(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS], char *why,
+                     size_t why_cap);
+/* Full validation of an instance read from outside (checkpoint, buffer): known domain, valid
+ * knobs and split, and the split it names is the one its content belongs to. 0 or -1 + message. */
+int task_instance_check(const task_instance *inst, char *why, size_t why_cap);
+
+/* ---- splits ---- */
+/* The split a problem belongs to, from its request text: TASK_SPLIT_*, or -1 for an invalid
+ * instance. */
+int task_content_split(const task_domain *d, const task_instance *inst);
+/* The index-th instance of a split of the stream named by stream_seed (random access,
+ * deterministic). Returns 0, or -1 with a message (invalid knobs or split; or no problem of that
+ * split found in TASK_DRAW_TRIES seeds, which happens only when the knobs allow very few problems). */
+int task_draw(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS], int split,
+              uint64_t stream_seed, uint64_t index, task_instance *out, char *why, size_t why_cap);
+
+/* For domain implementations: formats a feedback message into feedback[cap] (nothing when
+ * feedback is NULL). Returns 0, or -1 if it does not fit (then feedback holds ""). */
+int task_write_feedback(char *feedback, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- prompts (prompt.c) ---- */
+/* Renders a prompt of mode TASK_PROMPT_* as token ids into tokens[cap]. For improve and diverge,
+ * prev[0..prev_len) is the previous attempt's bytes (required; any bytes) and feedback, when not
+ * NULL, adds a FEEDBACK section with feedback[0..feedback_len). Returns the token count,
+ * TASK_ERR_FIT if it does not fit in cap (nothing is truncated), or TASK_ERR_ARG for an invalid
+ * instance or mode, a base prompt given an attempt, or an iteration prompt without one. */
+int task_render_prompt(const task_domain *d, const task_instance *inst, int mode, const char *prev,
+                       size_t prev_len, const char *feedback, size_t feedback_len, int *tokens,
+                       int cap);
+
+/* ---- supervised demonstrations (demos.c) ---- */
+typedef struct {
+    float p_improve;  /* probability of an improve-format example */
+    float p_diverge;  /* probability of a diverge-format example (base otherwise) */
+    float p_feedback; /* probability that an iteration example shows the attempt's feedback */
+    float p_correct;  /* teacher accuracy; < 0 = the domain's default for the instance */
+} task_demo_options;
+
+/* One supervised example in next-token form: tokens[i] is the input at position i and targets[i]
+ * the token to predict after it. The sequence is a prompt followed by a teacher answer and EOS;
+ * targets are the answer bytes and the EOS, every prompt position has target -1, and the EOS is
+ * only a target, never an input. An improve/diverge example shows a teacher attempt (with its
+ * feedback, with probability p_feedback) and targets a fresh, independent teacher attempt, so the
+ * policy learns the formats, not to improve. Draws from rng in a fixed order (deterministic).
+ * Returns the length (positions filled in tokens and targets), TASK_ERR_FIT if it needs more
+ * than cap positions, or TASK_ERR_ARG for an invalid instance or options. */
+int task_make_demo(const task_domain *d, const task_instance *inst, task_rng *rng,
+                   const task_demo_options *opt, int *tokens, int *targets, int cap);
+#endif

@@ -1,0 +1,65 @@
+/* The CPU reference backend: fp32 host memory, plain C11 with OpenMP and CBLAS when available.
+ * It is the numerical oracle for the CUDA backend, so clarity wins over cleverness here. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_ops.h"
+
+static void *cpu_alloc(exitrl_backend *be, size_t bytes) {
+    (void)be;
+    /* 64-byte alignment for vector loads; calloc semantics (zeroed) as ops.h promises. */
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    if (rounded == 0) rounded = 64;
+    void *p = aligned_alloc(64, rounded);
+    if (!p) {
+        fprintf(stderr, "exitrl: cpu backend: out of memory allocating %zu bytes\n", bytes);
+        return NULL;
+    }
+    memset(p, 0, rounded);
+    return p;
+}
+static void cpu_free(exitrl_backend *be, void *p) { (void)be; free(p); }
+static void cpu_memcpy(exitrl_backend *be, void *dst, const void *src, size_t bytes) {
+    (void)be;
+    if (dst != src && bytes) memmove(dst, src, bytes);
+}
+static void cpu_zero(exitrl_backend *be, void *p, size_t bytes) { (void)be; if (bytes) memset(p, 0, bytes); }
+static void cpu_sync(exitrl_backend *be) { (void)be; }
+static void cpu_f32_copy(exitrl_backend *be, void *dst, const float *src, size_t n) {
+    cpu_memcpy(be, dst, src, n * sizeof(float));
+}
+static void cpu_act_copy(exitrl_backend *be, float *dst, const void *src, size_t n) {
+    cpu_memcpy(be, dst, src, n * sizeof(float));
+}
+static void cpu_destroy(exitrl_backend *be) { free(be); }
+
+exitrl_backend *exitrl_backend_cpu_create(void) {
+    exitrl_backend *be = calloc(1, sizeof *be);
+    if (!be) return NULL;
+    be->name = "cpu";
+    be->act_dtype = EXITRL_F32;
+    be->alloc = cpu_alloc;
+    be->free = cpu_free;
+    be->upload = cpu_memcpy;
+    be->download = cpu_memcpy;
+    be->copy = cpu_memcpy;
+    be->zero = cpu_zero;
+    be->sync = cpu_sync;
+    be->f32_to_act = cpu_f32_copy;
+    be->act_to_f32 = cpu_act_copy;
+    be->encoder_forward = cpu_encoder_forward;
+    be->layernorm_forward = cpu_layernorm_forward;
+    be->residual_layernorm_forward = cpu_residual_layernorm_forward;
+    be->matmul_forward = cpu_matmul_forward;
+    be->attention_forward = cpu_attention_forward;
+    be->classifier_forward_backward = cpu_classifier_forward_backward;
+    be->encoder_backward = cpu_encoder_backward;
+    be->layernorm_backward = cpu_layernorm_backward;
+    be->matmul_backward = cpu_matmul_backward;
+    be->attention_backward = cpu_attention_backward;
+    be->sum_squares = cpu_sum_squares;
+    be->adamw_update = cpu_adamw_update;
+    be->destroy = cpu_destroy;
+    return be;
+}

@@ -1,0 +1,40 @@
+/* Internal: the CPU reference kernels that backend_cpu.c puts into the exitrl_backend table.
+ * Contracts are the ones in ops.h; all tensors are fp32 host memory. */
+#ifndef EXITRL_CPU_OPS_H
+#define EXITRL_CPU_OPS_H
+#include "ops.h"
+
+void cpu_encoder_forward(exitrl_backend *be, void *out, const int *tok, const void *wte,
+                         const void *wpe, int B, int T, int C);
+void cpu_encoder_backward(exitrl_backend *be, float *dwte, float *dwpe, const void *dout,
+                          const int *tok, int B, int T, int C);
+void cpu_layernorm_forward(exitrl_backend *be, void *out, float *mean, float *rstd, const void *inp,
+                           const void *w, const void *b, int N, int C);
+void cpu_residual_layernorm_forward(exitrl_backend *be, void *res, void *out, float *mean,
+                                    float *rstd, const void *a, const void *b_in, const void *w,
+                                    const void *bias, int N, int C);
+void cpu_layernorm_backward(exitrl_backend *be, void *dinp, float *dw, float *db, const void *dout,
+                            const void *inp, const void *w, const float *mean, const float *rstd,
+                            int N, int C);
+void cpu_matmul_forward(exitrl_backend *be, void *out, void *pre_gelu, const void *inp,
+                        const void *w, const void *bias, int N, int C, int OC);
+void cpu_matmul_backward(exitrl_backend *be, void *dinp, float *dweight, float *dbias, void *dout,
+                         const void *inp, const void *w, const void *pre_gelu, int N, int C,
+                         int OC);
+void cpu_attention_forward(exitrl_backend *be, void *out, float *lse, const void *qkv, int B, int T,
+                           int C, int NH);
+void cpu_attention_backward(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
+                            const void *out, const float *lse, int B, int T, int C, int NH);
+void cpu_classifier_forward_backward(exitrl_backend *be, void *logits, float *losses,
+                                     const float *dloss_weights, const int *targets, int N, int V,
+                                     int Vp);
+float cpu_sum_squares(exitrl_backend *be, const float *x, size_t n);
+void cpu_adamw_update(exitrl_backend *be, float *master, void *params_act, const float *grads,
+                      float *m, float *v, size_t n, float lr, float beta1, float beta2, float eps,
+                      float weight_decay, float grad_scale, int t);
+
+/* GELU, tanh approximation (GPT-2): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+float cpu_gelu(float x);
+/* d GELU / dx of the same approximation. */
+float cpu_gelu_grad(float x);
+#endif

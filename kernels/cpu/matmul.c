@@ -1,0 +1,108 @@
+#include <math.h>
+#include <string.h>
+
+#include "cpu_ops.h"
+#ifdef EXITRL_HAVE_CBLAS
+#include <cblas.h>
+#endif
+
+#define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
+
+float cpu_gelu(float x) {
+    float u = GELU_SCALE * (x + 0.044715f * x * x * x);
+    return 0.5f * x * (1.0f + tanhf(u));
+}
+
+float cpu_gelu_grad(float x) {
+    float u = GELU_SCALE * (x + 0.044715f * x * x * x);
+    float th = tanhf(u);
+    float sech2 = 1.0f - th * th;
+    return 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+}
+
+/* out[N,OC] = inp[N,C] @ w[OC,C]^T (no bias). */
+static void gemm_nt(float *out, const float *inp, const float *w, int N, int C, int OC) {
+#ifdef EXITRL_HAVE_CBLAS
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
+#else
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) {
+            const float *x = inp + (size_t)n * C, *wr = w + (size_t)o * C;
+            float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+            for (int c = 0; c < C; c++) s += x[c] * wr[c];
+            out[(size_t)n * OC + o] = s;
+        }
+#endif
+}
+
+void cpu_matmul_forward(exitrl_backend *be, void *out_, void *pre_gelu_, const void *inp,
+                        const void *w, const void *bias_, int N, int C, int OC) {
+    float *out = out_, *pre = pre_gelu_;
+    const float *bias = bias_;
+    float *acc = pre ? pre : out;
+    gemm_nt(acc, inp, w, N, C, OC);
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        float *a = acc + (size_t)n * OC, *o = out + (size_t)n * OC;
+        if (bias)
+            for (int j = 0; j < OC; j++) a[j] += bias[j];
+        if (pre)
+            for (int j = 0; j < OC; j++) o[j] = cpu_gelu(a[j]);
+    }
+}
+
+void cpu_matmul_backward(exitrl_backend *be, void *dinp_, float *dweight, float *dbias, void *dout_,
+                         const void *inp_, const void *w_, const void *pre_gelu_, int N, int C,
+                         int OC) {
+    float *dinp = dinp_, *dout = dout_;
+    const float *inp = inp_, *w = w_, *pre = pre_gelu_;
+    if (pre) {
+#pragma omp parallel for
+        for (int n = 0; n < N; n++)
+            for (int j = 0; j < OC; j++) {
+                size_t i = (size_t)n * OC + j;
+                dout[i] *= cpu_gelu_grad(pre[i]);
+            }
+    }
+#ifdef EXITRL_HAVE_CBLAS
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C, 0.0f,
+                    dinp, C);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f,
+                dweight, C);
+#else
+    if (dinp) {
+#pragma omp parallel for
+        for (int n = 0; n < N; n++) {
+            float *dx = dinp + (size_t)n * C;
+            memset(dx, 0, (size_t)C * sizeof(float));
+            for (int o = 0; o < OC; o++) {
+                float d = dout[(size_t)n * OC + o];
+                const float *wr = w + (size_t)o * C;
+#pragma omp simd
+                for (int c = 0; c < C; c++) dx[c] += d * wr[c];
+            }
+        }
+    }
+#pragma omp parallel for
+    for (int o = 0; o < OC; o++) {
+        float *dw = dweight + (size_t)o * C;
+        for (int n = 0; n < N; n++) {
+            float d = dout[(size_t)n * OC + o];
+            const float *x = inp + (size_t)n * C;
+#pragma omp simd
+            for (int c = 0; c < C; c++) dw[c] += d * x[c];
+        }
+    }
+#endif
+    if (dbias) {
+#pragma omp parallel for
+        for (int o = 0; o < OC; o++) {
+            float s = 0.0f;
+            for (int n = 0; n < N; n++) s += dout[(size_t)n * OC + o];
+            dbias[o] += s;
+        }
+    }
+}

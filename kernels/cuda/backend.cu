@@ -1,0 +1,362 @@
+/* The CUDA backend: device selection, the context (stream, cuBLASLt handle and workspace, scratch),
+ * memory, synchronisation, dtype conversion and error reporting. The ops live in one file per
+ * family (encoder.cu, layernorm.cu, matmul.cu, attention.cu, classifier.cu, adamw.cu, norm.cu).
+ *
+ * Environment: EXITRL_ATTENTION=flash (default; the only implementation so far: cuDNN's fused
+ * attention is not written yet and asking for it is refused), EXITRL_STOCHASTIC_ROUNDING=0|1,
+ * EXITRL_CUDA_SYNC_EACH_OP=0|1 (debugging: name the op whose kernel faulted). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_common.cuh"
+
+/* cuBLASLt workspace: 32 MiB is what cuBLAS asks for on Hopper; smaller GPUs use less of it. */
+#define LT_WORKSPACE_BYTES ((size_t)32 << 20)
+/* Oldest GPU the build targets: bf16 arithmetic and the compute_80 PTX need sm_80. */
+#define MIN_CC_MAJOR 8
+
+extern "C" void cuda_fatal(const char *file, int line, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "exitrl: cuda: %s:%d: ", file, line);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    fflush(stderr);
+    exit(1);
+}
+
+extern "C" const char *cuda_cublas_status_text(cublasStatus_t s) {
+    static char buf[256];
+    snprintf(buf, sizeof buf, "%s: %s", cublasGetStatusName(s), cublasGetStatusString(s));
+    return buf;
+}
+
+extern "C" unsigned cuda_blocks_for(size_t n, unsigned threads) {
+    size_t blocks = (n + threads - 1) / threads;
+    if (blocks < 1) blocks = 1;
+    /* Grid-stride loops cover the rest; this bound keeps gridDim.x legal for any n. */
+    if (blocks > ((size_t)1 << 20)) blocks = (size_t)1 << 20;
+    return (unsigned)blocks;
+}
+
+/* Reads the device-side bad-input flag (the stream must be idle) and makes any finding fatal. */
+static void check_bad_input(cuda_ctx *ctx) {
+    int e[4];
+    CUDA_CHECK(cudaMemcpyAsync(e, ctx->dev_err, sizeof e, cudaMemcpyDeviceToHost, ctx->stream));
+    CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    switch (e[0]) {
+    case CUDA_BAD_NONE:
+        return;
+    case CUDA_BAD_TOKEN:
+        cuda_fatal(__FILE__, __LINE__, "encoder: token id %d at position %d is negative", e[2], e[1]);
+    case CUDA_BAD_TARGET:
+        cuda_fatal(__FILE__, __LINE__, "classifier: targets[%d] = %d is not below V = %d", e[1], e[2],
+                   e[3]);
+    default:
+        cuda_fatal(__FILE__, __LINE__, "internal error: unknown bad-input code %d", e[0]);
+    }
+}
+
+extern "C" void cuda_after_launch(cuda_ctx *ctx, const char *op, const char *file, int line) {
+    cudaError_t err = cudaGetLastError();
+    if (err == cudaSuccess && ctx->sync_each_op) err = cudaStreamSynchronize(ctx->stream);
+    if (err != cudaSuccess)
+        cuda_fatal(file, line, "%s: kernel failed: %s: %s", op, cudaGetErrorName(err),
+                   cudaGetErrorString(err));
+}
+
+extern "C" void *cuda_scratch(cuda_ctx *ctx, cuda_scratch_slot slot, size_t bytes) {
+    if (bytes <= ctx->scratch_bytes[slot]) return ctx->scratch[slot];
+    /* Earlier kernels may still read the old buffer: wait for them before freeing it. */
+    CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    if (ctx->scratch[slot]) CUDA_CHECK(cudaFree(ctx->scratch[slot]));
+    ctx->scratch[slot] = NULL;
+    ctx->scratch_bytes[slot] = 0;
+    size_t rounded = (bytes + 255) & ~(size_t)255;
+    cudaError_t err = cudaMalloc(&ctx->scratch[slot], rounded);
+    if (err != cudaSuccess) {
+        size_t free_b = 0, total_b = 0;
+        cudaGetLastError();
+        cudaMemGetInfo(&free_b, &total_b);
+        cuda_fatal(__FILE__, __LINE__, "scratch allocation of %zu bytes failed: %s (%zu bytes free of %zu)",
+                   rounded, cudaGetErrorString(err), free_b, total_b);
+    }
+    ctx->scratch_bytes[slot] = rounded;
+    return ctx->scratch[slot];
+}
+
+/* ---- memory ---- */
+
+static void *cu_alloc(exitrl_backend *be, size_t bytes) {
+    cuda_ctx *ctx = CUDA_CTX(be);
+    void *p = NULL;
+    size_t n = bytes ? bytes : 1;
+    cudaError_t err = cudaMalloc(&p, n);
+    if (err != cudaSuccess) {
+        size_t free_b = 0, total_b = 0;
+        cudaGetLastError(); /* an out-of-memory error is not sticky: clear it */
+        cudaMemGetInfo(&free_b, &total_b);
+        fprintf(stderr,
+                "exitrl: cuda: out of device memory: asked for %zu bytes, %zu bytes free of %zu "
+                "on %s (%s)\n",
+                bytes, free_b, total_b, ctx->device_name, cudaGetErrorString(err));
+        return NULL;
+    }
+    CUDA_CHECK(cudaMemsetAsync(p, 0, n, ctx->stream));
+    return p;
+}
+
+static void cu_free(exitrl_backend *be, void *p) {
+    if (!p) return;
+    CUDA_CHECK(cudaStreamSynchronize(CUDA_CTX(be)->stream));
+    CUDA_CHECK(cudaFree(p));
+}
+
+static void cu_upload(exitrl_backend *be, void *dst, const void *host_src, size_t bytes) {
+    cuda_ctx *ctx = CUDA_CTX(be);
+    if (!bytes) return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, ctx->stream));
+    /* The caller may reuse host_src as soon as we return. */
+    CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+}
+
+static void cu_download(exitrl_backend *be, void *host_dst, const void *src, size_t bytes) {
+    cuda_ctx *ctx = CUDA_CTX(be);
+    if (bytes) CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, ctx->stream));
+    CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    check_bad_input(ctx);
+}
+
+static void cu_copy(exitrl_backend *be, void *dst, const void *src, size_t bytes) {
+    if (!bytes || dst == src) return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, CUDA_CTX(be)->stream));
+}
+
+static void cu_zero(exitrl_backend *be, void *p, size_t bytes) {
+    if (bytes) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, CUDA_CTX(be)->stream));
+}
+
+static void cu_sync(exitrl_backend *be) {
+    cuda_ctx *ctx = CUDA_CTX(be);
+    CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    check_bad_input(ctx);
+}
+
+/* ---- dtype conversion ---- */
+
+__global__ void f32_to_bf16_kernel(bf16 *dst, const float *src, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = __float2bfloat16_rn(src[i]);
+}
+
+__global__ void bf16_to_f32_kernel(float *dst, const bf16 *src, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = __bfloat162float(src[i]);
+}
+
+extern "C" void cuda_f32_to_act(exitrl_backend *be, void *dst, const float *src, size_t n) {
+    cuda_ctx *ctx = CUDA_CTX(be);
+    if (!n) return;
+    if (ctx->fp32) {
+        cu_copy(be, dst, src, n * sizeof(float));
+        return;
+    }
+    f32_to_bf16_kernel<<<cuda_blocks_for(n, 256), 256, 0, ctx->stream>>>((bf16 *)dst, src, n);
+    CUDA_AFTER_LAUNCH(ctx, "f32_to_act");
+}
+
+extern "C" void cuda_act_to_f32(exitrl_backend *be, float *dst, const void *src, size_t n) {
+    cuda_ctx *ctx = CUDA_CTX(be);
+    if (!n) return;
+    if (ctx->fp32) {
+        cu_copy(be, dst, src, n * sizeof(float));
+        return;
+    }
+    bf16_to_f32_kernel<<<cuda_blocks_for(n, 256), 256, 0, ctx->stream>>>(dst, (const bf16 *)src, n);
+    CUDA_AFTER_LAUNCH(ctx, "act_to_f32");
+}
+
+/* ---- create / destroy ---- */
+
+static void ctx_release(cuda_ctx *ctx) {
+    if (ctx->stream) cudaStreamSynchronize(ctx->stream);
+    cuda_matmul_plans_destroy(ctx);
+    for (int i = 0; i < CUDA_NUM_SCRATCH; i++)
+        if (ctx->scratch[i]) cudaFree(ctx->scratch[i]);
+    if (ctx->lt_workspace) cudaFree(ctx->lt_workspace);
+    if (ctx->dev_err) cudaFree(ctx->dev_err);
+    if (ctx->lt) cublasLtDestroy(ctx->lt);
+    if (ctx->stream) cudaStreamDestroy(ctx->stream);
+    free(ctx);
+}
+
+static void cu_destroy(exitrl_backend *be) {
+    if (!be) return;
+    ctx_release(CUDA_CTX(be));
+    free(be);
+}
+
+/* Parses a 0/1 environment switch; returns -1 (with a reason) for any other value. */
+static int env_flag(const char *name, int *out, char *why, size_t why_len) {
+    const char *v = getenv(name);
+    *out = 0;
+    if (!v || !*v || strcmp(v, "0") == 0) return 0;
+    if (strcmp(v, "1") == 0) {
+        *out = 1;
+        return 0;
+    }
+    snprintf(why, why_len, "%s='%s' (expected 0 or 1)", name, v);
+    return -1;
+}
+
+/* A trivial launch: proves the binary holds code this GPU can run before any op needs it. */
+__global__ void probe_kernel(int *flag) { flag[0] = 0; }
+
+static void set_why(char *why, size_t why_len, const char *fmt, ...) {
+    if (!why || !why_len) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, why_len, fmt, ap);
+    va_end(ap);
+}
+
+extern "C" int exitrl_cuda_available(void) {
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    for (int d = 0; d < count; d++) {
+        int major = 0;
+        if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, d) == cudaSuccess &&
+            major >= MIN_CC_MAJOR)
+            return 1;
+    }
+    return 0;
+}
+
+extern "C" exitrl_backend *exitrl_backend_cuda_create(int device, int fp32_mode, char *why,
+                                                      size_t why_len) {
+    char local_why[256];
+    if (!why || !why_len) {
+        why = local_why;
+        why_len = sizeof local_why;
+    }
+    why[0] = 0;
+    int count = 0;
+    cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess || count == 0) {
+        set_why(why, why_len, "no CUDA device: %s",
+                err != cudaSuccess ? cudaGetErrorString(err) : "the driver reports 0 GPUs");
+        cudaGetLastError();
+        return NULL;
+    }
+    if (device < 0 || device >= count) {
+        set_why(why, why_len, "CUDA device %d does not exist (%d present)", device, count);
+        return NULL;
+    }
+    cudaDeviceProp prop;
+    if ((err = cudaGetDeviceProperties(&prop, device)) != cudaSuccess) {
+        set_why(why, why_len, "cudaGetDeviceProperties(%d): %s", device, cudaGetErrorString(err));
+        return NULL;
+    }
+    if (prop.major < MIN_CC_MAJOR) {
+        set_why(why, why_len, "%s has compute capability %d.%d; exitrl needs %d.0 or newer (bf16)",
+                prop.name, prop.major, prop.minor, MIN_CC_MAJOR);
+        return NULL;
+    }
+
+    cuda_ctx *ctx = (cuda_ctx *)calloc(1, sizeof *ctx);
+    exitrl_backend *be = (exitrl_backend *)calloc(1, sizeof *be);
+    if (!ctx || !be) {
+        free(ctx);
+        free(be);
+        set_why(why, why_len, "out of host memory");
+        return NULL;
+    }
+    ctx->device = device;
+    ctx->fp32 = fp32_mode ? 1 : 0;
+    snprintf(ctx->device_name, sizeof ctx->device_name, "%s", prop.name);
+    ctx->sm_count = prop.multiProcessorCount;
+    ctx->cc_major = prop.major;
+    ctx->cc_minor = prop.minor;
+    ctx->max_smem_optin = prop.sharedMemPerBlockOptin;
+
+    const char *att = getenv("EXITRL_ATTENTION");
+    if (att && *att && strcmp(att, "flash") != 0) {
+        if (strcmp(att, "cudnn") == 0)
+            set_why(why, why_len, "EXITRL_ATTENTION=cudnn: cuDNN fused attention is not implemented in this "
+                                  "build; unset it or use flash");
+        else
+            set_why(why, why_len, "EXITRL_ATTENTION='%s' (expected flash)", att);
+        goto fail;
+    }
+    if (env_flag("EXITRL_STOCHASTIC_ROUNDING", &ctx->stochastic_rounding, why, why_len) ||
+        env_flag("EXITRL_CUDA_SYNC_EACH_OP", &ctx->sync_each_op, why, why_len))
+        goto fail;
+
+#define CREATE_STEP(call)                                                                       \
+    if ((err = (call)) != cudaSuccess) {                                                        \
+        set_why(why, why_len, "%s failed: %s", #call, cudaGetErrorString(err));                 \
+        cudaGetLastError();                                                                     \
+        goto fail;                                                                              \
+    }
+    CREATE_STEP(cudaSetDevice(device));
+    CREATE_STEP(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking));
+    CREATE_STEP(cudaMalloc((void **)&ctx->dev_err, 4 * sizeof(int)));
+    CREATE_STEP(cudaMemsetAsync(ctx->dev_err, 0, 4 * sizeof(int), ctx->stream));
+    CREATE_STEP(cudaMalloc(&ctx->lt_workspace, LT_WORKSPACE_BYTES));
+    ctx->lt_workspace_bytes = LT_WORKSPACE_BYTES;
+    probe_kernel<<<1, 1, 0, ctx->stream>>>(ctx->dev_err);
+    if ((err = cudaGetLastError()) != cudaSuccess || (err = cudaStreamSynchronize(ctx->stream)) != cudaSuccess) {
+        set_why(why, why_len,
+                "cannot run kernels on %s (sm_%d%d): %s; rebuild with "
+                "-DCMAKE_CUDA_ARCHITECTURES=%d%d",
+                prop.name, prop.major, prop.minor, cudaGetErrorString(err), prop.major, prop.minor);
+        goto fail;
+    }
+#undef CREATE_STEP
+    {
+        cublasStatus_t st = cublasLtCreate(&ctx->lt);
+        if (st != CUBLAS_STATUS_SUCCESS) {
+            ctx->lt = NULL;
+            set_why(why, why_len, "cublasLtCreate failed: %s", cuda_cublas_status_text(st));
+            goto fail;
+        }
+    }
+
+    be->name = "cuda";
+    be->act_dtype = ctx->fp32 ? EXITRL_F32 : EXITRL_BF16;
+    be->ctx = ctx;
+    be->alloc = cu_alloc;
+    be->free = cu_free;
+    be->upload = cu_upload;
+    be->download = cu_download;
+    be->copy = cu_copy;
+    be->zero = cu_zero;
+    be->sync = cu_sync;
+    be->f32_to_act = cuda_f32_to_act;
+    be->act_to_f32 = cuda_act_to_f32;
+    be->encoder_forward = cuda_encoder_forward;
+    be->layernorm_forward = cuda_layernorm_forward;
+    be->residual_layernorm_forward = cuda_residual_layernorm_forward;
+    be->matmul_forward = cuda_matmul_forward;
+    be->attention_forward = cuda_attention_forward;
+    be->classifier_forward_backward = cuda_classifier_forward_backward;
+    be->encoder_backward = cuda_encoder_backward;
+    be->layernorm_backward = cuda_layernorm_backward;
+    be->matmul_backward = cuda_matmul_backward;
+    be->attention_backward = cuda_attention_backward;
+    be->sum_squares = cuda_sum_squares;
+    be->adamw_update = cuda_adamw_update;
+    be->destroy = cu_destroy;
+    return be;
+
+fail:
+    ctx_release(ctx);
+    free(be);
+    return NULL;
+}

@@ -1,0 +1,135 @@
+/* Internal to the CUDA backend: its context, error macros, scratch memory and the entry point of
+ * each op family (one .cu file each). Valid C and C++.
+ *
+ * Error policy: a failing CUDA/cuBLAS call is fatal (the ops in ops.h return void): the
+ * macros print file:line, the call and the library's message, then exit(1). Bad inputs that only
+ * a kernel can see (a token id < 0, a target >= V) are recorded in a device-side flag and reported
+ * as fatal errors at the next sync/download, naming the op, the index and the value. */
+#ifndef EXITRL_CUDA_BACKEND_H
+#define EXITRL_CUDA_BACKEND_H
+
+#include <cublasLt.h>
+#include <cublas_api.h>
+#include <cuda_runtime_api.h>
+#include <stddef.h>
+
+#include "ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Grow-only scratch buffers; each op family uses its own slots so no two live uses collide. */
+typedef enum {
+    SCRATCH_NORM_PARTIALS,   /* norm.cu: per-block partial sums */
+    SCRATCH_LN_PARTIALS,     /* layernorm.cu: per-chunk dw/db partials */
+    SCRATCH_BIAS_PARTIALS,   /* matmul.cu: per-chunk dbias partials */
+    SCRATCH_ENC_SORT,        /* encoder.cu: sorted tokens / positions + CUB temp storage */
+    SCRATCH_ENC_PARTIALS,    /* encoder.cu: per-chunk boundary partial sums */
+    SCRATCH_ATT_D,           /* attention.cu: D = rowsum(dO * O) for the backward */
+    CUDA_NUM_SCRATCH
+} cuda_scratch_slot;
+
+/* Codes of the device-side bad-input flag (dev_err[0]); dev_err[1..3] hold details. */
+enum {
+    CUDA_BAD_NONE = 0,
+    CUDA_BAD_TOKEN = 1,  /* [1] = position, [2] = token id (negative) */
+    CUDA_BAD_TARGET = 2  /* [1] = row, [2] = target, [3] = V */
+};
+
+typedef struct cuda_ctx {
+    int device;
+    int fp32;                  /* activations in fp32 (parity mode) instead of bf16 */
+    char device_name[256];
+    int sm_count, cc_major, cc_minor;
+    size_t max_smem_optin;     /* bytes of dynamic shared memory a block may opt in to */
+    cudaStream_t stream;       /* every op runs on this one stream, in order */
+    cublasLtHandle_t lt;
+    void *lt_workspace;
+    size_t lt_workspace_bytes;
+    void *matmul_plans;        /* owned by matmul.cu: cached cuBLASLt plans per shape */
+    int stochastic_rounding;   /* EXITRL_STOCHASTIC_ROUNDING=1: bf16 param copies rounded stochastically */
+    int sync_each_op;          /* EXITRL_CUDA_SYNC_EACH_OP=1: sync after each launch to name a failing op */
+    int adamw_step, adamw_call; /* which AdamW call of which step, to seed stochastic rounding */
+    int *dev_err;              /* device int[4]: first bad input a kernel saw (codes above) */
+    void *scratch[CUDA_NUM_SCRATCH];
+    size_t scratch_bytes[CUDA_NUM_SCRATCH];
+} cuda_ctx;
+
+#define CUDA_CTX(be) ((cuda_ctx *)(be)->ctx)
+
+/* Prints "exitrl: cuda: file:line: <message>" and exits with status 1. */
+void cuda_fatal(const char *file, int line, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((noreturn, format(printf, 3, 4)))
+#endif
+    ;
+const char *cuda_cublas_status_text(cublasStatus_t s);
+
+#define CUDA_CHECK(call)                                                                       \
+    do {                                                                                       \
+        cudaError_t err_ = (call);                                                             \
+        if (err_ != cudaSuccess)                                                               \
+            cuda_fatal(__FILE__, __LINE__, "%s failed: %s: %s", #call, cudaGetErrorName(err_), \
+                       cudaGetErrorString(err_));                                              \
+    } while (0)
+
+#define CUBLAS_CHECK(call)                                                                   \
+    do {                                                                                     \
+        cublasStatus_t st_ = (call);                                                         \
+        if (st_ != CUBLAS_STATUS_SUCCESS)                                                    \
+            cuda_fatal(__FILE__, __LINE__, "%s failed: %s", #call, cuda_cublas_status_text(st_)); \
+    } while (0)
+
+/* Fatal error for a shape or argument an op does not support, naming the op. */
+#define CUDA_UNSUPPORTED(...) cuda_fatal(__FILE__, __LINE__, __VA_ARGS__)
+
+/* After a kernel launch: reports launch errors with the op's name; with sync_each_op it also
+ * waits for the kernel so an asynchronous fault is attributed to this op. */
+void cuda_after_launch(cuda_ctx *ctx, const char *op, const char *file, int line);
+#define CUDA_AFTER_LAUNCH(ctx, op) cuda_after_launch((ctx), (op), __FILE__, __LINE__)
+
+/* Returns scratch slot `slot` with at least `bytes` bytes (contents undefined). Growing it frees
+ * the old buffer after a stream sync; never call it during CUDA graph capture. */
+void *cuda_scratch(cuda_ctx *ctx, cuda_scratch_slot slot, size_t bytes);
+
+/* Blocks for a 1-D grid-stride launch over n elements. */
+unsigned cuda_blocks_for(size_t n, unsigned threads);
+
+/* ---- op families (contracts in ops.h) ---- */
+void cuda_encoder_forward(exitrl_backend *be, void *out, const int *tok, const void *wte,
+                          const void *wpe, int B, int T, int C);
+void cuda_encoder_backward(exitrl_backend *be, float *dwte, float *dwpe, const void *dout,
+                           const int *tok, int B, int T, int C);
+void cuda_layernorm_forward(exitrl_backend *be, void *out, float *mean, float *rstd,
+                            const void *inp, const void *w, const void *b, int N, int C);
+void cuda_residual_layernorm_forward(exitrl_backend *be, void *res, void *out, float *mean,
+                                     float *rstd, const void *a, const void *b_in, const void *w,
+                                     const void *bias, int N, int C);
+void cuda_layernorm_backward(exitrl_backend *be, void *dinp, float *dw, float *db, const void *dout,
+                             const void *inp, const void *w, const float *mean, const float *rstd,
+                             int N, int C);
+void cuda_matmul_forward(exitrl_backend *be, void *out, void *pre_gelu, const void *inp,
+                         const void *w, const void *bias, int N, int C, int OC);
+void cuda_matmul_backward(exitrl_backend *be, void *dinp, float *dweight, float *dbias, void *dout,
+                          const void *inp, const void *w, const void *pre_gelu, int N, int C,
+                          int OC);
+void cuda_matmul_plans_destroy(cuda_ctx *ctx);
+void cuda_attention_forward(exitrl_backend *be, void *out, float *lse, const void *qkv, int B,
+                            int T, int C, int NH);
+void cuda_attention_backward(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
+                             const void *out, const float *lse, int B, int T, int C, int NH);
+void cuda_classifier_forward_backward(exitrl_backend *be, void *logits, float *losses,
+                                      const float *dloss_weights, const int *targets, int N, int V,
+                                      int Vp);
+float cuda_sum_squares(exitrl_backend *be, const float *x, size_t n);
+void cuda_adamw_update(exitrl_backend *be, float *master, void *params_act, const float *grads,
+                       float *m, float *v, size_t n, float lr, float beta1, float beta2, float eps,
+                       float weight_decay, float grad_scale, int t);
+void cuda_f32_to_act(exitrl_backend *be, void *dst, const float *src, size_t n);
+void cuda_act_to_f32(exitrl_backend *be, float *dst, const void *src, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,144 @@
+/* exitrl backend interface: a struct of function pointers plus an opaque context.
+ *
+ * The model, the optimizer, the rollout engine and the RL code call the compute only through this
+ * struct, so they never know which backend runs them. Two backends implement it: the CPU reference
+ * (kernels/cpu, fp32, the numerical oracle) and CUDA (kernels/cuda, bf16 or fp32 activations).
+ *
+ * Conventions, shared by every op:
+ * - All pointers are backend memory (host memory for the CPU backend, device memory for CUDA),
+ *   allocated with be->alloc. Ops may run asynchronously; be->sync or a download waits for them.
+ * - "act" tensors (activations, activation gradients, compute copies of the weights) have the
+ *   backend's activation dtype: be->act_dtype (EXITRL_F32 or EXITRL_BF16). They are typed void*.
+ * - float* tensors are always fp32: master weights, parameter gradients, optimizer state, LayerNorm
+ *   statistics, attention log-sum-exp, losses and per-token weights. int* are int32 token ids.
+ * - Matrices are row-major. A linear layer's weight is [OC, C] (PyTorch nn.Linear layout):
+ *   out[n, o] = sum_c inp[n, c] * w[o, c] + b[o].
+ * - Parameter gradients (dweight, dbias, dwte, dwpe, dw, db) are ACCUMULATED (+=), so gradient
+ *   accumulation and the tied embedding work; activation gradients are overwritten unless the
+ *   op says "accumulates".
+ * - N = number of rows (B*T), C = channels, OC = output channels, NH = heads, V = real vocab,
+ *   Vp = padded vocab (row stride of the logits).
+ */
+#ifndef EXITRL_OPS_H
+#define EXITRL_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { EXITRL_F32 = 0, EXITRL_BF16 = 1 } exitrl_dtype;
+
+static inline size_t exitrl_dtype_size(exitrl_dtype t) { return t == EXITRL_BF16 ? 2 : 4; }
+
+typedef struct exitrl_backend exitrl_backend;
+
+struct exitrl_backend {
+    const char *name;        /* "cpu" or "cuda" */
+    exitrl_dtype act_dtype;  /* dtype of activations and of the compute copy of the weights */
+    void *ctx;               /* backend-private state (handles, streams, workspaces) */
+
+    /* ---- memory ---- */
+    /* Returns zeroed memory of the given size, or NULL with a message on stderr naming the size. */
+    void *(*alloc)(exitrl_backend *be, size_t bytes);
+    void (*free)(exitrl_backend *be, void *p);
+    void (*upload)(exitrl_backend *be, void *dst, const void *host_src, size_t bytes);
+    void (*download)(exitrl_backend *be, void *host_dst, const void *src, size_t bytes);
+    void (*copy)(exitrl_backend *be, void *dst, const void *src, size_t bytes);
+    void (*zero)(exitrl_backend *be, void *p, size_t bytes);
+    void (*sync)(exitrl_backend *be);
+    /* Converts n fp32 values to act dtype (a plain copy when act_dtype is F32; dst may equal src then). */
+    void (*f32_to_act)(exitrl_backend *be, void *dst, const float *src, size_t n);
+    /* Converts n act-dtype values to fp32. */
+    void (*act_to_f32)(exitrl_backend *be, float *dst, const void *src, size_t n);
+
+    /* ---- transformer forward ---- */
+    /* out[B,T,C] = wte[tok[b,t], :] + wpe[t, :]. tok values must be in [0, Vp). */
+    void (*encoder_forward)(exitrl_backend *be, void *out, const int *tok, const void *wte,
+                            const void *wpe, int B, int T, int C);
+    /* out[N,C] = LayerNorm(inp) * w + b with eps = 1e-5 and the biased variance; saves mean[N],
+     * rstd[N] = 1/sqrt(var + eps) (both may be NULL at inference). */
+    void (*layernorm_forward)(exitrl_backend *be, void *out, float *mean, float *rstd,
+                              const void *inp, const void *w, const void *b, int N, int C);
+    /* Fused residual add + LayerNorm: res[N,C] = a + b_in; out = LayerNorm(res) * w + bias. */
+    void (*residual_layernorm_forward)(exitrl_backend *be, void *res, void *out, float *mean,
+                                       float *rstd, const void *a, const void *b_in,
+                                       const void *w, const void *bias, int N, int C);
+    /* out[N,OC] = inp[N,C] @ w[OC,C]^T + bias[OC] (bias may be NULL).
+     * If pre_gelu != NULL: pre_gelu = that sum and out = GELU_tanh(pre_gelu). */
+    void (*matmul_forward)(exitrl_backend *be, void *out, void *pre_gelu, const void *inp,
+                           const void *w, const void *bias, int N, int C, int OC);
+    /* Causal multi-head self-attention. qkv[B,T,3C] holds q | k | v, each split into NH heads of
+     * hs = C/NH contiguous channels (C % NH == 0); scores are q.k / sqrt(hs).
+     * out[B,T,C]; lse[B,NH,T] = per-row natural log-sum-exp of the scaled scores (saved for the
+     * backward; may be NULL at inference). Never materialises T x T in backend memory. */
+    void (*attention_forward)(exitrl_backend *be, void *out, float *lse, const void *qkv, int B,
+                              int T, int C, int NH);
+    /* Fused classifier. logits[N,Vp] (act) and targets[N] (each < V; the host validates them).
+     * For each row with targets >= 0:
+     *   losses[n] = logsumexp(logits[n, :V]) - logits[n, target]          (fp32, may be NULL)
+     * and losses[n] = 0 for rows with target < 0.
+     * If dloss_weights != NULL, logits are overwritten IN PLACE by
+     *   dlogits[n, v] = dloss_weights[n] * (softmax(logits[n])[v] - [v == target])  for v < V,
+     * and 0 for padded columns v >= V and for rows with target < 0 or weight 0.
+     * (A weight w_n makes dlogits the gradient of sum_n w_n * losses[n]; GRPO uses negative
+     * weights, since d logp / d logits = onehot - softmax.) */
+    void (*classifier_forward_backward)(exitrl_backend *be, void *logits, float *losses,
+                                        const float *dloss_weights, const int *targets, int N,
+                                        int V, int Vp);
+
+    /* ---- transformer backward ---- */
+    /* dwte[Vp,C] += scatter of dout over tokens; dwpe[T,C] += sum over batch. */
+    void (*encoder_backward)(exitrl_backend *be, float *dwte, float *dwpe, const void *dout,
+                             const int *tok, int B, int T, int C);
+    /* LayerNorm backward. dinp ACCUMULATES (+=) so the residual stream's gradient is summed
+     * in place; dw, db accumulate as parameter gradients. */
+    void (*layernorm_backward)(exitrl_backend *be, void *dinp, float *dw, float *db,
+                               const void *dout, const void *inp, const void *w,
+                               const float *mean, const float *rstd, int N, int C);
+    /* Matmul backward. If pre_gelu != NULL, dout is the gradient w.r.t. GELU's output and the
+     * GELU backward is applied first (dout is then overwritten with the pre-activation gradient).
+     * dinp[N,C] overwritten (skipped when NULL); dweight[OC,C] += ; dbias[OC] += (skipped if NULL). */
+    void (*matmul_backward)(exitrl_backend *be, void *dinp, float *dweight, float *dbias,
+                            void *dout, const void *inp, const void *w, const void *pre_gelu,
+                            int N, int C, int OC);
+    /* Attention backward: dqkv[B,T,3C] overwritten, from dout[B,T,C] and the forward's
+     * qkv, out and lse. */
+    void (*attention_backward)(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
+                               const void *out, const float *lse, int B, int T, int C, int NH);
+
+    /* ---- optimizer ---- */
+    /* Sum of squares of n fp32 values, returned to the host (synchronises). */
+    float (*sum_squares)(exitrl_backend *be, const float *x, size_t n);
+    /* AdamW on n parameters: g = grads * grad_scale; m, v updated; master -= lr * (mhat /
+     * (sqrt(vhat) + eps) + weight_decay * master); then params_act = act(master). t is the 1-based
+     * step. params_act may equal master when act_dtype is F32. */
+    void (*adamw_update)(exitrl_backend *be, float *master, void *params_act, const float *grads,
+                         float *m, float *v, size_t n, float lr, float beta1, float beta2,
+                         float eps, float weight_decay, float grad_scale, int t);
+
+    /* Releases the backend's context and the struct itself. */
+    void (*destroy)(exitrl_backend *be);
+};
+
+/* The CPU reference backend. Always available. */
+exitrl_backend *exitrl_backend_cpu_create(void);
+
+/* The CUDA backend; NULL (with a reason in `why`, if non-NULL) when it was not compiled in or no
+ * GPU is present. fp32_mode selects fp32 activations for tight parity tests. */
+exitrl_backend *exitrl_backend_cuda_create(int device, int fp32_mode, char *why, size_t why_len);
+
+/* True when the CUDA backend is compiled in and at least one GPU answers. */
+int exitrl_cuda_available(void);
+
+/* Writes a human-readable report into buf (NUL-terminated): CUDA runtime and driver versions,
+ * cuBLAS/cuBLASLt and cuDNN versions, and each device (name, compute capability, SMs, memory); or
+ * a line saying the CUDA backend is not compiled in. Works without a GPU. */
+void exitrl_cuda_info(char *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,651 @@
+/* Parity of every CUDA op with the CPU reference backend, on random inputs (never zeros), in the
+ * CUDA backend's fp32 mode (tight tolerances) and bf16 mode (loose ones). Outputs the op must overwrite are poisoned with NaN first, so an
+ * element it forgets shows up; outputs it must accumulate into start from random values on both
+ * sides. In bf16 mode the inputs are rounded to bf16 on the host first, so both backends see the
+ * same numbers and the tolerances measure only the GPU's compute and output rounding.
+ *
+ * Tolerances (err/tol <= 1 passes; atol is a fraction of the reference tensor's max |value|):
+ *   fp32: outputs that are plain sums/copies 1e-5; LayerNorm, softmax, classifier, AdamW 1e-4;
+ *         GEMMs and attention 1e-4 rtol with atol 1e-4 * max (different summation order over
+ *         K up to 512, __expf/rsqrt approximations).
+ *   bf16: act outputs are rounded to bf16 (relative step 2^-8 = 0.0039): 1e-2 rtol + 1e-2 * max
+ *         atol for direct outputs, 2e-2 for outputs computed from rounded intermediates
+ *         (attention, GELU backward feeding GEMMs); fp32 outputs from identical inputs keep the
+ *         fp32 tolerances.
+ * Skips (exit 77) when no GPU is present. */
+#define _POSIX_C_SOURCE 200809L /* setenv, unsetenv */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+#include "test_util.h"
+
+typedef struct {
+    exitrl_backend *cpu, *gpu;
+    int bf16;         /* the GPU backend's activations are bf16 */
+    const char *mode; /* label for the report */
+} pair;
+
+/* ---- host helpers ---- */
+
+static float bf16_round(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7f800000u) == 0x7f800000u) return x;
+    u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest even */
+    u &= 0xffff0000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+static float *xmalloc(size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    if (!p) {
+        fprintf(stderr, "test_gpu_ops: out of host memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+/* Uniform values in [offset - scale, offset + scale), never exactly 0, bf16-exact when asked. */
+static float *host_random(const pair *p, size_t n, unsigned long long seed, float scale, float offset) {
+    float *x = xmalloc(n);
+    test_fill(x, n, seed, scale);
+    for (size_t i = 0; i < n; i++) {
+        x[i] += offset;
+        if (x[i] == 0.0f) x[i] = scale * 0.5f;
+        if (p->bf16) x[i] = bf16_round(x[i]);
+    }
+    return x;
+}
+
+static float *host_copy(const float *x, size_t n) {
+    float *y = xmalloc(n);
+    memcpy(y, x, n * sizeof(float));
+    return y;
+}
+
+static float *host_nan(size_t n) {
+    float *x = xmalloc(n);
+    for (size_t i = 0; i < n; i++) x[i] = NAN;
+    return x;
+}
+
+/* ---- device helpers: act tensors go through an fp32 staging buffer and the backend's converters ---- */
+
+static float *gpu_f32(const pair *p, const float *h, size_t n) {
+    float *d = p->gpu->alloc(p->gpu, n * sizeof(float));
+    if (!d) exit(1);
+    p->gpu->upload(p->gpu, d, h, n * sizeof(float));
+    return d;
+}
+
+static void *gpu_act(const pair *p, const float *h, size_t n) {
+    float *staged = gpu_f32(p, h, n);
+    if (!p->bf16) return staged;
+    void *d = p->gpu->alloc(p->gpu, n * exitrl_dtype_size(p->gpu->act_dtype));
+    if (!d) exit(1);
+    p->gpu->f32_to_act(p->gpu, d, staged, n);
+    p->gpu->free(p->gpu, staged);
+    return d;
+}
+
+static void *gpu_act_nan(const pair *p, size_t n) {
+    float *h = host_nan(n);
+    void *d = gpu_act(p, h, n);
+    free(h);
+    return d;
+}
+
+static float *gpu_f32_nan(const pair *p, size_t n) {
+    float *h = host_nan(n);
+    float *d = gpu_f32(p, h, n);
+    free(h);
+    return d;
+}
+
+static float *read_f32(const pair *p, const float *d, size_t n) {
+    float *h = xmalloc(n);
+    p->gpu->download(p->gpu, h, d, n * sizeof(float));
+    return h;
+}
+
+static float *read_act(const pair *p, const void *d, size_t n) {
+    if (!p->bf16) return read_f32(p, d, n);
+    float *staged = p->gpu->alloc(p->gpu, n * sizeof(float));
+    if (!staged) exit(1);
+    p->gpu->act_to_f32(p->gpu, staged, d, n);
+    float *h = read_f32(p, staged, n);
+    p->gpu->free(p->gpu, staged);
+    return h;
+}
+
+static int *gpu_ints(const pair *p, const int *h, size_t n) {
+    int *d = p->gpu->alloc(p->gpu, n * sizeof(int));
+    if (!d) exit(1);
+    p->gpu->upload(p->gpu, d, h, n * sizeof(int));
+    return d;
+}
+
+static void gfree(const pair *p, void *d) { p->gpu->free(p->gpu, d); }
+
+/* Compares got with ref: |got - ref| <= atol_frac * max|ref| + rtol * |ref| elementwise. */
+static void expect_close(const pair *p, const char *what, const float *got, const float *ref, size_t n,
+                         double rtol, double atol_frac) {
+    double mx = 0.0;
+    for (size_t i = 0; i < n; i++) mx = fmax(mx, fabs((double)ref[i]));
+    double atol = atol_frac * (mx > 0.0 ? mx : 1.0);
+    size_t worst = 0;
+    double r = test_max_err_ratio(got, ref, n, atol, rtol, &worst);
+    printf("  %-11s %-58s err/tol %.3g\n", p->mode, what, r);
+    CHECK(r <= 1.0, "%s %s: element %zu: got %.9g, reference %.9g (rtol %g, atol %g)", p->mode, what, worst,
+          got[worst], ref[worst], rtol, atol);
+}
+
+/* Tolerance for an act-dtype output: fp32 value in fp32 mode, the bf16 one otherwise. */
+static double act_tol(const pair *p, double fp32_tol, double bf16_tol) { return p->bf16 ? bf16_tol : fp32_tol; }
+
+/* ---- encoder ---- */
+
+static void test_encoder(const pair *p, int B, int T, int C, int Vp, int distinct_tokens) {
+    char what[128];
+    size_t N = (size_t)B * T;
+    int *tok = malloc(N * sizeof(int));
+    unsigned long long s = 99 + (unsigned long long)distinct_tokens;
+    for (size_t i = 0; i < N; i++) tok[i] = (int)((test_randf(&s, 1.0f) + 1.0f) * 0.5f * distinct_tokens) % distinct_tokens;
+    float *wte = host_random(p, (size_t)Vp * C, 1, 0.5f, 0.0f), *wpe = host_random(p, (size_t)T * C, 2, 0.5f, 0.0f);
+    float *dout = host_random(p, N * C, 3, 1.0f, 0.0f);
+    float *dwte0 = host_random(p, (size_t)Vp * C, 4, 0.1f, 0.0f), *dwpe0 = host_random(p, (size_t)T * C, 5, 0.1f, 0.0f);
+
+    /* forward */
+    float *ref = xmalloc(N * C);
+    p->cpu->encoder_forward(p->cpu, ref, tok, wte, wpe, B, T, C);
+    int *d_tok = gpu_ints(p, tok, N);
+    void *d_wte = gpu_act(p, wte, (size_t)Vp * C), *d_wpe = gpu_act(p, wpe, (size_t)T * C);
+    void *d_out = gpu_act_nan(p, N * C);
+    p->gpu->encoder_forward(p->gpu, d_out, d_tok, d_wte, d_wpe, B, T, C);
+    float *got = read_act(p, d_out, N * C);
+    snprintf(what, sizeof what, "encoder_forward B=%d T=%d C=%d", B, T, C);
+    expect_close(p, what, got, ref, N * C, act_tol(p, 1e-6, 8e-3), 1e-7);
+    free(got);
+
+    /* backward: sums of fp32 values from identical inputs, so fp32 tolerances in both modes */
+    float *dwte = host_copy(dwte0, (size_t)Vp * C), *dwpe = host_copy(dwpe0, (size_t)T * C);
+    p->cpu->encoder_backward(p->cpu, dwte, dwpe, dout, tok, B, T, C);
+    void *d_dout = gpu_act(p, dout, N * C);
+    float *d_dwte = gpu_f32(p, dwte0, (size_t)Vp * C), *d_dwpe = gpu_f32(p, dwpe0, (size_t)T * C);
+    p->gpu->encoder_backward(p->gpu, d_dwte, d_dwpe, d_dout, d_tok, B, T, C);
+    float *g_dwte = read_f32(p, d_dwte, (size_t)Vp * C), *g_dwpe = read_f32(p, d_dwpe, (size_t)T * C);
+    snprintf(what, sizeof what, "encoder_backward dwte B=%d T=%d C=%d, %d token ids", B, T, C, distinct_tokens);
+    expect_close(p, what, g_dwte, dwte, (size_t)Vp * C, 1e-5, 1e-6);
+    snprintf(what, sizeof what, "encoder_backward dwpe B=%d T=%d C=%d", B, T, C);
+    expect_close(p, what, g_dwpe, dwpe, (size_t)T * C, 1e-5, 1e-6);
+
+    free(g_dwte); free(g_dwpe); free(dwte); free(dwpe);
+    gfree(p, d_tok); gfree(p, d_wte); gfree(p, d_wpe); gfree(p, d_out); gfree(p, d_dout); gfree(p, d_dwte);
+    gfree(p, d_dwpe);
+    free(tok); free(wte); free(wpe); free(dout); free(dwte0); free(dwpe0); free(ref);
+}
+
+/* ---- LayerNorm ---- */
+
+static void test_layernorm(const pair *p, int N, int C) {
+    char what[128];
+    size_t NC = (size_t)N * C;
+    float *a = host_random(p, NC, 10, 2.0f, 0.5f), *b_in = host_random(p, NC, 11, 1.0f, 0.0f);
+    float *w = host_random(p, C, 12, 0.5f, 1.0f), *bias = host_random(p, C, 13, 0.5f, 0.0f);
+    void *d_a = gpu_act(p, a, NC), *d_b = gpu_act(p, b_in, NC), *d_w = gpu_act(p, w, C), *d_bias = gpu_act(p, bias, C);
+
+    /* plain forward */
+    float *out = xmalloc(NC), *mean = xmalloc(N), *rstd = xmalloc(N);
+    p->cpu->layernorm_forward(p->cpu, out, mean, rstd, a, w, bias, N, C);
+    void *d_out = gpu_act_nan(p, NC);
+    float *d_mean = gpu_f32_nan(p, N), *d_rstd = gpu_f32_nan(p, N);
+    p->gpu->layernorm_forward(p->gpu, d_out, d_mean, d_rstd, d_a, d_w, d_bias, N, C);
+    float *g = read_act(p, d_out, NC), *gm = read_f32(p, d_mean, N), *gr = read_f32(p, d_rstd, N);
+    snprintf(what, sizeof what, "layernorm_forward out N=%d C=%d", N, C);
+    expect_close(p, what, g, out, NC, act_tol(p, 1e-4, 1e-2), act_tol(p, 1e-5, 1e-2));
+    snprintf(what, sizeof what, "layernorm_forward mean, rstd N=%d C=%d", N, C);
+    expect_close(p, what, gm, mean, N, 1e-4, 1e-5);
+    expect_close(p, what, gr, rstd, N, 1e-4, 1e-5);
+    free(g); free(gm); free(gr);
+
+    /* without statistics (inference) */
+    gfree(p, d_out);
+    d_out = gpu_act_nan(p, NC);
+    p->gpu->layernorm_forward(p->gpu, d_out, NULL, NULL, d_a, d_w, d_bias, N, C);
+    g = read_act(p, d_out, NC);
+    snprintf(what, sizeof what, "layernorm_forward (no mean/rstd) N=%d C=%d", N, C);
+    expect_close(p, what, g, out, NC, act_tol(p, 1e-4, 1e-2), act_tol(p, 1e-5, 1e-2));
+    free(g);
+
+    /* residual + LayerNorm: in bf16 the GPU normalises the bf16-rounded sum it stores */
+    float *res = xmalloc(NC), *out2 = xmalloc(NC), *mean2 = xmalloc(N), *rstd2 = xmalloc(N);
+    p->cpu->residual_layernorm_forward(p->cpu, res, out2, mean2, rstd2, a, b_in, w, bias, N, C);
+    void *d_res = gpu_act_nan(p, NC), *d_out2 = gpu_act_nan(p, NC);
+    float *d_mean2 = gpu_f32_nan(p, N), *d_rstd2 = gpu_f32_nan(p, N);
+    p->gpu->residual_layernorm_forward(p->gpu, d_res, d_out2, d_mean2, d_rstd2, d_a, d_b, d_w, d_bias, N, C);
+    float *gres = read_act(p, d_res, NC), *gout2 = read_act(p, d_out2, NC);
+    float *gm2 = read_f32(p, d_mean2, N), *gr2 = read_f32(p, d_rstd2, N);
+    snprintf(what, sizeof what, "residual_layernorm_forward res N=%d C=%d", N, C);
+    expect_close(p, what, gres, res, NC, act_tol(p, 1e-6, 8e-3), 1e-7);
+    snprintf(what, sizeof what, "residual_layernorm_forward out N=%d C=%d", N, C);
+    expect_close(p, what, gout2, out2, NC, act_tol(p, 1e-4, 2e-2), act_tol(p, 1e-5, 2e-2));
+    snprintf(what, sizeof what, "residual_layernorm_forward mean, rstd N=%d C=%d", N, C);
+    expect_close(p, what, gm2, mean2, N, act_tol(p, 1e-4, 1e-2), act_tol(p, 1e-5, 1e-2));
+    expect_close(p, what, gr2, rstd2, N, act_tol(p, 1e-4, 1e-2), act_tol(p, 1e-5, 1e-2));
+    free(gres); free(gout2); free(gm2); free(gr2);
+
+    /* backward, from the CPU's statistics (uploaded, so both sides use the same ones) */
+    float *dout = host_random(p, NC, 14, 1.0f, 0.0f), *dinp0 = host_random(p, NC, 15, 0.5f, 0.0f);
+    float *dw0 = host_random(p, C, 16, 0.5f, 0.0f), *db0 = host_random(p, C, 17, 0.5f, 0.0f);
+    float *dinp = host_copy(dinp0, NC), *dw = host_copy(dw0, C), *db = host_copy(db0, C);
+    p->cpu->layernorm_backward(p->cpu, dinp, dw, db, dout, a, w, mean, rstd, N, C);
+    void *d_dout = gpu_act(p, dout, NC), *d_dinp = gpu_act(p, dinp0, NC);
+    float *d_dw = gpu_f32(p, dw0, C), *d_db = gpu_f32(p, db0, C);
+    float *d_mean_ref = gpu_f32(p, mean, N), *d_rstd_ref = gpu_f32(p, rstd, N);
+    p->gpu->layernorm_backward(p->gpu, d_dinp, d_dw, d_db, d_dout, d_a, d_w, d_mean_ref, d_rstd_ref, N, C);
+    float *gdinp = read_act(p, d_dinp, NC), *gdw = read_f32(p, d_dw, C), *gdb = read_f32(p, d_db, C);
+    snprintf(what, sizeof what, "layernorm_backward dinp (accumulated) N=%d C=%d", N, C);
+    expect_close(p, what, gdinp, dinp, NC, act_tol(p, 1e-4, 1e-2), act_tol(p, 1e-4, 1e-2));
+    snprintf(what, sizeof what, "layernorm_backward dw, db N=%d C=%d", N, C);
+    expect_close(p, what, gdw, dw, C, 1e-4, 1e-5);
+    expect_close(p, what, gdb, db, C, 1e-4, 1e-5);
+    free(gdinp); free(gdw); free(gdb);
+
+    gfree(p, d_a); gfree(p, d_b); gfree(p, d_w); gfree(p, d_bias); gfree(p, d_out); gfree(p, d_mean); gfree(p, d_rstd);
+    gfree(p, d_res); gfree(p, d_out2); gfree(p, d_mean2); gfree(p, d_rstd2); gfree(p, d_dout); gfree(p, d_dinp);
+    gfree(p, d_dw); gfree(p, d_db); gfree(p, d_mean_ref); gfree(p, d_rstd_ref);
+    free(a); free(b_in); free(w); free(bias); free(out); free(mean); free(rstd); free(res); free(out2); free(mean2);
+    free(rstd2); free(dout); free(dinp0); free(dw0); free(db0); free(dinp); free(dw); free(db);
+}
+
+/* ---- matmul ---- */
+
+/* misaligned_bias: the bias starts one element into its buffer, so it is not 16-byte aligned
+ * (the model's per-layer bias slices can be like that) and the epilogue falls back. */
+static void test_matmul(const pair *p, int N, int C, int OC, int with_bias, int gelu, int misaligned_bias) {
+    char what[160], shape[96];
+    snprintf(shape, sizeof shape, "N=%d C=%d OC=%d%s%s%s", N, C, OC, with_bias ? " bias" : "", gelu ? " gelu" : "",
+             misaligned_bias ? " (bias misaligned)" : "");
+    size_t NC = (size_t)N * C, NO = (size_t)N * OC, OCC = (size_t)OC * C;
+    float *inp = host_random(p, NC, 20, 1.0f, 0.0f), *w = host_random(p, OCC, 21, 0.2f, 0.0f);
+    float *bias = with_bias ? host_random(p, OC + 1, 22, 0.5f, 0.0f) : NULL;
+    const float *bias_used = with_bias ? bias + (misaligned_bias ? 1 : 0) : NULL;
+
+    float *out = xmalloc(NO), *pre = gelu ? xmalloc(NO) : NULL;
+    p->cpu->matmul_forward(p->cpu, out, pre, inp, w, bias_used, N, C, OC);
+    void *d_inp = gpu_act(p, inp, NC), *d_w = gpu_act(p, w, OCC);
+    void *d_bias_buf = with_bias ? gpu_act(p, bias, OC + 1) : NULL;
+    void *d_bias = d_bias_buf ? (char *)d_bias_buf + (misaligned_bias ? exitrl_dtype_size(p->gpu->act_dtype) : 0)
+                              : NULL;
+    void *d_out = gpu_act_nan(p, NO), *d_pre = gelu ? gpu_act_nan(p, NO) : NULL;
+    p->gpu->matmul_forward(p->gpu, d_out, d_pre, d_inp, d_w, d_bias, N, C, OC);
+    float *g = read_act(p, d_out, NO);
+    snprintf(what, sizeof what, "matmul_forward out %s", shape);
+    expect_close(p, what, g, out, NO, act_tol(p, 1e-4, 1e-2), act_tol(p, 1e-4, 1e-2));
+    free(g);
+    if (gelu) {
+        g = read_act(p, d_pre, NO);
+        snprintf(what, sizeof what, "matmul_forward pre_gelu %s", shape);
+        expect_close(p, what, g, pre, NO, act_tol(p, 1e-4, 1e-2), act_tol(p, 1e-4, 1e-2));
+        free(g);
+    }
+
+    /* backward: dinp overwritten, dweight and dbias accumulated; with GELU, dout is replaced by the
+     * pre-activation gradient. The GELU input is the forward's pre-activation (rounded like the
+     * GPU's in bf16 mode). */
+    float *dout0 = host_random(p, NO, 23, 1.0f, 0.0f);
+    float *dw0 = host_random(p, OCC, 24, 0.1f, 0.0f), *db0 = host_random(p, OC, 25, 0.1f, 0.0f);
+    float *pre_in = NULL;
+    if (gelu) {
+        pre_in = host_copy(pre, NO);
+        if (p->bf16)
+            for (size_t i = 0; i < NO; i++) pre_in[i] = bf16_round(pre_in[i]);
+    }
+    float *dout = host_copy(dout0, NO), *dinp = xmalloc(NC), *dw = host_copy(dw0, OCC);
+    float *db = with_bias ? host_copy(db0, OC) : NULL;
+    p->cpu->matmul_backward(p->cpu, dinp, dw, db, dout, inp, w, pre_in, N, C, OC);
+
+    void *d_dout = gpu_act(p, dout0, NO), *d_dinp = gpu_act_nan(p, NC);
+    float *d_dw = gpu_f32(p, dw0, OCC), *d_db = with_bias ? gpu_f32(p, db0, OC) : NULL;
+    void *d_pre_in = gelu ? gpu_act(p, pre_in, NO) : NULL;
+    p->gpu->matmul_backward(p->gpu, d_dinp, d_dw, d_db, d_dout, d_inp, d_w, d_pre_in, N, C, OC);
+    /* bf16: with GELU the GPU rounds dout' to bf16 before both GEMMs, the CPU does not */
+    double bt = gelu ? 2e-2 : 1e-2;
+    float *gdinp = read_act(p, d_dinp, NC), *gdw = read_f32(p, d_dw, OCC);
+    snprintf(what, sizeof what, "matmul_backward dinp %s", shape);
+    expect_close(p, what, gdinp, dinp, NC, act_tol(p, 1e-4, bt), act_tol(p, 1e-4, bt));
+    snprintf(what, sizeof what, "matmul_backward dweight (accumulated) %s", shape);
+    expect_close(p, what, gdw, dw, OCC, act_tol(p, 1e-4, bt), act_tol(p, 1e-4, bt));
+    if (with_bias) {
+        float *gdb = read_f32(p, d_db, OC);
+        snprintf(what, sizeof what, "matmul_backward dbias (accumulated) %s", shape);
+        expect_close(p, what, gdb, db, OC, act_tol(p, 1e-4, bt), act_tol(p, 1e-4, bt));
+        free(gdb);
+    }
+    if (gelu) {
+        float *gdout = read_act(p, d_dout, NO);
+        snprintf(what, sizeof what, "matmul_backward dout := GELU'(pre) * dout %s", shape);
+        expect_close(p, what, gdout, dout, NO, act_tol(p, 1e-4, 1e-2), act_tol(p, 1e-5, 1e-2));
+        free(gdout);
+    }
+    free(gdinp); free(gdw);
+
+    /* dinp == NULL and dbias == NULL: only dweight */
+    float *dw_only = host_copy(dw0, OCC), *dout_b = host_copy(dout0, NO);
+    p->cpu->matmul_backward(p->cpu, NULL, dw_only, NULL, dout_b, inp, w, NULL, N, C, OC);
+    void *d_dout_b = gpu_act(p, dout0, NO);
+    float *d_dw_only = gpu_f32(p, dw0, OCC);
+    p->gpu->matmul_backward(p->gpu, NULL, d_dw_only, NULL, d_dout_b, d_inp, d_w, NULL, N, C, OC);
+    gdw = read_f32(p, d_dw_only, OCC);
+    snprintf(what, sizeof what, "matmul_backward dweight only (no dinp, dbias) %s", shape);
+    expect_close(p, what, gdw, dw_only, OCC, act_tol(p, 1e-4, 1e-2), act_tol(p, 1e-4, 1e-2));
+    free(gdw);
+
+    gfree(p, d_inp); gfree(p, d_w); gfree(p, d_bias_buf); gfree(p, d_out); gfree(p, d_pre); gfree(p, d_dout);
+    gfree(p, d_dinp); gfree(p, d_dw); gfree(p, d_db); gfree(p, d_pre_in); gfree(p, d_dout_b); gfree(p, d_dw_only);
+    free(inp); free(w); free(bias); free(out); free(pre); free(dout0); free(dw0); free(db0); free(pre_in); free(dout);
+    free(dinp); free(dw); free(db); free(dw_only); free(dout_b);
+}
+
+/* ---- attention ---- */
+
+static void test_attention(const pair *p, int B, int T, int C, int NH) {
+    char what[128];
+    size_t BT = (size_t)B * T, n_qkv = BT * 3 * C, n_out = BT * C, n_lse = (size_t)B * NH * T;
+    /* scale 1.5: scores spread over a few units, so the softmax is neither flat nor one-hot */
+    float *qkv = host_random(p, n_qkv, 30, 1.5f, 0.0f);
+    float *out = xmalloc(n_out), *lse = xmalloc(n_lse);
+    p->cpu->attention_forward(p->cpu, out, lse, qkv, B, T, C, NH);
+    void *d_qkv = gpu_act(p, qkv, n_qkv), *d_out = gpu_act_nan(p, n_out);
+    float *d_lse = gpu_f32_nan(p, n_lse);
+    p->gpu->attention_forward(p->gpu, d_out, d_lse, d_qkv, B, T, C, NH);
+    float *g = read_act(p, d_out, n_out), *gl = read_f32(p, d_lse, n_lse);
+    snprintf(what, sizeof what, "attention_forward out B=%d T=%d C=%d NH=%d", B, T, C, NH);
+    expect_close(p, what, g, out, n_out, act_tol(p, 1e-4, 2e-2), act_tol(p, 1e-4, 1e-2));
+    snprintf(what, sizeof what, "attention_forward lse B=%d T=%d C=%d NH=%d", B, T, C, NH);
+    expect_close(p, what, gl, lse, n_lse, 1e-4, 1e-5);
+    free(g); free(gl);
+
+    /* lse may be NULL at inference */
+    gfree(p, d_out);
+    d_out = gpu_act_nan(p, n_out);
+    p->gpu->attention_forward(p->gpu, d_out, NULL, d_qkv, B, T, C, NH);
+    g = read_act(p, d_out, n_out);
+    snprintf(what, sizeof what, "attention_forward (lse NULL) B=%d T=%d C=%d NH=%d", B, T, C, NH);
+    expect_close(p, what, g, out, n_out, act_tol(p, 1e-4, 2e-2), act_tol(p, 1e-4, 1e-2));
+    free(g);
+
+    /* backward from the CPU forward's out (rounded in bf16 mode) and lse, given to both sides */
+    if (p->bf16)
+        for (size_t i = 0; i < n_out; i++) out[i] = bf16_round(out[i]);
+    float *dout = host_random(p, n_out, 31, 1.0f, 0.0f), *dqkv = xmalloc(n_qkv);
+    p->cpu->attention_backward(p->cpu, dqkv, dout, qkv, out, lse, B, T, C, NH);
+    void *d_dout = gpu_act(p, dout, n_out), *d_out_in = gpu_act(p, out, n_out), *d_dqkv = gpu_act_nan(p, n_qkv);
+    float *d_lse_in = gpu_f32(p, lse, n_lse);
+    p->gpu->attention_backward(p->gpu, d_dqkv, d_dout, d_qkv, d_out_in, d_lse_in, B, T, C, NH);
+    g = read_act(p, d_dqkv, n_qkv);
+    snprintf(what, sizeof what, "attention_backward dqkv B=%d T=%d C=%d NH=%d", B, T, C, NH);
+    expect_close(p, what, g, dqkv, n_qkv, act_tol(p, 1e-4, 2e-2), act_tol(p, 1e-4, 2e-2));
+    free(g);
+
+    gfree(p, d_qkv); gfree(p, d_out); gfree(p, d_lse); gfree(p, d_dout); gfree(p, d_out_in); gfree(p, d_dqkv);
+    gfree(p, d_lse_in);
+    free(qkv); free(out); free(lse); free(dout); free(dqkv);
+}
+
+/* ---- classifier ---- */
+
+static void test_classifier(const pair *p, int N, int V, int Vp) {
+    char what[128];
+    size_t NV = (size_t)N * Vp;
+    float *logits = host_random(p, NV, 40, 3.0f, 0.0f);
+    float *weights = host_random(p, N, 41, 1.0f, 0.0f); /* negative ones too, as GRPO uses */
+    int *targets = malloc(N * sizeof(int));
+    unsigned long long s = 42;
+    for (int n = 0; n < N; n++) {
+        targets[n] = (int)((test_randf(&s, 1.0f) + 1.0f) * 0.5f * V) % V;
+        if (n % 7 == 3) targets[n] = -1; /* not a target */
+        if (n % 11 == 5) weights[n] = 0.0f; /* masked */
+    }
+    targets[N - 1] = V - 1; /* the last real column */
+    int *d_targets = gpu_ints(p, targets, N);
+    float *d_weights = gpu_f32(p, weights, N);
+
+    /* forward only: losses, logits untouched */
+    float *l_cpu = host_copy(logits, NV), *losses = xmalloc(N);
+    p->cpu->classifier_forward_backward(p->cpu, l_cpu, losses, NULL, targets, N, V, Vp);
+    void *d_logits = gpu_act(p, logits, NV);
+    float *d_losses = gpu_f32_nan(p, N);
+    p->gpu->classifier_forward_backward(p->gpu, d_logits, d_losses, NULL, d_targets, N, V, Vp);
+    float *gl = read_f32(p, d_losses, N), *g = read_act(p, d_logits, NV);
+    snprintf(what, sizeof what, "classifier losses N=%d V=%d Vp=%d", N, V, Vp);
+    expect_close(p, what, gl, losses, N, 1e-4, 1e-5);
+    snprintf(what, sizeof what, "classifier without weights leaves logits N=%d V=%d Vp=%d", N, V, Vp);
+    expect_close(p, what, g, logits, NV, 0.0, 0.0);
+    free(gl); free(g);
+
+    /* forward + backward: dlogits in place, padded columns and skipped rows zero */
+    float *dl_cpu = host_copy(logits, NV), *losses2 = xmalloc(N);
+    p->cpu->classifier_forward_backward(p->cpu, dl_cpu, losses2, weights, targets, N, V, Vp);
+    gfree(p, d_logits);
+    d_logits = gpu_act(p, logits, NV);
+    float *d_losses2 = gpu_f32_nan(p, N);
+    p->gpu->classifier_forward_backward(p->gpu, d_logits, d_losses2, d_weights, d_targets, N, V, Vp);
+    gl = read_f32(p, d_losses2, N);
+    g = read_act(p, d_logits, NV);
+    snprintf(what, sizeof what, "classifier losses (with backward) N=%d V=%d Vp=%d", N, V, Vp);
+    expect_close(p, what, gl, losses2, N, 1e-4, 1e-5);
+    snprintf(what, sizeof what, "classifier dlogits N=%d V=%d Vp=%d", N, V, Vp);
+    expect_close(p, what, g, dl_cpu, NV, act_tol(p, 1e-4, 1e-2), act_tol(p, 1e-5, 1e-2));
+    free(gl); free(g);
+
+    /* losses == NULL: dlogits only */
+    gfree(p, d_logits);
+    d_logits = gpu_act(p, logits, NV);
+    p->gpu->classifier_forward_backward(p->gpu, d_logits, NULL, d_weights, d_targets, N, V, Vp);
+    g = read_act(p, d_logits, NV);
+    snprintf(what, sizeof what, "classifier dlogits (losses NULL) N=%d V=%d Vp=%d", N, V, Vp);
+    expect_close(p, what, g, dl_cpu, NV, act_tol(p, 1e-4, 1e-2), act_tol(p, 1e-5, 1e-2));
+    free(g);
+
+    gfree(p, d_targets); gfree(p, d_weights); gfree(p, d_logits); gfree(p, d_losses); gfree(p, d_losses2);
+    free(logits); free(weights); free(targets); free(l_cpu); free(losses); free(dl_cpu); free(losses2);
+}
+
+/* ---- optimizer ---- */
+
+static void test_adamw(const pair *p, size_t n, int t, int in_place) {
+    char what[128];
+    float *master = host_random(p, n, 50, 1.0f, 0.0f), *grads = host_random(p, n, 51, 0.3f, 0.0f);
+    float *m = host_random(p, n, 52, 0.05f, 0.0f), *v = host_random(p, n, 53, 0.01f, 0.011f); /* v > 0 */
+    const float lr = 1e-3f, b1 = 0.9f, b2 = 0.95f, eps = 1e-8f, wd = 0.1f, gscale = 0.5f;
+
+    float *cm = host_copy(master, n), *cmm = host_copy(m, n), *cv = host_copy(v, n), *cact = xmalloc(n);
+    p->cpu->adamw_update(p->cpu, cm, cact, grads, cmm, cv, n, lr, b1, b2, eps, wd, gscale, t);
+
+    float *d_master = gpu_f32(p, master, n), *d_grads = gpu_f32(p, grads, n);
+    float *d_m = gpu_f32(p, m, n), *d_v = gpu_f32(p, v, n);
+    void *d_act = in_place ? (void *)d_master : gpu_act_nan(p, n);
+    p->gpu->adamw_update(p->gpu, d_master, d_act, d_grads, d_m, d_v, n, lr, b1, b2, eps, wd, gscale, t);
+    float *gm = read_f32(p, d_master, n), *gmm = read_f32(p, d_m, n), *gv = read_f32(p, d_v, n);
+    float *gact = read_act(p, d_act, n);
+    snprintf(what, sizeof what, "adamw master n=%zu t=%d%s", n, t, in_place ? " (act == master)" : "");
+    expect_close(p, what, gm, cm, n, 1e-6, 1e-7);
+    snprintf(what, sizeof what, "adamw m, v n=%zu t=%d", n, t);
+    expect_close(p, what, gmm, cmm, n, 1e-6, 1e-7);
+    expect_close(p, what, gv, cv, n, 1e-6, 1e-7);
+    /* the compute copy is exactly the (rounded) master the GPU computed */
+    if (p->bf16)
+        for (size_t i = 0; i < n; i++) gm[i] = bf16_round(gm[i]);
+    snprintf(what, sizeof what, "adamw params_act == act(master) n=%zu t=%d", n, t);
+    expect_close(p, what, gact, gm, n, 0.0, 0.0);
+
+    gfree(p, d_master); gfree(p, d_grads); gfree(p, d_m); gfree(p, d_v);
+    if (!in_place) gfree(p, d_act);
+    free(master); free(grads); free(m); free(v); free(cm); free(cmm); free(cv); free(cact); free(gm); free(gmm);
+    free(gv); free(gact);
+}
+
+/* EXITRL_STOCHASTIC_ROUNDING=1: each copy is one of the two bf16 neighbours of the master value,
+ * unbiased on average, and the same on a second backend (counter-based randomness). */
+static void test_stochastic_rounding(void) {
+    setenv("EXITRL_STOCHASTIC_ROUNDING", "1", 1);
+    char why[256];
+    exitrl_backend *a = exitrl_backend_cuda_create(0, 0, why, sizeof why);
+    exitrl_backend *b = exitrl_backend_cuda_create(0, 0, why, sizeof why);
+    unsetenv("EXITRL_STOCHASTIC_ROUNDING");
+    CHECK(a && b, "cannot create a bf16 CUDA backend with stochastic rounding: %s", why);
+    if (!a || !b) return;
+    pair pa = {NULL, a, 1, "bf16+SR"}, pb = {NULL, b, 1, "bf16+SR"};
+    size_t n = 200003;
+    pair fp = {NULL, a, 0, "bf16+SR"}; /* host_random without bf16 rounding: values between neighbours */
+    float *master = host_random(&fp, n, 60, 1.0f, 0.0f), *zeros_g = xmalloc(n), *mv = xmalloc(n);
+    for (size_t i = 0; i < n; i++) {
+        zeros_g[i] = 1e-3f; /* lr = 0 below, so master stays put whatever the gradient */
+        mv[i] = 1e-2f;
+    }
+    float *acts[2];
+    pair *ps[2] = {&pa, &pb};
+    for (int k = 0; k < 2; k++) {
+        pair *p = ps[k];
+        float *d_master = gpu_f32(p, master, n), *d_g = gpu_f32(p, zeros_g, n);
+        float *d_m = gpu_f32(p, mv, n), *d_v = gpu_f32(p, mv, n);
+        void *d_act = gpu_act_nan(p, n);
+        p->gpu->adamw_update(p->gpu, d_master, d_act, d_g, d_m, d_v, n, 0.0f, 0.9f, 0.95f, 1e-8f, 0.0f, 1.0f, 1);
+        acts[k] = read_act(p, d_act, n);
+        gfree(p, d_master); gfree(p, d_g); gfree(p, d_m); gfree(p, d_v); gfree(p, d_act);
+    }
+    size_t outside = 0, differs_from_rn = 0, mismatched = 0;
+    double rel_bias = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        float x = master[i], r = acts[0][i];
+        /* neighbours: truncation toward zero and the next bf16 away from zero */
+        uint32_t u;
+        memcpy(&u, &x, 4);
+        uint32_t lo_bits = u & 0xffff0000u, hi_bits = lo_bits + 0x10000u;
+        float lo, hi;
+        memcpy(&lo, &lo_bits, 4);
+        memcpy(&hi, &hi_bits, 4);
+        if (r != lo && r != hi) outside++;
+        if (r != bf16_round(x)) differs_from_rn++;
+        if (acts[0][i] != acts[1][i]) mismatched++;
+        rel_bias += (double)(r - x) / fabs((double)hi - (double)lo);
+    }
+    rel_bias /= n;
+    printf("  bf16+SR     stochastic rounding: %zu outside neighbours, %.1f%% differ from RN, mean bias %.2e ulp\n",
+           outside, 100.0 * differs_from_rn / n, rel_bias);
+    CHECK(outside == 0, "%zu stochastic roundings are not a bf16 neighbour of the value", outside);
+    CHECK(differs_from_rn > n / 10, "only %zu of %zu stochastic roundings differ from round-to-nearest", differs_from_rn,
+          n);
+    /* per element (r - x)/ulp has mean 0 and sd <= 0.5; over 2e5 elements 0.01 is > 8 sigma */
+    CHECK(fabs(rel_bias) < 0.01, "stochastic rounding is biased: mean %.3g ulp", rel_bias);
+    CHECK(mismatched == 0, "%zu elements differ between two backends at the same step", mismatched);
+    free(master); free(zeros_g); free(mv); free(acts[0]); free(acts[1]);
+    a->destroy(a);
+    b->destroy(b);
+}
+
+static void test_sum_squares(const pair *p, size_t n) {
+    char what[96];
+    float *x = host_random(p, n, 70, 1.0f, 0.0f);
+    float ref = p->cpu->sum_squares(p->cpu, x, n);
+    float *d = gpu_f32(p, x, n);
+    float got = p->gpu->sum_squares(p->gpu, d, n);
+    snprintf(what, sizeof what, "sum_squares n=%zu", n);
+    expect_close(p, what, &got, &ref, 1, 1e-6, 0.0);
+    gfree(p, d);
+    free(x);
+}
+
+static void test_conversion(const pair *p, size_t n) {
+    float *x = host_random(p, n, 80, 3.0f, 0.0f); /* already act-exact in bf16 mode */
+    void *d = gpu_act(p, x, n);
+    float *back = read_act(p, d, n);
+    expect_close(p, "f32_to_act / act_to_f32 round trip", back, x, n, 0.0, 0.0);
+    /* values that are not bf16-exact: the conversion must round to nearest even */
+    pair raw = *p;
+    raw.bf16 = 0;
+    float *y = host_random(&raw, n, 81, 3.0f, 0.0f), *expect = host_copy(y, n);
+    if (p->bf16)
+        for (size_t i = 0; i < n; i++) expect[i] = bf16_round(y[i]);
+    float *staged = gpu_f32(p, y, n);
+    void *dy = p->bf16 ? p->gpu->alloc(p->gpu, n * 2) : staged;
+    p->gpu->f32_to_act(p->gpu, dy, staged, n);
+    float *gy = read_act(p, dy, n);
+    expect_close(p, "f32_to_act rounding (nearest even)", gy, expect, n, 0.0, 0.0);
+    if (dy != staged) gfree(p, dy);
+    gfree(p, staged); gfree(p, d);
+    free(x); free(back); free(y); free(expect); free(gy);
+}
+
+/* ---- driver ---- */
+
+static void run_attention_suite(const pair *p) {
+    test_attention(p, 2, 37, 96, 3);   /* hs 32, T not a multiple of the tile */
+    test_attention(p, 1, 130, 64, 4);  /* hs 16, three query tiles */
+    test_attention(p, 2, 200, 256, 4); /* hs 64 */
+    test_attention(p, 1, 70, 256, 2);  /* hs 128 (32-row tiles) */
+    test_attention(p, 3, 1, 64, 2);    /* T = 1 */
+}
+
+static void run_suite(const pair *p) {
+    printf("[%s]\n", p->mode);
+    test_conversion(p, 4099);
+    test_encoder(p, 3, 37, 96, 320, 265);
+    test_encoder(p, 4, 100, 96, 320, 3); /* a few ids used ~130 times: runs cross sort chunks */
+    test_encoder(p, 1, 1, 33, 64, 64);
+    test_layernorm(p, 111, 96);
+    test_layernorm(p, 300, 768); /* several row chunks in the dw/db reduction */
+    test_layernorm(p, 5, 33);
+    test_matmul(p, 111, 96, 288, 1, 0, 0);  /* qkv-like, bias epilogue */
+    test_matmul(p, 64, 128, 512, 1, 1, 0);  /* fc: GELU_AUX_BIAS */
+    test_matmul(p, 37, 96, 70, 1, 1, 0);    /* OC % 8 != 0: epilogue fallback */
+    test_matmul(p, 50, 64, 320, 0, 0, 0);   /* logits: no bias */
+    test_matmul(p, 33, 32, 64, 0, 1, 0);    /* GELU without bias */
+    test_matmul(p, 40, 96, 96, 1, 0, 1);    /* misaligned bias: fallback */
+    test_matmul(p, 2100, 48, 40, 1, 1, 0);  /* many rows: 128 dbias chunks */
+    run_attention_suite(p);
+    test_classifier(p, 50, 265, 320);
+    test_classifier(p, 7, 1000, 1024);
+    test_adamw(p, 10007, 1, 0);
+    test_adamw(p, 10007, 7, 0);
+    if (!p->bf16) test_adamw(p, 4097, 3, 1);
+    test_sum_squares(p, 1000003);
+    test_sum_squares(p, 1);
+}
+
+int main(void) {
+    if (!exitrl_cuda_available()) {
+        printf("SKIP: no GPU\n");
+        return TEST_SKIP;
+    }
+    exitrl_backend *cpu = exitrl_backend_cpu_create();
+    char why[256];
+    unsetenv("EXITRL_ATTENTION");
+    for (int bf16 = 0; bf16 <= 1; bf16++) {
+        exitrl_backend *gpu = exitrl_backend_cuda_create(0, !bf16, why, sizeof why);
+        CHECK(gpu != NULL, "exitrl_backend_cuda_create(fp32_mode=%d): %s", !bf16, why);
+        if (!gpu) continue;
+        CHECK(gpu->act_dtype == (bf16 ? EXITRL_BF16 : EXITRL_F32), "act_dtype %d", gpu->act_dtype);
+        pair p = {cpu, gpu, bf16, bf16 ? "bf16" : "fp32"};
+        run_suite(&p);
+        gpu->destroy(gpu);
+    }
+    test_stochastic_rounding();
+    /* a bad setting is refused with a reason, not ignored */
+    setenv("EXITRL_ATTENTION", "fastest", 1);
+    exitrl_backend *gpu = exitrl_backend_cuda_create(0, 0, why, sizeof why);
+    unsetenv("EXITRL_ATTENTION");
+    CHECK(gpu == NULL && strstr(why, "EXITRL_ATTENTION") != NULL, "EXITRL_ATTENTION=fastest accepted (why: %s)", why);
+    if (gpu) gpu->destroy(gpu);
+    gpu = exitrl_backend_cuda_create(1 << 20, 0, why, sizeof why);
+    CHECK(gpu == NULL && why[0] != 0, "device 2^20 accepted");
+    if (gpu) gpu->destroy(gpu);
+    cpu->destroy(cpu);
+    return test_finish("test_gpu_ops");
+}
