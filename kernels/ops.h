@@ -35,6 +35,20 @@ static inline size_t exitrl_dtype_size(exitrl_dtype t) { return t == EXITRL_BF16
 
 typedef struct exitrl_backend exitrl_backend;
 
+/* Sampling rules, shared by both backends. Tokens are ranked by probability (higher first, ties by
+ * lower id). top_k > 0 keeps the k best ranked; top_p < 1 keeps a token when the probability mass
+ * ranked before it is < top_p (the smallest prefix reaching top_p); both filters apply together.
+ * A uniform u in [0,1) times the kept mass selects the first kept token, in id order, whose running
+ * sum of kept probabilities exceeds it. greedy takes the argmax (ties: lowest id). */
+struct exitrl_sampling {
+    float temperature; /* > 0 */
+    int top_k;         /* 0 = no top-k filter */
+    float top_p;       /* (0, 1]; 1 = no nucleus filter */
+    int greedy;        /* 1 = argmax, no randomness */
+    int eos;           /* token id that ends a sequence */
+    uint64_t seed;
+};
+
 struct exitrl_backend {
     const char *name;        /* "cpu" or "cuda" */
     exitrl_dtype act_dtype;  /* dtype of activations and of the compute copy of the weights */
@@ -108,6 +122,36 @@ struct exitrl_backend {
      * qkv, out and lse. */
     void (*attention_backward)(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
                                const void *out, const float *lse, int B, int T, int C, int NH);
+
+    /* ---- rollouts (KV-cache generation) ----
+     * The KV cache of one layer is a plain [B, S, C] array per k and v (S = the batch's total
+     * length capacity). tok_buf[B, S] holds each sequence's prompt and generated tokens; pos[B] is
+     * the position of each sequence's newest token; done[B] is nonzero once a sequence stopped. */
+    /* out[b] = wte[tok_buf[b*S + pos[b]]] + wpe[pos[b]] for b < B. */
+    void (*encoder_forward_at)(exitrl_backend *be, void *out, const int *tok_buf, const int *pos,
+                               int S, const void *wte, const void *wpe, int B, int C);
+    /* For b < B, t < T: kcache[b, start+t] = k of qkv[b, t], vcache likewise, with start = 0 when
+     * start_pos is NULL (prefill) or start_pos[b] (a decode step, T = 1). */
+    void (*kv_cache_store)(exitrl_backend *be, void *kcache, void *vcache, const void *qkv,
+                           const int *start_pos, int B, int T, int S, int C);
+    /* One decode step: out[b] = causal attention of q = qkv[b, 0:C] over cache positions
+     * 0..pos[b] (inclusive) of sequence b, same scale as attention_forward. */
+    void (*attention_decode)(exitrl_backend *be, void *out, const void *qkv, const void *kcache,
+                             const void *vcache, const int *pos, int B, int S, int C, int NH);
+    /* dst[b, :] = src[idx[b], :] for b < B (rows of C act values). */
+    void (*gather_rows)(exitrl_backend *be, void *dst, const void *src, const int *idx, int B, int C);
+    /* emb[b, :] += hidden[b, :] (fp32 += act) for every b with done[b] == 0. */
+    void (*hidden_accumulate)(exitrl_backend *be, float *emb, const void *hidden, const int *done,
+                              int B, int C);
+    /* Samples the next token of every sequence with done[b] == 0 from logits[b, :V] (row stride Vp)
+     * and appends it: p = pos[b] + 1; tok_buf[b*S + p] = token; logprob_buf[b*S + p] = its log-prob
+     * under softmax(logits / temperature) over all V tokens (temperature 1 when greedy); pos[b] = p;
+     * done[b] = 1 when the token is eos or p + 1 >= limit[b]. The random number of sequence b at
+     * position p is Philox4x32-10 keyed by seed with counter (p, seq_offset + b, 0, 0) (kernels/philox.h),
+     * so CPU and CUDA draw the same numbers. See exitrl_sampling for the filtering rules. */
+    void (*sample_step)(exitrl_backend *be, const void *logits, const struct exitrl_sampling *sp,
+                        int *tok_buf, float *logprob_buf, int *pos, int *done, const int *limit,
+                        int B, int S, int V, int Vp, int seq_offset);
 
     /* ---- optimizer ---- */
     /* Sum of squares of n fp32 values, returned to the host (synchronises). */

@@ -77,12 +77,14 @@ static void test_templates(void) {
     for (int i = 0; i < 512; i++) got[i] = -7;
     CHECK(task_render_prompt(d, &in, TASK_PROMPT_IMPROVE, "25*7", 4, fb, strlen(fb), got, full) == full,
           "exact fit");
-    for (int i = 0; i < 512; i++) got[i] = -7;
-    CHECK(task_render_prompt(d, &in, TASK_PROMPT_IMPROVE, "25*7", 4, fb, strlen(fb), got, full - 1) ==
-              TASK_ERR_FIT,
-          "one token short");
-    int clean = 1;
-    for (int i = full - 1; i < 512; i++) clean &= got[i] == -7;
+    int short_ok = 1, clean = 1;
+    for (int c = 0; c < full; c++) { /* every cap short of the length fails, touching nothing past it */
+        for (int i = 0; i < 512; i++) got[i] = -7;
+        short_ok &= task_render_prompt(d, &in, TASK_PROMPT_IMPROVE, "25*7", 4, fb, strlen(fb), got,
+                                       c) == TASK_ERR_FIT;
+        for (int i = c; i < 512; i++) clean &= got[i] == -7;
+    }
+    CHECK(short_ok, "every cap below %d tokens is TASK_ERR_FIT", full);
     CHECK(clean, "nothing written past cap");
     CHECK(task_render_prompt(d, &in, TASK_PROMPT_BASE, NULL, 0, NULL, 0, got, 0) == TASK_ERR_FIT,
           "cap 0");

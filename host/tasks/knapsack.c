@@ -85,14 +85,17 @@ float knapsack_score(const knapsack_problem *p, const char *answer, size_t len, 
             weight += p->weight[i];
             value += p->value[i];
         }
-    if (weight > p->capacity)
-        return task_write_feedback(feedback, feedback_cap, "weight %d over capacity %d", weight,
-                                   p->capacity)
-                   ? -1.0f
-                   : 0.0f;
-    if (task_write_feedback(feedback, feedback_cap, "weight %d value %d", weight, value))
-        return -1.0f;
-    return (float)value / (float)optimum;
+    float reward;
+    int bad_feedback;
+    if (weight > p->capacity) {
+        reward = 0.0f;
+        bad_feedback = task_write_feedback(feedback, feedback_cap, "weight %d over capacity %d",
+                                           weight, p->capacity);
+    } else {
+        reward = (float)value / (float)optimum;
+        bad_feedback = task_write_feedback(feedback, feedback_cap, "weight %d value %d", weight, value);
+    }
+    return bad_feedback ? -1.0f : reward;
 }
 
 static int render_request(const task_instance *inst, char *buf, size_t cap) {

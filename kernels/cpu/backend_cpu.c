@@ -58,6 +58,12 @@ exitrl_backend *exitrl_backend_cpu_create(void) {
     be->layernorm_backward = cpu_layernorm_backward;
     be->matmul_backward = cpu_matmul_backward;
     be->attention_backward = cpu_attention_backward;
+    be->encoder_forward_at = cpu_encoder_forward_at;
+    be->kv_cache_store = cpu_kv_cache_store;
+    be->attention_decode = cpu_attention_decode;
+    be->gather_rows = cpu_gather_rows;
+    be->hidden_accumulate = cpu_hidden_accumulate;
+    be->sample_step = cpu_sample_step;
     be->sum_squares = cpu_sum_squares;
     be->adamw_update = cpu_adamw_update;
     be->destroy = cpu_destroy;

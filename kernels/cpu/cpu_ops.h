@@ -32,6 +32,18 @@ float cpu_sum_squares(exitrl_backend *be, const float *x, size_t n);
 void cpu_adamw_update(exitrl_backend *be, float *master, void *params_act, const float *grads,
                       float *m, float *v, size_t n, float lr, float beta1, float beta2, float eps,
                       float weight_decay, float grad_scale, int t);
+void cpu_encoder_forward_at(exitrl_backend *be, void *out, const int *tok_buf, const int *pos, int S,
+                            const void *wte, const void *wpe, int B, int C);
+void cpu_kv_cache_store(exitrl_backend *be, void *kcache, void *vcache, const void *qkv,
+                        const int *start_pos, int B, int T, int S, int C);
+void cpu_attention_decode(exitrl_backend *be, void *out, const void *qkv, const void *kcache,
+                          const void *vcache, const int *pos, int B, int S, int C, int NH);
+void cpu_gather_rows(exitrl_backend *be, void *dst, const void *src, const int *idx, int B, int C);
+void cpu_hidden_accumulate(exitrl_backend *be, float *emb, const void *hidden, const int *done, int B,
+                           int C);
+void cpu_sample_step(exitrl_backend *be, const void *logits, const struct exitrl_sampling *sp,
+                     int *tok_buf, float *logprob_buf, int *pos, int *done, const int *limit, int B,
+                     int S, int V, int Vp, int seq_offset);
 
 /* GELU, tanh approximation (GPT-2): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
 float cpu_gelu(float x);

@@ -5,6 +5,7 @@
  * Environment: EXITRL_ATTENTION=flash (default; the only implementation so far: cuDNN's fused
  * attention is not written yet and asking for it is refused), EXITRL_STOCHASTIC_ROUNDING=0|1,
  * EXITRL_CUDA_SYNC_EACH_OP=0|1 (debugging: name the op whose kernel faulted). */
+#include <cudnn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,6 +222,50 @@ static void set_why(char *why, size_t why_len, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(why, why_len, fmt, ap);
     va_end(ap);
+}
+
+/* Appends printf-style text to buf[len] at *used, never past the end. */
+static void append(char *buf, size_t len, size_t *used, const char *fmt, ...) {
+    if (*used + 1 >= len) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *used, len - *used, fmt, ap);
+    va_end(ap);
+    if (n > 0) *used += (size_t)n < len - *used ? (size_t)n : len - *used - 1;
+}
+
+extern "C" void exitrl_cuda_info(char *buf, size_t len) {
+    if (!buf || !len) return;
+    size_t used = 0;
+    buf[0] = 0;
+    int runtime = 0, driver = 0;
+    cudaRuntimeGetVersion(&runtime);
+    cudaDriverGetVersion(&driver);
+    size_t dnn = cudnnGetVersion();
+    char driver_text[32] = "none";
+    if (driver) snprintf(driver_text, sizeof driver_text, "%d.%d", driver / 1000, driver % 1000 / 10);
+    append(buf, len, &used, "CUDA backend: runtime %d.%d, driver %s, cuBLASLt %zu, cuDNN %zu.%zu.%zu\n",
+           runtime / 1000, runtime % 1000 / 10, driver_text, cublasLtGetVersion(), dnn / 10000,
+           dnn % 10000 / 100, dnn % 100);
+    int count = 0;
+    cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess) {
+        cudaGetLastError();
+        append(buf, len, &used, "  no usable GPU: %s\n", cudaGetErrorString(err));
+        return;
+    }
+    if (count == 0) append(buf, len, &used, "  no GPU present\n");
+    for (int d = 0; d < count; d++) {
+        cudaDeviceProp prop;
+        if (cudaGetDeviceProperties(&prop, d) != cudaSuccess) {
+            cudaGetLastError();
+            append(buf, len, &used, "  device %d: properties unavailable\n", d);
+            continue;
+        }
+        append(buf, len, &used, "  device %d: %s, compute capability %d.%d, %d SMs, %.1f GiB%s\n", d, prop.name,
+               prop.major, prop.minor, prop.multiProcessorCount, prop.totalGlobalMem / 1073741824.0,
+               prop.major < MIN_CC_MAJOR ? " (too old for exitrl: needs 8.0)" : "");
+    }
 }
 
 extern "C" int exitrl_cuda_available(void) {

@@ -1,0 +1,77 @@
+/* CPU reference of the KV-cache decode ops (see ops.h, "rollouts"). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_ops.h"
+
+void cpu_encoder_forward_at(exitrl_backend *be, void *out_, const int *tok_buf, const int *pos, int S,
+                            const void *wte_, const void *wpe_, int B, int C) {
+    float *out = out_;
+    const float *wte = wte_, *wpe = wpe_;
+    for (int b = 0; b < B; b++) {
+        const float *we = wte + (size_t)tok_buf[(size_t)b * S + pos[b]] * C, *pe = wpe + (size_t)pos[b] * C;
+        for (int c = 0; c < C; c++) out[(size_t)b * C + c] = we[c] + pe[c];
+    }
+}
+
+void cpu_kv_cache_store(exitrl_backend *be, void *kcache, void *vcache, const void *qkv_,
+                        const int *start_pos, int B, int T, int S, int C) {
+    const float *qkv = qkv_;
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            size_t dst = ((size_t)b * S + (start_pos ? start_pos[b] : 0) + t) * C;
+            const float *src = qkv + ((size_t)b * T + t) * 3 * C;
+            memcpy((float *)kcache + dst, src + C, (size_t)C * sizeof(float));
+            memcpy((float *)vcache + dst, src + 2 * C, (size_t)C * sizeof(float));
+        }
+}
+
+void cpu_attention_decode(exitrl_backend *be, void *out_, const void *qkv_, const void *kcache_,
+                          const void *vcache_, const int *pos, int B, int S, int C, int NH) {
+    float *out = out_;
+    const float *qkv = qkv_, *kc = kcache_, *vc = vcache_;
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel
+    {
+        float *p = malloc((size_t)S * sizeof(float));
+#pragma omp for collapse(2)
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < NH; h++) {
+                const float *q = qkv + (size_t)b * 3 * C + h * hs;
+                int n = pos[b] + 1;
+                float mx = -INFINITY;
+                for (int s = 0; s < n; s++) {
+                    const float *k = kc + ((size_t)b * S + s) * C + h * hs;
+                    float d = 0.0f;
+                    for (int i = 0; i < hs; i++) d += q[i] * k[i];
+                    p[s] = d * scale;
+                    mx = p[s] > mx ? p[s] : mx;
+                }
+                float sum = 0.0f;
+                for (int s = 0; s < n; s++) sum += (p[s] = expf(p[s] - mx));
+                float *o = out + (size_t)b * C + h * hs;
+                memset(o, 0, (size_t)hs * sizeof(float));
+                for (int s = 0; s < n; s++) {
+                    const float *v = vc + ((size_t)b * S + s) * C + h * hs;
+                    float w = p[s] / sum;
+                    for (int i = 0; i < hs; i++) o[i] += w * v[i];
+                }
+            }
+        free(p);
+    }
+}
+
+void cpu_gather_rows(exitrl_backend *be, void *dst, const void *src, const int *idx, int B, int C) {
+    for (int b = 0; b < B; b++)
+        memcpy((float *)dst + (size_t)b * C, (const float *)src + (size_t)idx[b] * C, (size_t)C * sizeof(float));
+}
+
+void cpu_hidden_accumulate(exitrl_backend *be, float *emb, const void *hidden_, const int *done, int B, int C) {
+    const float *hidden = hidden_;
+    for (int b = 0; b < B; b++)
+        if (!done[b])
+            for (int c = 0; c < C; c++) emb[(size_t)b * C + c] += hidden[(size_t)b * C + c];
+}
