@@ -43,6 +43,7 @@ int cmd_info(int argc, char **argv) {
     char buf[4096];
     exitrl_cuda_info(buf, sizeof buf);
     fputs(buf, stdout);
+    printf("GPU available: %s\n", exitrl_cuda_available() ? "yes" : "no");
 
     size_t P = gpt_num_params(&mc);
     int B = cfg.batch_size, T = cfg.seq_len < mc.max_seq ? cfg.seq_len : mc.max_seq;

@@ -108,9 +108,10 @@ int cmd_pretrain(int argc, char **argv) {
     }
 
     pretrain_source src;
-    if (pretrain_source_open(&src, &cfg)) {
+    if ((rc = pretrain_source_open(&src, &cfg))) {
         ckpt_close(&ck);
-        return 1;
+        if (src.close) src.close(&src);
+        return rc;
     }
     exitrl_backend *be = setup_backend(&cfg);
     if (!be) {

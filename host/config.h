@@ -22,6 +22,9 @@ typedef struct {
     /* data */
     char data[CONFIG_STR_MAX];     /* text file for plain next-token pretraining */
     char task[32];                 /* none | arith | countdown | knapsack */
+    char task_knobs[CONFIG_STR_MAX]; /* difficulty knobs, "name=value,..." ("" = defaults) */
+    double demo_p_improve, demo_p_diverge, demo_p_feedback, teacher_p_correct;
+    int max_new_tokens;            /* generation cap for answers */
     char init[CONFIG_STR_MAX];     /* checkpoint to start from (weights only) */
     char resume[CONFIG_STR_MAX];   /* checkpoint to resume exactly (weights, optimizer, RNG, step) */
     /* optimisation */

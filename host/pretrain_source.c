@@ -53,7 +53,7 @@ int pretrain_source_open(pretrain_source *s, const exitrl_config *cfg) {
     text_data *d = calloc(1, sizeof *d);
     if (!d || text_data_load(d, cfg->data, cfg->seq_len)) {
         free(d);
-        return -1;
+        return 1;
     }
     s->ctx = d;
     s->batch = text_train_batch;

@@ -18,9 +18,10 @@ struct pretrain_source {
     void (*close)(pretrain_source *s);
 };
 
-/* Opens the source the config names (data or task). Returns 0, or -1 with a message. */
+/* Opens the source the config names (data or task). Returns 0, or the exit code after a message:
+ * 2 for a config error, 1 for a runtime error. On failure s->close (if set) must still be called. */
 int pretrain_source_open(pretrain_source *s, const exitrl_config *cfg);
-/* The task-demonstration source (host/pretrain_tasks.c). */
+/* The task-demonstration source (host/pretrain_tasks.c); same contract. */
 int pretrain_source_open_task(pretrain_source *s, const exitrl_config *cfg);
 /* Mean held-out loss over n_batches fixed batches drawn by a generator: shared by both sources. */
 typedef void (*batch_fn)(pretrain_source *s, rng_state *r, int *tokens, int *targets, int B, int T);

@@ -86,6 +86,13 @@ static float score(const task_instance *inst, const char *answer, size_t len, ch
     return arith_score(&p, answer, len, feedback, feedback_cap);
 }
 
+static int well_formed(const task_instance *inst, const char *answer, size_t len) {
+    arith_problem p;
+    int64_t v;
+    if (arith_generate(inst, &p)) return -1;
+    return parse_integer(answer, len, &v) == 0;
+}
+
 /* 0.95 for one operator, 0.1 less per extra operator, never below 0.3. */
 static float teacher_p_correct(const task_instance *inst) {
     float p = 0.95f - 0.1f * (float)(inst->knobs[ARITH_KNOB_OPS] - 1);
@@ -126,4 +133,5 @@ const task_domain task_arith = {
     .score = score,
     .teacher_answer = teacher_answer,
     .teacher_p_correct = teacher_p_correct,
+    .well_formed = well_formed,
 };

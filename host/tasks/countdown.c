@@ -144,6 +144,14 @@ static float score(const task_instance *inst, const char *answer, size_t len, ch
     return countdown_score(&p, answer, len, feedback, feedback_cap);
 }
 
+static int well_formed(const task_instance *inst, const char *answer, size_t len) {
+    countdown_problem p;
+    if (countdown_generate(inst, &p)) return -1;
+    expr_result e;
+    expr_parse(answer, len, &e);
+    return e.status != EXPR_SYNTAX;
+}
+
 /* 0.9 with two numbers, 0.2 less per extra number. */
 static float teacher_p_correct(const task_instance *inst) {
     return 0.9f - 0.2f * (float)(inst->knobs[COUNTDOWN_KNOB_N] - 2);
@@ -189,4 +197,5 @@ const task_domain task_countdown = {
     .score = score,
     .teacher_answer = teacher_answer,
     .teacher_p_correct = teacher_p_correct,
+    .well_formed = well_formed,
 };

@@ -118,6 +118,13 @@ static float score(const task_instance *inst, const char *answer, size_t len, ch
     return knapsack_score(&p, answer, len, feedback, feedback_cap);
 }
 
+static int well_formed(const task_instance *inst, const char *answer, size_t len) {
+    knapsack_problem p;
+    unsigned char take[KNAPSACK_MAX_ITEMS];
+    if (knapsack_generate(inst, &p)) return -1;
+    return parse_selection(&p, answer, len, take) == 0;
+}
+
 /* 0.9 with two items, 0.04 less per extra item, never below 0.3. */
 static float teacher_p_correct(const task_instance *inst) {
     float p = 0.9f - 0.04f * (float)(inst->knobs[KNAPSACK_KNOB_N] - 2);
@@ -185,4 +192,5 @@ const task_domain task_knapsack = {
     .score = score,
     .teacher_answer = teacher_answer,
     .teacher_p_correct = teacher_p_correct,
+    .well_formed = well_formed,
 };

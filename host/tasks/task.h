@@ -72,6 +72,9 @@ struct task_domain {
                           size_t cap);
     /* The teacher's default accuracy for this instance; lower for harder knobs. */
     float (*teacher_p_correct)(const task_instance *inst);
+    /* 1 when answer[0..len) has the domain's answer format (an integer, an equation, a list of
+     * distinct item indices), right or wrong; 0 otherwise, and -1 for an invalid instance. */
+    int (*well_formed)(const task_instance *inst, const char *answer, size_t len);
 };
 
 extern const task_domain task_arith;
