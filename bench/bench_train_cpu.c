@@ -122,6 +122,17 @@ static void command_line(const char *cmd, char *buf, size_t n) {
     if (pclose(p) != 0) buf[0] = '\0';
 }
 
+/* The 1-minute load average (-1 if unknown), recorded so a result from a busy machine shows it. */
+static double load_average(void) {
+    double load = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &load) != 1) load = -1;
+        fclose(f);
+    }
+    return load;
+}
+
 static void cpu_model_name(char *buf, size_t n) {
     snprintf(buf, n, "unknown");
     FILE *f = fopen("/proc/cpuinfo", "r");
@@ -258,8 +269,9 @@ int main(int argc, char **argv) {
         return 1;
     }
 
-    printf("train step on %s, %d threads, %d timed steps after %d warmup\n", device, o.threads,
-           o.steps, o.warmup);
+    const double load = load_average();
+    printf("train step on %s, %d threads, %d timed steps after %d warmup, load average %.2f\n",
+           device, o.threads, o.steps, o.warmup, load);
     printf("%-10s %4s %5s %10s %12s %10s %12s %8s\n", "config", "B", "T", "params", "ours tok/s",
            "ours ms", "torch tok/s", "ratio");
     int rc = 0;
@@ -289,8 +301,8 @@ int main(int argc, char **argv) {
         fprintf(out, ",\"date\":\"%s\",\"config\":", date);
         json_string(out, name);
         fprintf(out, ",\"B\":%d,\"T\":%d,\"params\":%zu,\"threads\":%d,\"steps\":%d,"
-                "\"step_ms\":%.3f,\"value\":%.2f,\"unit\":\"tokens/s\"",
-                B, T, gpt_num_params(&c), o.threads, o.steps, step_ms, ours);
+                "\"loadavg_1m\":%.2f,\"step_ms\":%.3f,\"value\":%.2f,\"unit\":\"tokens/s\"",
+                B, T, gpt_num_params(&c), o.threads, o.steps, load, step_ms, ours);
         if (peer > 0)
             fprintf(out, ",\"peer\":\"torch.cpu\",\"peer_value\":%.2f,\"ratio\":%.4f", peer,
                     ours / peer);

@@ -31,6 +31,10 @@ extern "C" {
 
 typedef enum { EXITRL_F32 = 0, EXITRL_BF16 = 1 } exitrl_dtype;
 
+/* group_advantage scale modes and score_groups selection modes. */
+enum { EXITRL_SCALE_GROUP = 0, EXITRL_SCALE_BATCH = 1, EXITRL_SCALE_NONE = 2 };
+enum { EXITRL_SELECT_ALL = 0, EXITRL_SELECT_BEST = 1, EXITRL_SELECT_RANDOM = 2, EXITRL_SELECT_TOPK = 3 };
+
 static inline size_t exitrl_dtype_size(exitrl_dtype t) { return t == EXITRL_BF16 ? 2 : 4; }
 
 typedef struct exitrl_backend exitrl_backend;
@@ -152,6 +156,47 @@ struct exitrl_backend {
     void (*sample_step)(exitrl_backend *be, const void *logits, const struct exitrl_sampling *sp,
                         int *tok_buf, float *logprob_buf, int *pos, int *done, const int *limit,
                         int B, int S, int V, int Vp, int seq_offset);
+
+    /* ---- RL (GRPO / ExIt) ---- */
+    /* Group advantages for P groups of G rewards (one launch). With m_g the group mean:
+     *   scale_mode GROUP: A_i = (r_i - m_g) / (s_g + eps), s_g the Bessel-corrected group std;
+     *   scale_mode BATCH: A_i = (r_i - m_g) / (s + eps), s the Bessel-corrected std of all P*G rewards;
+     *   scale_mode NONE:  A_i = r_i - m_g (Dr. GRPO).
+     * Then, when div_scale != NULL, A_i *= div_scale[i]. G == 1 gives A = 0. */
+    void (*group_advantage)(exitrl_backend *be, float *adv, const float *rewards,
+                            const float *div_scale, int P, int G, int scale_mode, float eps);
+    /* Diversity scale of each completion within its group (DESIGN §5): with e_i = emb[i, :C] and
+     * e_bar the group's mean embedding, dist_i = ||e_i - e_bar||_2 and
+     *   d_i = dist_i / (max_j dist_j - min_j dist_j)   over the group,
+     * and d_i = 1 for the whole group when that denominator is below 1e-8 (all equally far). */
+    void (*diversity_scale)(exitrl_backend *be, float *d, const float *emb, int P, int G, int C);
+    /* Learnability score of each group: S_g = 4 * population variance of its G rewards (in [0,1]
+     * for rewards in [0,1]; 4p(1-p) for 0/1 rewards). Then, for the expansions to keep, writes
+     * chosen[i] (i < P*G) = 1 or 0 by mode: ALL keeps every completion; BEST the highest reward
+     * of each group (ties: lowest index); TOPK the k highest of each group (ties: lowest index);
+     * RANDOM k of each group uniformly: member j of group g draws philox_uniform-style bits from
+     * Philox keyed by seed with counter (j, g, 1, 0), and the k smallest draws are kept (ties: lowest j).
+     * k >= G keeps the whole group (TOPK, RANDOM). Only scores and chosen cross to the host. */
+    void (*score_groups)(exitrl_backend *be, float *scores, int *chosen, const float *rewards,
+                         int P, int G, int mode, int k, uint64_t seed);
+    /* Fused GRPO classifier: for each row n with target >= 0, with lp = log softmax(logits[n] *
+     * inv_temp)[target] over the V real columns:
+     *   rho = exp(lp - lp_old[n]);  A = adv[n];  rho_c = clamp(rho, 1 - eps_low, 1 + eps_high)
+     *   k3 = exp(lp_ref[n] - lp) - (lp_ref[n] - lp) - 1            (0 when lp_ref == NULL)
+     *   loss_tok[n] = -min(rho * A, rho_c * A) + beta * k3
+     * The objective is sum_n weight[n] * loss_tok[n]; logits are overwritten IN PLACE by its
+     * gradient w.r.t. the (unscaled) logits: with g = d loss_tok / d lp =
+     *   -rho * A * [rho * A <= rho_c * A]  +  beta * (1 - exp(lp_ref - lp)),
+     * dlogits[n, v] = weight[n] * g * inv_temp * ([v == target] - softmax[v]) (softmax of the
+     * scaled logits), 0 for v >= V and for
+     * rows with target < 0. Per-row outputs (fp32, may be NULL): lp_new[n] = lp, loss_out[n] =
+     * loss_tok[n], clipped[n] = 1 when the clipped branch was taken with rho outside the range.
+     * Rows with target < 0 get lp_new = loss_out = clipped = 0. */
+    void (*grpo_classifier)(exitrl_backend *be, void *logits, const int *targets,
+                            const float *lp_old, const float *lp_ref, const float *adv,
+                            const float *weight, float inv_temp, float eps_low, float eps_high,
+                            float beta, float *lp_new, float *loss_out, float *clipped, int N,
+                            int V, int Vp);
 
     /* ---- optimizer ---- */
     /* Sum of squares of n fp32 values, returned to the host (synchronises). */
