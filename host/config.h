@@ -34,6 +34,26 @@ typedef struct {
     /* logging and checkpoints */
     int log_every, eval_every, ckpt_every, eval_instances;
     int progress;                  /* live progress line: 1 on, 0 off, -1 when stderr is a terminal */
+    /* RL / ExIt (exitrl train, DESIGN §5) */
+    char method[16];               /* grpo | curriculum | improve | diverge | exit */
+    int iterations, prompts, group_size;
+    int buffer_capacity, buffer_min;
+    double p_replay, p_diverge, kappa;
+    char insert[16];               /* all | best | random | topk */
+    int insert_k;
+    char iter_reward[16];          /* absolute | improvement | delta */
+    char scale_rewards[8];         /* group | batch | none */
+    double adv_eps;
+    char loss_agg[16];             /* grpo | dapo | dr_grpo */
+    double clip_eps_low, clip_eps_high, kl_beta, ref_alpha;
+    int ref_every, epochs, minibatches;
+    double temperature, top_p;
+    int top_k;
+    char diversity_embed[16];      /* hidden | ngram */
+    int feedback;                  /* iteration prompts show the verifier's feedback */
+    double staleness, rank_beta;   /* PLR-style extensions, 0 = off */
+    /* evaluation (exitrl eval, DESIGN §7) */
+    int eval_steps, eval_samples;
 } exitrl_config;
 
 /* Fills every key with its default. */

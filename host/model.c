@@ -79,7 +79,7 @@ size_t gpt_num_params(const gpt_config *cfg) {
 }
 
 /* The activation tensors, in carving order: element counts and whether each is fp32. */
-enum { A_COUNT = 28 };
+enum { A_COUNT = 34 };
 static void act_layout(const gpt_config *c, int B, int T, size_t *n, int *is_f32) {
     size_t L = c->n_layer, C = c->d_model, NH = c->n_head, BT = (size_t)B * T;
     size_t spec[A_COUNT][2] = {
@@ -111,6 +111,12 @@ static void act_layout(const gpt_config *c, int B, int T, size_t *n, int *is_f32
         {BT, 1},              /* tokens (int32, 4 bytes) */
         {BT, 1},              /* targets */
         {BT, 1},              /* loss_weights */
+        {BT, 1},              /* lp_old */
+        {BT, 1},              /* lp_ref */
+        {BT, 1},              /* adv */
+        {BT, 1},              /* lp_new */
+        {BT, 1},              /* loss_tok */
+        {BT, 1},              /* clipped */
     };
     for (int i = 0; i < A_COUNT; i++) {
         n[i] = spec[i][0];
@@ -175,7 +181,9 @@ int gpt_create(gpt_model *m, exitrl_backend *be, const gpt_config *cfg, int B, i
         &m->acts.lnf,       (void **)&m->acts.lnf_mean, (void **)&m->acts.lnf_rstd, &m->acts.logits,
         (void **)&m->acts.losses, &m->acts.dresidual, &m->acts.dbuf_c, &m->acts.dbuf_3c,
         &m->acts.dbuf_4c,   (void **)&m->acts.tokens, (void **)&m->acts.targets,
-        (void **)&m->acts.loss_weights};
+        (void **)&m->acts.loss_weights, (void **)&m->acts.lp_old, (void **)&m->acts.lp_ref,
+        (void **)&m->acts.adv, (void **)&m->acts.lp_new, (void **)&m->acts.loss_tok,
+        (void **)&m->acts.clipped};
     char *p = m->acts_mem;
     for (int i = 0; i < A_COUNT; i++) {
         *slots[i] = p;
@@ -350,17 +358,12 @@ float gpt_weighted_loss(gpt_model *m, int B, int T) {
     return (float)s;
 }
 
-float gpt_forward_backward(gpt_model *m, int B, int T) {
-    check_batch(m, B, T);
+/* Backward from the dlogits left in the logits buffer by a fused classifier; accumulates grads. */
+static void backward_body(gpt_model *m, int B, int T) {
     exitrl_backend *be = m->be;
     gpt_acts *a = &m->acts;
     const int L = m->cfg.n_layer, C = m->cfg.d_model, NH = m->cfg.n_head, N = B * T;
     const size_t BTC = (size_t)N * C;
-    forward_body(m, B, T);
-    /* The classifier turns logits into dlogits in place: the probabilities are never stored twice. */
-    be->classifier_forward_backward(be, a->logits, a->losses, a->loss_weights, a->targets, N,
-                                    m->cfg.vocab, m->cfg.vocab_padded);
-
     nvtx_push("backward");
     be->zero(be, a->dresidual, BTC * exitrl_dtype_size(be->act_dtype));
     be->matmul_backward(be, a->dbuf_c, grad(m, P_WTE, 0), NULL, a->logits, a->lnf, param(m, P_WTE, 0),
@@ -404,7 +407,89 @@ float gpt_forward_backward(gpt_model *m, int B, int T) {
     }
     be->encoder_backward(be, grad(m, P_WTE, 0), grad(m, P_WPE, 0), a->dresidual, a->tokens, B, T, C);
     nvtx_pop();
+}
+
+float gpt_forward_backward(gpt_model *m, int B, int T) {
+    check_batch(m, B, T);
+    forward_body(m, B, T);
+    /* The classifier turns logits into dlogits in place: the probabilities are never stored twice. */
+    m->be->classifier_forward_backward(m->be, m->acts.logits, m->acts.losses, m->acts.loss_weights,
+                                       m->acts.targets, B * T, m->cfg.vocab, m->cfg.vocab_padded);
+    backward_body(m, B, T);
     return gpt_weighted_loss(m, B, T);
+}
+
+void gpt_set_grpo_inputs(gpt_model *m, const float *lp_old, const float *lp_ref, const float *adv, int B,
+                         int T) {
+    exitrl_backend *be = m->be;
+    size_t bytes = sizeof(float) * (size_t)B * T;
+    be->upload(be, m->acts.lp_old, lp_old, bytes);
+    be->upload(be, m->acts.adv, adv, bytes);
+    if (lp_ref) be->upload(be, m->acts.lp_ref, lp_ref, bytes);
+    m->grpo_has_ref = lp_ref != NULL;
+}
+
+/* Sums of the per-token GRPO outputs, downloaded once per batch. */
+static void grpo_stats(gpt_model *m, int B, int T, gpt_grpo_stats *st) {
+    size_t BT = (size_t)B * T;
+    float *h = malloc(sizeof(float) * BT * 5);
+    int *tgt = malloc(sizeof(int) * BT);
+    if (!h || !tgt) {
+        fprintf(stderr, "exitrl: out of host memory for GRPO statistics\n");
+        exit(1);
+    }
+    exitrl_backend *be = m->be;
+    be->download(be, h, m->acts.loss_tok, sizeof(float) * BT);
+    be->download(be, h + BT, m->acts.loss_weights, sizeof(float) * BT);
+    be->download(be, h + 2 * BT, m->acts.clipped, sizeof(float) * BT);
+    be->download(be, h + 3 * BT, m->acts.lp_new, sizeof(float) * BT);
+    be->download(be, h + 4 * BT, m->acts.lp_ref, sizeof(float) * BT);
+    be->download(be, tgt, m->acts.targets, sizeof(int) * BT);
+    double loss = 0, clip = 0, kl = 0;
+    long n = 0;
+    for (size_t i = 0; i < BT; i++) {
+        if (tgt[i] < 0) continue;
+        loss += (double)h[BT + i] * h[i];
+        clip += h[2 * BT + i];
+        if (m->grpo_has_ref) { /* k3 estimate of KL(pi || pi_ref) */
+            double d = (double)h[4 * BT + i] - h[3 * BT + i];
+            kl += exp(d) - d - 1.0;
+        }
+        n++;
+    }
+    st->loss = (float)loss;
+    st->clip_frac = n ? (float)(clip / n) : 0.0f;
+    st->kl = n ? (float)(kl / n) : 0.0f;
+    st->tokens = n;
+    free(h);
+    free(tgt);
+}
+
+void gpt_forward_backward_grpo(gpt_model *m, int B, int T, const gpt_grpo_params *p, gpt_grpo_stats *st) {
+    check_batch(m, B, T);
+    forward_body(m, B, T);
+    gpt_acts *a = &m->acts;
+    m->be->grpo_classifier(m->be, a->logits, a->targets, a->lp_old, m->grpo_has_ref ? a->lp_ref : NULL, a->adv,
+                           a->loss_weights, p->inv_temp, p->eps_low, p->eps_high, p->beta, a->lp_new, a->loss_tok,
+                           a->clipped, B * T, m->cfg.vocab, m->cfg.vocab_padded);
+    backward_body(m, B, T);
+    if (st) grpo_stats(m, B, T, st);
+}
+
+void gpt_token_logprobs(gpt_model *m, int B, int T, float inv_temp, float *host_lp) {
+    check_batch(m, B, T);
+    exitrl_backend *be = m->be;
+    gpt_acts *a = &m->acts;
+    size_t bytes = sizeof(float) * (size_t)B * T;
+    forward_body(m, B, T);
+    /* The GRPO classifier with zero weights and zero advantages computes the log-probs at the same
+     * temperature as training and leaves an all-zero gradient: one code path for both. */
+    be->zero(be, a->adv, bytes);
+    be->zero(be, a->lp_old, bytes);
+    be->zero(be, a->loss_weights, bytes);
+    be->grpo_classifier(be, a->logits, a->targets, a->lp_old, NULL, a->adv, a->loss_weights, inv_temp, 0.2f, 0.2f,
+                        0.0f, a->lp_new, NULL, NULL, B * T, m->cfg.vocab, m->cfg.vocab_padded);
+    be->download(be, host_lp, a->lp_new, bytes);
 }
 
 void gpt_zero_grad(gpt_model *m) { m->be->zero(m->be, m->grads, m->num_params * sizeof(float)); }

@@ -43,6 +43,8 @@ typedef struct {
     /* batch inputs, backend memory */
     int *tokens, *targets;          /* [B,T]; target < 0 = not a target */
     float *loss_weights;            /* [B,T] weight of each token's loss (0 = masked) */
+    /* GRPO per-token inputs and outputs [B,T] (see grpo_classifier in ops.h) */
+    float *lp_old, *lp_ref, *adv, *lp_new, *loss_tok, *clipped;
 } gpt_acts;
 
 typedef struct {
@@ -59,6 +61,7 @@ typedef struct {
     int max_B, max_T;   /* activation capacity */
     void *acts_mem;
     gpt_acts acts;
+    int grpo_has_ref;   /* the last gpt_set_grpo_inputs gave reference log-probs */
 } gpt_model;
 
 /* Named sizes. Returns 0 on success, or -1 with a message naming the unknown size. */
@@ -94,6 +97,32 @@ float gpt_forward_backward(gpt_model *m, int B, int T);
 /* Weighted loss of the last forward, computed on the host from the downloaded losses. */
 float gpt_weighted_loss(gpt_model *m, int B, int T);
 void gpt_zero_grad(gpt_model *m);
+
+/* ---- GRPO ---- */
+typedef struct {
+    float inv_temp;           /* 1 / sampling temperature */
+    float eps_low, eps_high;  /* ratio clip range [1 - eps_low, 1 + eps_high] */
+    float beta;               /* k3 KL coefficient (needs reference log-probs) */
+} gpt_grpo_params;
+
+typedef struct {
+    float loss;       /* sum_n weight[n] * loss_tok[n] */
+    float clip_frac;  /* share of target tokens whose ratio was clipped */
+    float kl;         /* mean k3 estimate of KL(pi || pi_ref) over target tokens (0 without ref) */
+    long tokens;      /* target tokens */
+} gpt_grpo_stats;
+
+/* Per-token GRPO inputs from host memory, [B*T] each: log-probs under the sampling policy, under the
+ * reference policy (NULL when beta = 0) and advantages. Tokens, targets (-1 = not a completion
+ * token) and the aggregation weights come from gpt_set_batch. */
+void gpt_set_grpo_inputs(gpt_model *m, const float *lp_old, const float *lp_ref, const float *adv, int B,
+                         int T);
+/* Forward, fused GRPO loss (ops.h grpo_classifier) and backward; gradients accumulate. Fills st
+ * (may be NULL) from the per-token outputs. */
+void gpt_forward_backward_grpo(gpt_model *m, int B, int T, const gpt_grpo_params *p, gpt_grpo_stats *st);
+/* Log-probs of the batch's targets at temperature 1/inv_temp (0 where target < 0), into host_lp[B*T].
+ * Uses the loss-weight and GRPO buffers as scratch: call gpt_set_batch / gpt_set_grpo_inputs after. */
+void gpt_token_logprobs(gpt_model *m, int B, int T, float inv_temp, float *host_lp);
 
 typedef struct {
     float lr, beta1, beta2, eps, weight_decay, grad_clip;

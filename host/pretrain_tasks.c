@@ -5,14 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "completion.h"
 #include "pretrain_source.h"
-#include "rollout.h"
+#include "task_eval.h"
 #include "tasks/task.h"
 #include "tokenizer.h"
 
-/* Held-out problems are drawn from this fixed stream, so every run is evaluated on the same ones. */
-#define EVAL_STREAM_SEED 0x5EEDE7A1ULL
 
 typedef struct {
     const task_domain *d;
@@ -56,79 +53,16 @@ static void heldout_batch(pretrain_source *s, rng_state *r, int *tokens, int *ta
     fill_rows(s->ctx, TASK_SPLIT_HELDOUT, r, tokens, targets, B, T);
 }
 
-/* Greedy answers to n held-out base prompts: mean reward, share solved (reward 1) and share whose
- * completion is well-formed (ends with EOS, bytes only, parsed by the domain). */
-static int eval_generate(task_source *ts, gpt_model *m, int n, int max_new, double *mean, double *solved,
-                         double *valid) {
-    const int cap = m->cfg.max_seq - 1;
-    int *prompts = malloc(sizeof(int) * (size_t)n * cap), *lens = malloc(sizeof(int) * n);
-    task_instance *insts = malloc(sizeof *insts * n);
-    rollout_engine eng;
-    rollout_output out = {0};
-    int rc = -1, B = n < 128 ? n : 128;
-    if (!prompts || !lens || !insts) goto done;
-    int max_len = 0;
-    for (int i = 0; i < n; i++) {
-        char why[160];
-        if (task_draw(ts->d, ts->knobs, TASK_SPLIT_HELDOUT, EVAL_STREAM_SEED, (uint64_t)i, &insts[i], why, sizeof why)) {
-            fprintf(stderr, "exitrl: %s\n", why);
-            goto done;
-        }
-        lens[i] = task_render_prompt(ts->d, &insts[i], TASK_PROMPT_BASE, NULL, 0, NULL, 0, prompts + (size_t)i * cap, cap);
-        if (lens[i] <= 0) {
-            fprintf(stderr, "exitrl: a held-out prompt does not fit the context of %d tokens\n", m->cfg.max_seq);
-            goto done;
-        }
-        max_len = lens[i] > max_len ? lens[i] : max_len;
-    }
-    int S = max_len + max_new < m->cfg.max_seq ? max_len + max_new : m->cfg.max_seq;
-    if (rollout_create(&eng, m, B, S)) goto done;
-    if (rollout_output_alloc(&out, n, S, m->cfg.d_model)) {
-        rollout_destroy(&eng);
-        goto done;
-    }
-    struct exitrl_sampling greedy = {1.0f, 0, 1.0f, 1, TOK_EOS, 0};
-    char err[256];
-    if (rollout_generate(&eng, prompts, lens, cap, n, max_new, &greedy, 0, &out, err, sizeof err)) {
-        fprintf(stderr, "exitrl: evaluation rollout failed: %s\n", err);
-        rollout_destroy(&eng);
-        goto done;
-    }
-    double sum = 0;
-    int n_solved = 0, n_valid = 0;
-    for (int i = 0; i < n; i++) {
-        char answer[512];
-        int len = completion_answer(out.tokens + (size_t)i * out.S + out.prompt_len[i], out.gen_len[i],
-                                    out.hit_eos[i], answer, sizeof answer);
-        float reward = len < 0 ? 0.0f : ts->d->score(&insts[i], answer, (size_t)len, NULL, 0);
-        if (reward < 0) reward = 0;
-        sum += reward;
-        n_solved += reward >= 1.0f;
-        n_valid += len >= 0 && ts->d->well_formed(&insts[i], answer, (size_t)len) == 1;
-    }
-    *mean = sum / n;
-    *solved = (double)n_solved / n;
-    *valid = (double)n_valid / n;
-    rollout_destroy(&eng);
-    rc = 0;
-done:
-    rollout_output_free(&out);
-    free(prompts);
-    free(lens);
-    free(insts);
-    return rc;
-}
-
 static void evaluate(pretrain_source *s, gpt_model *m, const exitrl_config *cfg, jsonl_line *j) {
     task_source *ts = s->ctx;
     int n_batches = (cfg->eval_instances + cfg->batch_size - 1) / cfg->batch_size;
     jsonl_num(j, "heldout_loss", heldout_loss(s, heldout_batch, m, cfg->batch_size, cfg->seq_len, n_batches,
-                                              EVAL_STREAM_SEED));
-    double mean, solved, valid;
-    if (eval_generate(ts, m, cfg->eval_instances, cfg->max_new_tokens, &mean, &solved, &valid) == 0) {
-        jsonl_num(j, "heldout_score", mean);
-        jsonl_num(j, "heldout_solved", solved);
-        jsonl_num(j, "format_valid", valid);
+                                              TASK_EVAL_STREAM_SEED));
+    task_eval_base_result r;
+    if (task_eval_base(ts->d, ts->knobs, m, cfg->eval_instances, cfg->max_new_tokens, &r) == 0) {
+        jsonl_num(j, "heldout_score", r.score);
+        jsonl_num(j, "heldout_solved", r.solved);
+        jsonl_num(j, "format_valid", r.valid);
     }
 }
 

@@ -101,8 +101,7 @@ struct exitrl_backend {
      * If dloss_weights != NULL, logits are overwritten IN PLACE by
      *   dlogits[n, v] = dloss_weights[n] * (softmax(logits[n])[v] - [v == target])  for v < V,
      * and 0 for padded columns v >= V and for rows with target < 0 or weight 0.
-     * (A weight w_n makes dlogits the gradient of sum_n w_n * losses[n]; GRPO uses negative
-     * weights, since d logp / d logits = onehot - softmax.) */
+     * (A weight w_n makes dlogits the gradient of sum_n w_n * losses[n].) */
     void (*classifier_forward_backward)(exitrl_backend *be, void *logits, float *losses,
                                         const float *dloss_weights, const int *targets, int N,
                                         int V, int Vp);
@@ -168,7 +167,9 @@ struct exitrl_backend {
     /* Diversity scale of each completion within its group (DESIGN §5): with e_i = emb[i, :C] and
      * e_bar the group's mean embedding, dist_i = ||e_i - e_bar||_2 and
      *   d_i = dist_i / (max_j dist_j - min_j dist_j)   over the group,
-     * and d_i = 1 for the whole group when that denominator is below 1e-8 (all equally far). */
+     * and d_i = 1 for the whole group when max - min <= 1e-4 * max (all about equally far, which
+     * includes every group of 2 and all-zero distances): a relative guard, so rounding noise in the
+     * range never turns into a huge scale. */
     void (*diversity_scale)(exitrl_backend *be, float *d, const float *emb, int P, int G, int C);
     /* Learnability score of each group: S_g = 4 * population variance of its G rewards (in [0,1]
      * for rewards in [0,1]; 4p(1-p) for 0/1 rewards). Then, for the expansions to keep, writes

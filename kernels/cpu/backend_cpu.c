@@ -64,6 +64,10 @@ exitrl_backend *exitrl_backend_cpu_create(void) {
     be->gather_rows = cpu_gather_rows;
     be->hidden_accumulate = cpu_hidden_accumulate;
     be->sample_step = cpu_sample_step;
+    be->group_advantage = cpu_group_advantage;
+    be->diversity_scale = cpu_diversity_scale;
+    be->score_groups = cpu_score_groups;
+    be->grpo_classifier = cpu_grpo_classifier;
     be->sum_squares = cpu_sum_squares;
     be->adamw_update = cpu_adamw_update;
     be->destroy = cpu_destroy;

@@ -44,6 +44,15 @@ void cpu_hidden_accumulate(exitrl_backend *be, float *emb, const void *hidden, c
 void cpu_sample_step(exitrl_backend *be, const void *logits, const struct exitrl_sampling *sp,
                      int *tok_buf, float *logprob_buf, int *pos, int *done, const int *limit, int B,
                      int S, int V, int Vp, int seq_offset);
+void cpu_group_advantage(exitrl_backend *be, float *adv, const float *rewards,
+                         const float *div_scale, int P, int G, int scale_mode, float eps);
+void cpu_diversity_scale(exitrl_backend *be, float *d, const float *emb, int P, int G, int C);
+void cpu_score_groups(exitrl_backend *be, float *scores, int *chosen, const float *rewards, int P,
+                      int G, int mode, int k, uint64_t seed);
+void cpu_grpo_classifier(exitrl_backend *be, void *logits, const int *targets, const float *lp_old,
+                         const float *lp_ref, const float *adv, const float *weight, float inv_temp,
+                         float eps_low, float eps_high, float beta, float *lp_new, float *loss_out,
+                         float *clipped, int N, int V, int Vp);
 
 /* GELU, tanh approximation (GPT-2): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
 float cpu_gelu(float x);
