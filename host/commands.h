@@ -3,6 +3,8 @@
 #ifndef EXITRL_COMMANDS_H
 #define EXITRL_COMMANDS_H
 int cmd_pretrain(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 #endif

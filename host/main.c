@@ -12,6 +12,8 @@ typedef struct {
 
 static const command commands[] = {
     {"pretrain", cmd_pretrain, "supervised next-token training (text or task demonstrations)"},
+    {"train", cmd_train, "RL with GRPO / ExIt from a warm-started checkpoint"},
+    {"eval", cmd_eval, "multi-step self-improvement evaluation on held-out instances, JSON + PNG"},
     {"export", cmd_export, "write a checkpoint's weights as safetensors + GPT-2 config.json"},
     {"info", cmd_info, "backends, library versions, devices, model sizes"},
 };
