@@ -137,7 +137,8 @@ static void expect_close(const pair *p, const char *what, const float *got, cons
                          double rtol, double atol_frac) {
     double mx = 0.0;
     for (size_t i = 0; i < n; i++) mx = fmax(mx, fabs((double)ref[i]));
-    double atol = atol_frac * (mx > 0.0 ? mx : 1.0);
+    /* the floor keeps exact comparisons (both tolerances 0) from dividing 0 by 0 */
+    double atol = atol_frac * (mx > 0.0 ? mx : 1.0) + 1e-30;
     size_t worst = 0;
     double r = test_max_err_ratio(got, ref, n, atol, rtol, &worst);
     printf("  %-11s %-58s err/tol %.3g\n", p->mode, what, r);
@@ -583,6 +584,264 @@ static void test_conversion(const pair *p, size_t n) {
     free(x); free(back); free(y); free(expect); free(gy);
 }
 
+/* ---- rollouts ---- */
+
+static int *random_ints(size_t n, unsigned long long seed, int lo, int hi) { /* uniform in [lo, hi) */
+    int *x = malloc((n ? n : 1) * sizeof(int));
+    unsigned long long s = seed;
+    for (size_t i = 0; i < n; i++) x[i] = lo + (int)((test_randf(&s, 1.0f) + 1.0f) * 0.5f * (hi - lo)) % (hi - lo);
+    return x;
+}
+
+static int *read_ints(const pair *p, const int *d, size_t n) {
+    int *h = malloc(n * sizeof(int));
+    p->gpu->download(p->gpu, h, d, n * sizeof(int));
+    return h;
+}
+
+static void expect_same_ints(const pair *p, const char *what, const int *got, const int *ref, size_t n) {
+    size_t bad = 0, first = 0;
+    for (size_t i = 0; i < n; i++)
+        if (got[i] != ref[i] && !bad++) first = i;
+    printf("  %-11s %-58s %zu differ\n", p->mode, what, bad);
+    CHECK(bad == 0, "%s %s: %zu of %zu differ, first at %zu: got %d, reference %d", p->mode, what, bad, n, first,
+          got[first], ref[first]);
+}
+
+static void test_decode_ops(const pair *p, int B, int S, int C, int NH) {
+    char what[128];
+    const int Vp = 320;
+    size_t BS = (size_t)B * S, BSC = BS * C;
+    int *tok_buf = random_ints(BS, 90, 0, 265), *pos = random_ints(B, 91, 0, S);
+    pos[0] = 0;
+    pos[B - 1] = S - 1; /* the first and the last cache position */
+    float *wte = host_random(p, (size_t)Vp * C, 92, 0.5f, 0.0f), *wpe = host_random(p, BSC / B, 93, 0.5f, 0.0f);
+
+    /* encoder_forward_at */
+    float *emb = xmalloc((size_t)B * C);
+    p->cpu->encoder_forward_at(p->cpu, emb, tok_buf, pos, S, wte, wpe, B, C);
+    int *d_tok = gpu_ints(p, tok_buf, BS), *d_pos = gpu_ints(p, pos, B);
+    void *d_wte = gpu_act(p, wte, (size_t)Vp * C), *d_wpe = gpu_act(p, wpe, BSC / B), *d_emb = gpu_act_nan(p, (size_t)B * C);
+    p->gpu->encoder_forward_at(p->gpu, d_emb, d_tok, d_pos, S, d_wte, d_wpe, B, C);
+    float *g = read_act(p, d_emb, (size_t)B * C);
+    snprintf(what, sizeof what, "encoder_forward_at B=%d S=%d C=%d", B, S, C);
+    expect_close(p, what, g, emb, (size_t)B * C, act_tol(p, 1e-6, 8e-3), 1e-7);
+    free(g);
+
+    /* kv_cache_store: a prefill of T rows, then one decode row per sequence at pos[b] */
+    int T = S / 2;
+    float *kc = host_random(p, BSC, 94, 1.0f, 0.0f), *vc = host_random(p, BSC, 95, 1.0f, 0.0f);
+    float *qkv_t = host_random(p, (size_t)B * T * 3 * C, 96, 1.0f, 0.0f);
+    float *qkv1 = host_random(p, (size_t)B * 3 * C, 97, 1.5f, 0.0f);
+    void *d_kc = gpu_act(p, kc, BSC), *d_vc = gpu_act(p, vc, BSC);
+    void *d_qkv_t = gpu_act(p, qkv_t, (size_t)B * T * 3 * C), *d_qkv1 = gpu_act(p, qkv1, (size_t)B * 3 * C);
+    p->cpu->kv_cache_store(p->cpu, kc, vc, qkv_t, NULL, B, T, S, C);
+    p->cpu->kv_cache_store(p->cpu, kc, vc, qkv1, pos, B, 1, S, C);
+    p->gpu->kv_cache_store(p->gpu, d_kc, d_vc, d_qkv_t, NULL, B, T, S, C);
+    p->gpu->kv_cache_store(p->gpu, d_kc, d_vc, d_qkv1, d_pos, B, 1, S, C);
+    float *gk = read_act(p, d_kc, BSC), *gv = read_act(p, d_vc, BSC);
+    snprintf(what, sizeof what, "kv_cache_store (prefill T=%d, then a step) k, v", T);
+    expect_close(p, what, gk, kc, BSC, 0.0, 0.0);
+    expect_close(p, what, gv, vc, BSC, 0.0, 0.0);
+    free(gk); free(gv);
+
+    /* attention_decode over positions 0..pos[b] of the cache just written */
+    float *out = xmalloc((size_t)B * C);
+    p->cpu->attention_decode(p->cpu, out, qkv1, kc, vc, pos, B, S, C, NH);
+    void *d_out = gpu_act_nan(p, (size_t)B * C);
+    p->gpu->attention_decode(p->gpu, d_out, d_qkv1, d_kc, d_vc, d_pos, B, S, C, NH);
+    g = read_act(p, d_out, (size_t)B * C);
+    snprintf(what, sizeof what, "attention_decode B=%d S=%d C=%d NH=%d", B, S, C, NH);
+    expect_close(p, what, g, out, (size_t)B * C, act_tol(p, 1e-4, 2e-2), act_tol(p, 1e-4, 1e-2));
+    free(g);
+
+    /* gather_rows and hidden_accumulate */
+    int *idx = random_ints(B, 98, 0, S);
+    float *gathered = xmalloc((size_t)B * C);
+    p->cpu->gather_rows(p->cpu, gathered, kc, idx, B, C);
+    int *d_idx = gpu_ints(p, idx, B);
+    void *d_gathered = gpu_act_nan(p, (size_t)B * C);
+    p->gpu->gather_rows(p->gpu, d_gathered, d_kc, d_idx, B, C);
+    g = read_act(p, d_gathered, (size_t)B * C);
+    expect_close(p, "gather_rows", g, gathered, (size_t)B * C, 0.0, 0.0);
+    free(g);
+    int *done = random_ints(B, 99, 0, 2);
+    float *acc0 = host_random(p, (size_t)B * C, 100, 1.0f, 0.0f), *acc = host_copy(acc0, (size_t)B * C);
+    p->cpu->hidden_accumulate(p->cpu, acc, out, done, B, C);
+    int *d_done = gpu_ints(p, done, B);
+    float *d_acc = gpu_f32(p, acc0, (size_t)B * C);
+    if (p->bf16) { /* the GPU adds the bf16 hidden state: give the CPU the same values */
+        for (size_t i = 0; i < (size_t)B * C; i++) out[i] = bf16_round(out[i]);
+        memcpy(acc, acc0, (size_t)B * C * sizeof(float));
+        p->cpu->hidden_accumulate(p->cpu, acc, out, done, B, C);
+    }
+    void *d_hidden = gpu_act(p, out, (size_t)B * C);
+    p->gpu->hidden_accumulate(p->gpu, d_acc, d_hidden, d_done, B, C);
+    g = read_f32(p, d_acc, (size_t)B * C);
+    expect_close(p, "hidden_accumulate (done rows untouched)", g, acc, (size_t)B * C, 1e-6, 1e-7);
+    free(g);
+
+    gfree(p, d_tok); gfree(p, d_pos); gfree(p, d_wte); gfree(p, d_wpe); gfree(p, d_emb); gfree(p, d_kc);
+    gfree(p, d_vc); gfree(p, d_qkv_t); gfree(p, d_qkv1); gfree(p, d_out); gfree(p, d_idx); gfree(p, d_gathered);
+    gfree(p, d_done); gfree(p, d_acc); gfree(p, d_hidden);
+    free(tok_buf); free(pos); free(wte); free(wpe); free(emb); free(kc); free(vc); free(qkv_t); free(qkv1); free(out);
+    free(idx); free(gathered); free(done); free(acc0); free(acc);
+}
+
+/* One sample_step per rule set on B sequences: tokens, log-probs, positions and stop flags. */
+static void test_sample_step(const pair *p, struct exitrl_sampling sp, const char *rule) {
+    char what[160];
+    const int B = 16, S = 20, V = 265, Vp = 320;
+    size_t BS = (size_t)B * S;
+    float *logits = host_random(p, (size_t)B * Vp, 110, 3.0f, 0.0f);
+    int *tok = random_ints(BS, 111, 0, V), *pos = random_ints(B, 112, 0, S - 1), *done = random_ints(B, 113, 0, 2);
+    int *limit = malloc(B * sizeof(int));
+    for (int b = 0; b < B; b++) limit[b] = b % 3 == 0 ? pos[b] + 2 : S; /* some stop by length */
+    float *lp = host_random(p, BS, 114, 1.0f, -5.0f);
+    int *c_tok = malloc(BS * sizeof(int)), *c_pos = malloc(B * sizeof(int)), *c_done = malloc(B * sizeof(int));
+    memcpy(c_tok, tok, BS * sizeof(int));
+    memcpy(c_pos, pos, B * sizeof(int));
+    memcpy(c_done, done, B * sizeof(int));
+    float *c_lp = host_copy(lp, BS);
+    p->cpu->sample_step(p->cpu, logits, &sp, c_tok, c_lp, c_pos, c_done, limit, B, S, V, Vp, 7);
+
+    void *d_logits = gpu_act(p, logits, (size_t)B * Vp);
+    int *d_tok = gpu_ints(p, tok, BS), *d_pos = gpu_ints(p, pos, B), *d_done = gpu_ints(p, done, B);
+    int *d_limit = gpu_ints(p, limit, B);
+    float *d_lp = gpu_f32(p, lp, BS);
+    p->gpu->sample_step(p->gpu, d_logits, &sp, d_tok, d_lp, d_pos, d_done, d_limit, B, S, V, Vp, 7);
+    int *g_tok = read_ints(p, d_tok, BS), *g_pos = read_ints(p, d_pos, B), *g_done = read_ints(p, d_done, B);
+    float *g_lp = read_f32(p, d_lp, BS);
+    snprintf(what, sizeof what, "sample_step %s: tokens", rule);
+    expect_same_ints(p, what, g_tok, c_tok, BS);
+    snprintf(what, sizeof what, "sample_step %s: positions, stop flags", rule);
+    expect_same_ints(p, what, g_pos, c_pos, B);
+    expect_same_ints(p, what, g_done, c_done, B);
+    snprintf(what, sizeof what, "sample_step %s: log-probs", rule);
+    expect_close(p, what, g_lp, c_lp, BS, 1e-5, 1e-6);
+
+    gfree(p, d_logits); gfree(p, d_tok); gfree(p, d_pos); gfree(p, d_done); gfree(p, d_limit); gfree(p, d_lp);
+    free(logits); free(tok); free(pos); free(done); free(limit); free(lp); free(c_tok); free(c_pos); free(c_done);
+    free(c_lp); free(g_tok); free(g_pos); free(g_done); free(g_lp);
+}
+
+static void test_sampling(const pair *p) {
+    struct exitrl_sampling greedy = {1.0f, 0, 1.0f, 1, 264, 5};
+    struct exitrl_sampling plain = {0.8f, 0, 1.0f, 0, 264, 5};
+    struct exitrl_sampling topk = {1.0f, 5, 1.0f, 0, 264, 6};
+    struct exitrl_sampling topp = {1.2f, 0, 0.9f, 0, 264, 7};
+    struct exitrl_sampling both = {0.7f, 3, 0.5f, 0, 264, 8};
+    test_sample_step(p, greedy, "greedy");
+    test_sample_step(p, plain, "temperature 0.8");
+    test_sample_step(p, topk, "top_k 5");
+    test_sample_step(p, topp, "top_p 0.9");
+    test_sample_step(p, both, "top_k 3 + top_p 0.5");
+}
+
+/* ---- RL ---- */
+
+static void test_rl_ops(const pair *p, int P, int G, int C) {
+    char what[128];
+    size_t n = (size_t)P * G;
+    /* 0/1-like and graded rewards; group 0 all equal (zero std), group 1 with ties */
+    float *rewards = host_random(p, n, 120, 0.5f, 0.5f);
+    for (int i = 0; i < G; i++) {
+        rewards[i] = 0.25f;
+        rewards[G + i] = (float)(i % 2);
+    }
+    float *div = host_random(p, n, 121, 0.5f, 1.0f);
+    float *adv = xmalloc(n);
+    float *d_rewards = gpu_f32(p, rewards, n), *d_div = gpu_f32(p, div, n);
+    const char *mode_names[3] = {"group", "batch", "none"};
+    for (int mode = 0; mode < 3; mode++)
+        for (int with_div = 0; with_div <= 1; with_div++) {
+            p->cpu->group_advantage(p->cpu, adv, rewards, with_div ? div : NULL, P, G, mode, 1e-4f);
+            float *d_adv = gpu_f32_nan(p, n);
+            p->gpu->group_advantage(p->gpu, d_adv, d_rewards, with_div ? d_div : NULL, P, G, mode, 1e-4f);
+            float *g = read_f32(p, d_adv, n);
+            snprintf(what, sizeof what, "group_advantage P=%d G=%d scale %s%s", P, G, mode_names[mode],
+                     with_div ? " x diversity" : "");
+            expect_close(p, what, g, adv, n, 1e-6, 1e-7);
+            free(g);
+            gfree(p, d_adv);
+        }
+
+    /* diversity_scale: group 0 has identical embeddings (scale 1 for all) */
+    float *emb = host_random(p, n * C, 122, 1.0f, 0.0f);
+    for (int i = 1; i < G; i++) memcpy(emb + (size_t)i * C, emb, C * sizeof(float));
+    float *d = xmalloc(n);
+    p->cpu->diversity_scale(p->cpu, d, emb, P, G, C);
+    float *d_emb = gpu_f32(p, emb, n * C), *d_d = gpu_f32_nan(p, n);
+    p->gpu->diversity_scale(p->gpu, d_d, d_emb, P, G, C);
+    float *g = read_f32(p, d_d, n);
+    snprintf(what, sizeof what, "diversity_scale P=%d G=%d C=%d", P, G, C);
+    expect_close(p, what, g, d, n, 1e-5, 1e-6);
+    free(g);
+
+    /* score_groups with every selection mode */
+    struct { int mode, k; const char *name; } sel[] = {
+        {EXITRL_SELECT_ALL, 0, "all"}, {EXITRL_SELECT_BEST, 0, "best"}, {EXITRL_SELECT_TOPK, 3, "top-3"},
+        {EXITRL_SELECT_RANDOM, 3, "random 3"}, {EXITRL_SELECT_TOPK, 100, "top-100 (k >= G)"}};
+    float *scores = xmalloc(P);
+    int *chosen = malloc(n * sizeof(int));
+    for (size_t s = 0; s < sizeof sel / sizeof sel[0]; s++) {
+        p->cpu->score_groups(p->cpu, scores, chosen, rewards, P, G, sel[s].mode, sel[s].k, 77);
+        float *d_scores = gpu_f32_nan(p, P);
+        int *poison = malloc(n * sizeof(int));
+        for (size_t i = 0; i < n; i++) poison[i] = 7; /* neither 0 nor 1 */
+        int *d_chosen = gpu_ints(p, poison, n);
+        p->gpu->score_groups(p->gpu, d_scores, d_chosen, d_rewards, P, G, sel[s].mode, sel[s].k, 77);
+        float *gs = read_f32(p, d_scores, P);
+        int *gc = read_ints(p, d_chosen, n);
+        snprintf(what, sizeof what, "score_groups scores (%s)", sel[s].name);
+        expect_close(p, what, gs, scores, P, 1e-6, 1e-7);
+        snprintf(what, sizeof what, "score_groups chosen (%s)", sel[s].name);
+        expect_same_ints(p, what, gc, chosen, n);
+        free(gs); free(gc); free(poison);
+        gfree(p, d_scores); gfree(p, d_chosen);
+    }
+
+    gfree(p, d_rewards); gfree(p, d_div); gfree(p, d_emb); gfree(p, d_d);
+    free(rewards); free(div); free(adv); free(emb); free(d); free(scores); free(chosen);
+}
+
+static void test_grpo_classifier(const pair *p, int N, int V, int Vp, int with_ref) {
+    char what[160];
+    size_t NV = (size_t)N * Vp;
+    float *logits = host_random(p, NV, 130, 3.0f, 0.0f);
+    int *targets = random_ints(N, 131, 0, V);
+    for (int n = 0; n < N; n += 6) targets[n] = -1;
+    /* old log-probs spread so rho lands inside and on both sides of the clip range */
+    float *lp_old = host_random(p, N, 132, 2.0f, -6.0f), *lp_ref = host_random(p, N, 133, 2.0f, -6.0f);
+    float *adv = host_random(p, N, 134, 1.0f, 0.0f), *weight = host_random(p, N, 135, 0.05f, 0.05f);
+    for (int n = 2; n < N; n += 7) weight[n] = 0.0f;
+    const float inv_temp = 1.0f / 0.7f, eps_low = 0.2f, eps_high = 0.28f, beta = 0.04f;
+    float *c_logits = host_copy(logits, NV), *lp_new = xmalloc(N), *loss = xmalloc(N), *clipped = xmalloc(N);
+    p->cpu->grpo_classifier(p->cpu, c_logits, targets, lp_old, with_ref ? lp_ref : NULL, adv, weight, inv_temp,
+                            eps_low, eps_high, beta, lp_new, loss, clipped, N, V, Vp);
+    void *d_logits = gpu_act(p, logits, NV);
+    int *d_targets = gpu_ints(p, targets, N);
+    float *d_old = gpu_f32(p, lp_old, N), *d_ref = gpu_f32(p, lp_ref, N), *d_adv = gpu_f32(p, adv, N);
+    float *d_w = gpu_f32(p, weight, N);
+    float *d_lp = gpu_f32_nan(p, N), *d_loss = gpu_f32_nan(p, N), *d_clip = gpu_f32_nan(p, N);
+    p->gpu->grpo_classifier(p->gpu, d_logits, d_targets, d_old, with_ref ? d_ref : NULL, d_adv, d_w, inv_temp,
+                            eps_low, eps_high, beta, d_lp, d_loss, d_clip, N, V, Vp);
+    float *g = read_act(p, d_logits, NV), *glp = read_f32(p, d_lp, N), *gloss = read_f32(p, d_loss, N);
+    float *gclip = read_f32(p, d_clip, N);
+    const char *ref = with_ref ? " with KL" : "";
+    snprintf(what, sizeof what, "grpo_classifier dlogits N=%d V=%d%s", N, V, ref);
+    expect_close(p, what, g, c_logits, NV, act_tol(p, 1e-4, 1e-2), act_tol(p, 1e-5, 1e-2));
+    snprintf(what, sizeof what, "grpo_classifier lp_new, loss, clipped N=%d V=%d%s", N, V, ref);
+    expect_close(p, what, glp, lp_new, N, 1e-5, 1e-6);
+    expect_close(p, what, gloss, loss, N, 1e-4, 1e-5);
+    expect_close(p, what, gclip, clipped, N, 0.0, 0.0);
+    free(g); free(glp); free(gloss); free(gclip);
+    gfree(p, d_logits); gfree(p, d_targets); gfree(p, d_old); gfree(p, d_ref); gfree(p, d_adv); gfree(p, d_w);
+    gfree(p, d_lp); gfree(p, d_loss); gfree(p, d_clip);
+    free(logits); free(targets); free(lp_old); free(lp_ref); free(adv); free(weight); free(c_logits); free(lp_new);
+    free(loss); free(clipped);
+}
+
 /* ---- driver ---- */
 
 static void run_attention_suite(const pair *p) {
@@ -612,6 +871,15 @@ static void run_suite(const pair *p) {
     run_attention_suite(p);
     test_classifier(p, 50, 265, 320);
     test_classifier(p, 7, 1000, 1024);
+    test_decode_ops(p, 5, 40, 96, 3);   /* hs 32 */
+    test_decode_ops(p, 3, 70, 64, 4);   /* hs 16 */
+    test_decode_ops(p, 2, 33, 128, 2);  /* hs 64 */
+    test_decode_ops(p, 2, 9, 256, 2);   /* hs 128, fewer positions than warps for some rows */
+    test_sampling(p);
+    test_rl_ops(p, 6, 8, 96);
+    test_rl_ops(p, 3, 1, 8); /* G = 1: no advantage signal */
+    test_grpo_classifier(p, 40, 265, 320, 1);
+    test_grpo_classifier(p, 9, 265, 320, 0);
     test_adamw(p, 10007, 1, 0);
     test_adamw(p, 10007, 7, 0);
     if (!p->bf16) test_adamw(p, 4097, 3, 1);

@@ -26,6 +26,7 @@ void cpu_attention_forward(exitrl_backend *be, void *out_, float *lse, const voi
                     for (int s = 0; s <= t; s++) {
                         const float *k = qkv + ((size_t)b * T + s) * row + C + h * hs;
                         float d = 0.0f;
+#pragma omp simd reduction(+ : d)
                         for (int i = 0; i < hs; i++) d += q[i] * k[i];
                         p[s] = d * scale;
                         if (p[s] > mx) mx = p[s];
@@ -41,6 +42,7 @@ void cpu_attention_forward(exitrl_backend *be, void *out_, float *lse, const voi
                     for (int s = 0; s <= t; s++) {
                         const float *v = qkv + ((size_t)b * T + s) * row + 2 * C + h * hs;
                         float w = p[s] * inv;
+#pragma omp simd
                         for (int i = 0; i < hs; i++) o[i] += w * v[i];
                     }
                     if (lse) lse[((size_t)b * NH + h) * T + t] = mx + logf(sum);
@@ -74,6 +76,7 @@ void cpu_attention_backward(exitrl_backend *be, void *dqkv_, const void *dout_, 
                 float *dq = dqkv + ((size_t)b * T + t) * row + h * hs;
                 float L = lse[((size_t)b * NH + h) * T + t];
                 float Dt = 0.0f;
+#pragma omp simd reduction(+ : Dt)
                 for (int i = 0; i < hs; i++) Dt += dO[i] * O[i];
                 for (int s = 0; s <= t; s++) {
                     const float *k = qkv + ((size_t)b * T + s) * row + C + h * hs;
@@ -81,12 +84,14 @@ void cpu_attention_backward(exitrl_backend *be, void *dqkv_, const void *dout_, 
                     float *dk = dqkv + ((size_t)b * T + s) * row + C + h * hs;
                     float *dv = dk + C;
                     float sc = 0.0f, dp = 0.0f;
+#pragma omp simd reduction(+ : sc, dp)
                     for (int i = 0; i < hs; i++) {
                         sc += q[i] * k[i];
                         dp += dO[i] * v[i];
                     }
                     float P = expf(sc * scale - L);
                     float dS = P * (dp - Dt) * scale;
+#pragma omp simd
                     for (int i = 0; i < hs; i++) {
                         dv[i] += P * dO[i];
                         dq[i] += dS * k[i];

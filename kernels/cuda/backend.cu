@@ -56,6 +56,11 @@ static void check_bad_input(cuda_ctx *ctx) {
     case CUDA_BAD_TARGET:
         cuda_fatal(__FILE__, __LINE__, "classifier: targets[%d] = %d is not below V = %d", e[1], e[2],
                    e[3]);
+    case CUDA_BAD_POSITION:
+        cuda_fatal(__FILE__, __LINE__, "rollout: sequence %d reaches position %d, outside its cache of %d",
+                   e[1], e[2], e[3]);
+    case CUDA_BAD_INDEX:
+        cuda_fatal(__FILE__, __LINE__, "gather_rows: idx[%d] = %d is negative", e[1], e[2]);
     default:
         cuda_fatal(__FILE__, __LINE__, "internal error: unknown bad-input code %d", e[0]);
     }
@@ -395,6 +400,16 @@ extern "C" exitrl_backend *exitrl_backend_cuda_create(int device, int fp32_mode,
     be->layernorm_backward = cuda_layernorm_backward;
     be->matmul_backward = cuda_matmul_backward;
     be->attention_backward = cuda_attention_backward;
+    be->encoder_forward_at = cuda_encoder_forward_at;
+    be->kv_cache_store = cuda_kv_cache_store;
+    be->attention_decode = cuda_attention_decode;
+    be->gather_rows = cuda_gather_rows;
+    be->hidden_accumulate = cuda_hidden_accumulate;
+    be->sample_step = cuda_sample_step;
+    be->group_advantage = cuda_group_advantage;
+    be->diversity_scale = cuda_diversity_scale;
+    be->score_groups = cuda_score_groups;
+    be->grpo_classifier = cuda_grpo_classifier;
     be->sum_squares = cuda_sum_squares;
     be->adamw_update = cuda_adamw_update;
     be->destroy = cu_destroy;

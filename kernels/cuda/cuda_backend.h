@@ -27,6 +27,7 @@ typedef enum {
     SCRATCH_ENC_SORT,        /* encoder.cu: sorted tokens / positions + CUB temp storage */
     SCRATCH_ENC_PARTIALS,    /* encoder.cu: per-chunk boundary partial sums */
     SCRATCH_ATT_D,           /* attention.cu: D = rowsum(dO * O) for the backward */
+    SCRATCH_CENTROIDS,       /* rl.cu: per-group mean embeddings (fp64) */
     CUDA_NUM_SCRATCH
 } cuda_scratch_slot;
 
@@ -34,7 +35,9 @@ typedef enum {
 enum {
     CUDA_BAD_NONE = 0,
     CUDA_BAD_TOKEN = 1,  /* [1] = position, [2] = token id (negative) */
-    CUDA_BAD_TARGET = 2  /* [1] = row, [2] = target, [3] = V */
+    CUDA_BAD_TARGET = 2,   /* [1] = row, [2] = target, [3] = V */
+    CUDA_BAD_POSITION = 3, /* [1] = sequence, [2] = position, [3] = S (the cache length) */
+    CUDA_BAD_INDEX = 4     /* [1] = row of dst, [2] = the negative source row */
 };
 
 typedef struct cuda_ctx {
@@ -128,6 +131,27 @@ void cuda_adamw_update(exitrl_backend *be, float *master, void *params_act, cons
                        float weight_decay, float grad_scale, int t);
 void cuda_f32_to_act(exitrl_backend *be, void *dst, const float *src, size_t n);
 void cuda_act_to_f32(exitrl_backend *be, float *dst, const void *src, size_t n);
+void cuda_encoder_forward_at(exitrl_backend *be, void *out, const int *tok_buf, const int *pos, int S,
+                             const void *wte, const void *wpe, int B, int C);
+void cuda_kv_cache_store(exitrl_backend *be, void *kcache, void *vcache, const void *qkv,
+                         const int *start_pos, int B, int T, int S, int C);
+void cuda_attention_decode(exitrl_backend *be, void *out, const void *qkv, const void *kcache,
+                           const void *vcache, const int *pos, int B, int S, int C, int NH);
+void cuda_gather_rows(exitrl_backend *be, void *dst, const void *src, const int *idx, int B, int C);
+void cuda_hidden_accumulate(exitrl_backend *be, float *emb, const void *hidden, const int *done, int B,
+                            int C);
+void cuda_sample_step(exitrl_backend *be, const void *logits, const struct exitrl_sampling *sp,
+                      int *tok_buf, float *logprob_buf, int *pos, int *done, const int *limit, int B,
+                      int S, int V, int Vp, int seq_offset);
+void cuda_group_advantage(exitrl_backend *be, float *adv, const float *rewards, const float *div_scale,
+                          int P, int G, int scale_mode, float eps);
+void cuda_diversity_scale(exitrl_backend *be, float *d, const float *emb, int P, int G, int C);
+void cuda_score_groups(exitrl_backend *be, float *scores, int *chosen, const float *rewards, int P,
+                       int G, int mode, int k, uint64_t seed);
+void cuda_grpo_classifier(exitrl_backend *be, void *logits, const int *targets, const float *lp_old,
+                          const float *lp_ref, const float *adv, const float *weight, float inv_temp,
+                          float eps_low, float eps_high, float beta, float *lp_new, float *loss_out,
+                          float *clipped, int N, int V, int Vp);
 
 #ifdef __cplusplus
 }
