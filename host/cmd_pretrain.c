@@ -26,7 +26,7 @@ static void usage(FILE *f) {
             "config.txt and checkpoint.bin (every ckpt_every steps, at the end and on Ctrl-C).\n"
             "--resume CKPT continues a run exactly; --init CKPT starts from its weights.\n"
             "Exit codes: 0 done, 1 runtime error, 2 usage error, 130 interrupted (checkpoint saved).\n\n");
-    config_print_help(f);
+    config_print_help(f, CONFIG_GROUP_RUN | CONFIG_GROUP_MODEL | CONFIG_GROUP_DATA | CONFIG_GROUP_OPTIM | CONFIG_GROUP_LOG);
 }
 
 /* Linear warmup to lr, then cosine decay to min_lr_frac * lr at the last step. */

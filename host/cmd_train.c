@@ -24,7 +24,7 @@ static void usage(FILE *f) {
             "KL, tokens/s, time per phase; held-out evaluations every eval_every iterations) and\n"
             "checkpoint.bin (every ckpt_every iterations, at the end and on Ctrl-C); --resume continues\n"
             "exactly. Exit codes: 0 done, 1 runtime error, 2 usage error, 130 interrupted (saved).\n\n");
-    config_print_help(f);
+    config_print_help(f, CONFIG_GROUP_RUN | CONFIG_GROUP_DATA | CONFIG_GROUP_OPTIM | CONFIG_GROUP_LOG | CONFIG_GROUP_RL);
 }
 
 typedef struct {

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { K_INT, K_INT64, K_FLOAT, K_STR, K_ENUM } key_type;
+typedef enum { K_INT, K_INT64, K_FLOAT, K_STR, K_ENUM, K_GROUP } key_type;
 
 typedef struct {
     const char *key;
@@ -20,22 +20,27 @@ typedef struct {
 } key_spec;
 
 #define F(field) offsetof(exitrl_config, field), sizeof(((exitrl_config *)0)->field)
+/* A heading: the keys after it, up to the next heading, belong to the group (a CONFIG_GROUP_* bit). */
+#define GROUP(bit, title) {NULL, K_GROUP, 0, 0, (bit), (bit), NULL, NULL, title}
 
 static const key_spec keys[] = {
+    GROUP(CONFIG_GROUP_RUN, "run"),
     {"name", K_STR, F(name), 0, 0, "run", NULL, "run name; outputs go to <out_dir>/<name>/"},
     {"out_dir", K_STR, F(out_dir), 0, 0, "runs", NULL, "directory for runs"},
     {"device", K_ENUM, F(device), 0, 0, "auto", "auto|cpu|cuda", "compute backend"},
     {"fp32", K_INT, F(fp32), 0, 1, "0", NULL, "CUDA: fp32 activations instead of bf16"},
     {"seed", K_INT64, F(seed), 0, 9.2e18, "1337", NULL, "random seed"},
     {"threads", K_INT, F(threads), 0, 1024, "0", NULL, "CPU threads (0 = OpenMP default)"},
+    GROUP(CONFIG_GROUP_MODEL, "model"),
     {"model", K_ENUM, F(model), 0, 0, "tiny", "tiny|small|gpt2-124m", "model size preset"},
     {"n_layer", K_INT, F(n_layer), 0, 256, "0", NULL, "layers (0 = preset)"},
     {"n_head", K_INT, F(n_head), 0, 256, "0", NULL, "attention heads (0 = preset)"},
     {"d_model", K_INT, F(d_model), 0, 16384, "0", NULL, "channels (0 = preset)"},
     {"max_seq", K_INT, F(max_seq), 0, 65536, "0", NULL, "context length (0 = preset)"},
+    GROUP(CONFIG_GROUP_DATA, "data, tasks and checkpoints"),
     {"data", K_STR, F(data), 0, 0, "", NULL, "text file for next-token pretraining"},
     {"task", K_ENUM, F(task), 0, 0, "none", "none|arith|countdown|knapsack",
-     "task domain for the supervised warm start"},
+     "task domain (warm start, RL and evaluation)"},
     {"task_knobs", K_STR, F(task_knobs), 0, 0, "", NULL,
      "task difficulty knobs, e.g. 'ops=3,max=20' (empty = the domain's defaults)"},
     {"demo_p_improve", K_FLOAT, F(demo_p_improve), 0, 1, "0.25", NULL,
@@ -49,6 +54,7 @@ static const key_spec keys[] = {
     {"max_new_tokens", K_INT, F(max_new_tokens), 1, 65536, "48", NULL, "longest generated answer"},
     {"init", K_STR, F(init), 0, 0, "", NULL, "checkpoint to take the weights from"},
     {"resume", K_STR, F(resume), 0, 0, "", NULL, "checkpoint to resume exactly"},
+    GROUP(CONFIG_GROUP_OPTIM, "optimisation"),
     {"steps", K_INT, F(steps), 1, 1e9, "1000", NULL, "optimizer steps"},
     {"batch_size", K_INT, F(batch_size), 1, 65536, "16", NULL, "sequences per step"},
     {"seq_len", K_INT, F(seq_len), 2, 65536, "128", NULL, "tokens per sequence"},
@@ -61,10 +67,12 @@ static const key_spec keys[] = {
     {"beta2", K_FLOAT, F(beta2), 0, 0.999999, "0.95", NULL, "AdamW beta2"},
     {"adam_eps", K_FLOAT, F(adam_eps), 1e-12, 1, "1e-8", NULL, "AdamW epsilon"},
     {"grad_clip", K_FLOAT, F(grad_clip), 0, 1e6, "1.0", NULL, "global gradient norm clip (0 = off)"},
+    GROUP(CONFIG_GROUP_LOG, "logging, evaluation and checkpoints"),
     {"log_every", K_INT, F(log_every), 1, 1e9, "10", NULL, "steps between metrics lines"},
     {"eval_every", K_INT, F(eval_every), 0, 1e9, "0", NULL, "steps between evaluations (0 = end only)"},
     {"ckpt_every", K_INT, F(ckpt_every), 0, 1e9, "500", NULL, "steps between checkpoints (0 = end only)"},
     {"eval_instances", K_INT, F(eval_instances), 1, 1e7, "256", NULL, "held-out instances per evaluation"},
+    GROUP(CONFIG_GROUP_RL, "RL and ExIt (exitrl train)"),
     {"method", K_ENUM, F(method), 0, 0, "exit", "grpo|curriculum|improve|diverge|exit",
      "the paper's method ladder: base GRPO, +learnability curriculum, +self-improve, +self-diverge, "
      "+diversity bonus (full ExIt)"},
@@ -98,6 +106,7 @@ static const key_spec keys[] = {
     {"feedback", K_INT, F(feedback), 0, 1, "0", NULL, "iteration prompts show the verifier's feedback"},
     {"staleness", K_FLOAT, F(staleness), 0, 1, "0", NULL, "PLR staleness mixing in buffer sampling (0 = off)"},
     {"rank_beta", K_FLOAT, F(rank_beta), 0, 100, "0", NULL, "PLR rank prioritisation temperature (0 = softmax)"},
+    GROUP(CONFIG_GROUP_EVAL, "multi-step evaluation (exitrl eval)"),
     {"eval_steps", K_INT, F(eval_steps), 0, 1024, "16", NULL, "self-improvement steps K in evaluation"},
     {"eval_samples", K_INT, F(eval_samples), 1, 1024, "4", NULL, "samples per held-out instance (avg@n)"},
     {"progress", K_INT, F(progress), -1, 1, "-1", NULL, "live progress line (1 on, 0 off, -1 if a terminal)"},
@@ -106,7 +115,7 @@ static const key_spec keys[] = {
 
 static const key_spec *find_key(const char *key) {
     for (size_t i = 0; i < NUM_KEYS; i++)
-        if (strcmp(keys[i].key, key) == 0) return &keys[i];
+        if (keys[i].key && strcmp(keys[i].key, key) == 0) return &keys[i];
     return NULL;
 }
 
@@ -178,7 +187,7 @@ int config_set(exitrl_config *c, const char *key, const char *value, const char 
 void config_defaults(exitrl_config *c) {
     memset(c, 0, sizeof *c);
     for (size_t i = 0; i < NUM_KEYS; i++)
-        if (config_set(c, keys[i].key, keys[i].def, "default")) abort(); /* a broken table is a bug */
+        if (keys[i].key && config_set(c, keys[i].key, keys[i].def, "default")) abort(); /* a broken table is a bug */
 }
 
 static char *trim(char *s) {
@@ -259,6 +268,7 @@ void config_write(const exitrl_config *c, FILE *f) {
     for (size_t i = 0; i < NUM_KEYS; i++) {
         const key_spec *k = &keys[i];
         const char *field = (const char *)c + k->offset;
+        if (!k->key) continue;
         fprintf(f, "%s = ", k->key);
         switch (k->type) {
         case K_INT: fprintf(f, "%d\n", *(const int *)field); break;
@@ -269,12 +279,19 @@ void config_write(const exitrl_config *c, FILE *f) {
     }
 }
 
-void config_print_help(FILE *f) {
-    fprintf(f, "Config keys (set in a file with --config FILE as 'key = value', or as --key value):\n");
+void config_print_help(FILE *f, unsigned groups) {
+    fprintf(f, "Config keys (in a file given with --config FILE as 'key = value' lines, or as --key value):\n");
+    int shown = 0;
     for (size_t i = 0; i < NUM_KEYS; i++) {
-        fprintf(f, "  %-15s %s (default %s; ", keys[i].key, keys[i].help,
-                keys[i].def[0] ? keys[i].def : "empty");
-        print_range(f, &keys[i]);
+        const key_spec *k = &keys[i];
+        if (!k->key) {
+            shown = (groups & (unsigned)k->min) != 0;
+            if (shown) fprintf(f, "\n %s\n", k->help);
+            continue;
+        }
+        if (!shown) continue;
+        fprintf(f, "  %-17s %s (default %s; ", k->key, k->help, k->def[0] ? k->def : "empty");
+        print_range(f, k);
         fprintf(f, ")\n");
     }
 }

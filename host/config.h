@@ -69,6 +69,11 @@ int config_set(exitrl_config *c, const char *key, const char *value, const char 
 int config_parse_args(exitrl_config *c, int argc, char **argv);
 /* Writes every key as `key = value` lines (round-trips through config_load_file). */
 void config_write(const exitrl_config *c, FILE *f);
-/* Prints the table of keys with defaults, ranges and help. */
-void config_print_help(FILE *f);
+enum {
+    CONFIG_GROUP_RUN = 1, CONFIG_GROUP_MODEL = 2, CONFIG_GROUP_DATA = 4, CONFIG_GROUP_OPTIM = 8,
+    CONFIG_GROUP_LOG = 16, CONFIG_GROUP_RL = 32, CONFIG_GROUP_EVAL = 64
+};
+/* Prints the keys of the given CONFIG_GROUP_* groups with defaults, ranges and help. (Every key
+ * is accepted by every command; the groups only keep --help to what a command uses.) */
+void config_print_help(FILE *f, unsigned groups);
 #endif

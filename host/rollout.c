@@ -66,6 +66,7 @@ int rollout_create(rollout_engine *r, gpt_model *m, int max_B, int max_S) {
 void rollout_destroy(rollout_engine *r) {
     if (!r->m) return;
     exitrl_backend *be = r->m->be;
+    if (r->decode_graph) be->graph_destroy(be, r->decode_graph);
     void *ptrs[] = {r->kcache, r->vcache, r->tok_buf, r->logprob_buf, r->pos, r->done, r->limit,
                     r->gather_idx, r->prefill_tokens, r->emb, r->ws};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
@@ -132,6 +133,41 @@ static void emit(rollout_engine *r, const void *hidden, int B, const struct exit
                     m->cfg.vocab, m->cfg.vocab_padded, seq_offset);
 }
 
+/* One decode step for all B sequences. Every op reads its per-sequence state from backend memory
+ * (positions, finished flags, tokens), so the step is the same sequence of launches each time:
+ * on backends with graphs it is captured once per (B, sampling, offset, weights) and replayed. The
+ * first step of a generation runs uncaptured, so lazy set-up inside ops (library handles,
+ * workspaces, algorithm choice for these shapes) happens outside a capture. */
+static void decode_step(rollout_engine *r, int B, const struct exitrl_sampling *sp, int seq_offset,
+                        int allow_capture) {
+    gpt_model *m = r->m;
+    exitrl_backend *be = m->be;
+    const int C = m->cfg.d_model;
+    if (be->graph_capture_begin && r->decode_graph &&
+        (r->graph_B != B || r->graph_offset != seq_offset || memcmp(&r->graph_sp, sp, sizeof *sp) ||
+         r->graph_params != m->params)) {
+        be->graph_destroy(be, r->decode_graph);
+        r->decode_graph = NULL;
+    }
+    if (allow_capture && be->graph_capture_begin && !r->decode_graph && be->graph_capture_begin(be) == 0) {
+        r->graph_sp = *sp; /* the sampling parameters are read at capture time: keep them fixed */
+        be->encoder_forward_at(be, r->res, r->tok_buf, r->pos, r->max_S, param(r, P_WTE, 0), param(r, P_WPE, 0), B, C);
+        body_forward(r, 0, B, 1, r->pos);
+        emit(r, r->ln, B, &r->graph_sp, seq_offset);
+        r->decode_graph = be->graph_capture_end(be);
+        r->graph_B = B;
+        r->graph_offset = seq_offset;
+        r->graph_params = m->params;
+    }
+    if (r->decode_graph) {
+        be->graph_launch(be, r->decode_graph);
+        return;
+    }
+    be->encoder_forward_at(be, r->res, r->tok_buf, r->pos, r->max_S, param(r, P_WTE, 0), param(r, P_WPE, 0), B, C);
+    body_forward(r, 0, B, 1, r->pos);
+    emit(r, r->ln, B, sp, seq_offset);
+}
+
 /* One chunk of at most max_B sequences whose prompts are in host_tok rows of stride max_S. */
 static void generate_chunk(rollout_engine *r, int *host_tok, const int *lens, int B, int max_new,
                            const struct exitrl_sampling *sp, int seq_offset, int *host_pos, int *host_done) {
@@ -187,9 +223,7 @@ static void generate_chunk(rollout_engine *r, int *host_tok, const int *lens, in
             for (int b = 0; b < B; b++) live += !host_done[b];
             if (!live) break;
         }
-        be->encoder_forward_at(be, r->res, r->tok_buf, r->pos, S, param(r, P_WTE, 0), param(r, P_WPE, 0), B, C);
-        body_forward(r, 0, B, 1, r->pos);
-        emit(r, r->ln, B, sp, seq_offset);
+        decode_step(r, B, sp, seq_offset, step > 1);
     }
     nvtx_pop();
     be->download(be, host_pos, r->pos, sizeof(int) * B);

@@ -25,6 +25,10 @@ typedef struct {
     int *gather_idx;             /* [max_B] prefill row holding each sequence's last prompt token */
     int *prefill_tokens;         /* [max_prefill_rows] */
     float *emb;                  /* [max_B, C] sum of emitting hidden states */
+    void *decode_graph;          /* the captured decode step (backends with graphs) and what it */
+    int graph_B, graph_offset;   /* was captured for: batch, sequence offset, sampling, weights */
+    struct exitrl_sampling graph_sp;
+    const void *graph_params;
     void *ws;                    /* activation workspace, carved below */
     void *res, *res2, *ln, *qkv, *att, *proj, *fch, *fchg, *last, *logits;
 } rollout_engine;

@@ -209,6 +209,16 @@ struct exitrl_backend {
                          float *m, float *v, size_t n, float lr, float beta1, float beta2,
                          float eps, float weight_decay, float grad_scale, int t);
 
+    /* ---- graphs (optional; NULL on backends without them, e.g. the CPU) ----
+     * graph_capture_begin starts recording the ops issued next instead of running them;
+     * graph_capture_end returns the recorded sequence (NULL with a message on failure), which
+     * graph_launch replays with the same pointers and sizes. Captured ops must not allocate, copy
+     * to or from the host, or synchronise. */
+    int (*graph_capture_begin)(exitrl_backend *be);
+    void *(*graph_capture_end)(exitrl_backend *be);
+    void (*graph_launch)(exitrl_backend *be, void *graph);
+    void (*graph_destroy)(exitrl_backend *be, void *graph);
+
     /* Releases the backend's context and the struct itself. */
     void (*destroy)(exitrl_backend *be);
 };
