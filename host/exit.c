@@ -18,9 +18,12 @@ static int lookup(const char *v, const char *const *names, int n) {
 }
 
 void exit_model_capacity(const exitrl_config *cfg, int max_seq, int *rows, int *T) {
-    int n = cfg->prompts * cfg->group_size;
-    *rows = (n + cfg->minibatches - 1) / cfg->minibatches;
-    *T = max_seq;
+    /* Rows of a GRPO minibatch at a typical length; longer rows run as micro-batches (grpo.c), so
+     * the activations stay within EXIT_UPDATE_TOKENS tokens whatever P x G is. */
+    enum { EXIT_UPDATE_TOKENS = 1 << 16 };
+    int n = cfg->prompts * cfg->group_size, mb = (n + cfg->minibatches - 1) / cfg->minibatches;
+    *T = max_seq < 128 ? max_seq : 128;
+    *rows = mb * *T <= EXIT_UPDATE_TOKENS ? mb : EXIT_UPDATE_TOKENS / *T;
 }
 
 int exit_trainer_init(exit_trainer *t, const exitrl_config *cfg, gpt_model *m) {

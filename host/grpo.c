@@ -60,16 +60,20 @@ int grpo_update(gpt_model *m, const grpo_reference *ref, const rollout_output *r
     const int mb_rows = (n + o->minibatches - 1) / o->minibatches;
     int T = 1;
     for (int i = 0; i < n; i++) T = row_len(ro, i) > T ? row_len(ro, i) : T;
-    if (mb_rows > m->max_B || T > m->max_T) {
-        fprintf(stderr, "exitrl: GRPO minibatch %d x %d exceeds the model's batch capacity %d x %d\n", mb_rows, T,
-                m->max_B, m->max_T);
+    /* A minibatch larger than the activation capacity runs as micro-batches whose gradients add up
+     * before the optimizer step (the weights are normalised over the whole minibatch). */
+    int micro = mb_rows;
+    while (micro > 1 && !gpt_batch_fits(m, micro, T)) micro = (micro + 1) / 2;
+    if (!gpt_batch_fits(m, micro, T)) {
+        fprintf(stderr, "exitrl: GRPO rows of %d tokens exceed the model's capacity (%d x %d, max_seq %d)\n", T,
+                m->max_B, m->max_T, m->cfg.max_seq);
         return -1;
     }
     if (o->loss.beta > 0 && !ref) {
         fprintf(stderr, "exitrl: GRPO with kl_beta > 0 needs a reference policy\n");
         return -1;
     }
-    size_t cells = (size_t)mb_rows * T;
+    size_t cells = (size_t)micro * T;
     int *tok = malloc(sizeof(int) * cells), *tgt = malloc(sizeof(int) * cells);
     float *w = malloc(sizeof(float) * cells), *lp_old = malloc(sizeof(float) * cells);
     float *a = malloc(sizeof(float) * cells), *lp_ref = malloc(sizeof(float) * cells);
@@ -85,41 +89,43 @@ int grpo_update(gpt_model *m, const grpo_reference *ref, const rollout_output *r
             int rows = n - r0 < mb_rows ? n - r0 : mb_rows;
             long tokens = 0;
             for (int b = 0; b < rows; b++) tokens += ro->gen_len[r0 + b];
-            for (int b = 0; b < rows; b++) {
-                int i = r0 + b, len = ro->prompt_len[i], gen = ro->gen_len[i];
-                const int *seq = ro->tokens + (size_t)i * ro->S;
-                const float *lp = ro->logprobs + (size_t)i * ro->S;
-                float wt = o->aggregation == GRPO_AGG_GRPO ? 1.0f / ((float)rows * gen)
-                         : o->aggregation == GRPO_AGG_DAPO ? 1.0f / (float)tokens
-                                                           : 1.0f / ((float)rows * o->max_new_tokens);
-                for (int t = 0; t < T; t++) {
-                    size_t c = (size_t)b * T + t;
-                    int is_target = t >= len - 1 && t < len + gen - 1; /* row t predicts token t + 1 */
-                    tok[c] = t < len + gen - 1 ? seq[t] : TOK_PAD;
-                    tgt[c] = is_target ? seq[t + 1] : -1;
-                    w[c] = is_target ? wt : 0.0f;
-                    lp_old[c] = is_target ? lp[t + 1] : 0.0f;
-                    a[c] = is_target ? adv[i] : 0.0f;
-                }
-            }
-            gpt_set_batch(m, tok, tgt, w, rows, T);
-            if (o->loss.beta > 0) {
-                void *own = m->params;
-                m->params = ref->params; /* the same forward, under the reference weights */
-                gpt_token_logprobs(m, rows, T, o->loss.inv_temp, lp_ref);
-                m->params = own;
-                gpt_set_batch(m, tok, tgt, w, rows, T); /* gpt_token_logprobs used the weights as scratch */
-            }
-            gpt_set_grpo_inputs(m, lp_old, o->loss.beta > 0 ? lp_ref : NULL, a, rows, T);
             gpt_zero_grad(m);
-            gpt_grpo_stats gs;
-            gpt_forward_backward_grpo(m, rows, T, &o->loss, &gs);
-            float norm = gpt_update(m, &o->opt);
-            st->loss += gs.loss;
-            st->kl += gs.kl * gs.tokens;
-            st->clip_frac += gs.clip_frac * gs.tokens;
-            st->grad_norm += norm;
-            st->tokens += gs.tokens;
+            for (int u0 = 0; u0 < rows; u0 += micro) {
+                int urows = rows - u0 < micro ? rows - u0 : micro;
+                for (int b = 0; b < urows; b++) {
+                    int i = r0 + u0 + b, len = ro->prompt_len[i], gen = ro->gen_len[i];
+                    const int *seq = ro->tokens + (size_t)i * ro->S;
+                    const float *lp = ro->logprobs + (size_t)i * ro->S;
+                    float wt = o->aggregation == GRPO_AGG_GRPO ? 1.0f / ((float)rows * gen)
+                             : o->aggregation == GRPO_AGG_DAPO ? 1.0f / (float)tokens
+                                                               : 1.0f / ((float)rows * o->max_new_tokens);
+                    for (int t = 0; t < T; t++) {
+                        size_t c = (size_t)b * T + t;
+                        int is_target = t >= len - 1 && t < len + gen - 1; /* row t predicts token t + 1 */
+                        tok[c] = t < len + gen - 1 ? seq[t] : TOK_PAD;
+                        tgt[c] = is_target ? seq[t + 1] : -1;
+                        w[c] = is_target ? wt : 0.0f;
+                        lp_old[c] = is_target ? lp[t + 1] : 0.0f;
+                        a[c] = is_target ? adv[i] : 0.0f;
+                    }
+                }
+                gpt_set_batch(m, tok, tgt, w, urows, T);
+                if (o->loss.beta > 0) {
+                    void *own = m->params;
+                    m->params = ref->params; /* the same forward, under the reference weights */
+                    gpt_token_logprobs(m, urows, T, o->loss.inv_temp, lp_ref);
+                    m->params = own;
+                    gpt_set_batch(m, tok, tgt, w, urows, T); /* gpt_token_logprobs used the weights as scratch */
+                }
+                gpt_set_grpo_inputs(m, lp_old, o->loss.beta > 0 ? lp_ref : NULL, a, urows, T);
+                gpt_grpo_stats gs;
+                gpt_forward_backward_grpo(m, urows, T, &o->loss, &gs);
+                st->loss += gs.loss;
+                st->kl += gs.kl * gs.tokens;
+                st->clip_frac += gs.clip_frac * gs.tokens;
+                st->tokens += gs.tokens;
+            }
+            st->grad_norm += gpt_update(m, &o->opt);
             steps++;
         }
     nvtx_pop();

@@ -278,9 +278,15 @@ static float *grad(const gpt_model *m, int t, size_t index) {
     return m->grads + m->param_offsets[t] + index;
 }
 
+/* Every activation tensor is a multiple of B*T elements, so any batch with B*T within the capacity
+ * (and T within the context) fits the same buffers. */
+int gpt_batch_fits(const gpt_model *m, int B, int T) {
+    return B >= 1 && T >= 1 && T <= m->cfg.max_seq && (long long)B * T <= (long long)m->max_B * m->max_T;
+}
+
 static void check_batch(const gpt_model *m, int B, int T) {
-    if (B < 1 || T < 1 || B > m->max_B || T > m->max_T) {
-        fprintf(stderr, "exitrl: internal error: batch %d x %d exceeds the model's capacity %d x %d\n",
+    if (!gpt_batch_fits(m, B, T)) {
+        fprintf(stderr, "exitrl: internal error: batch %d x %d exceeds the model's capacity of %d x %d tokens\n",
                 B, T, m->max_B, m->max_T);
         abort();
     }

@@ -58,7 +58,7 @@ typedef struct {
     float *grads;       /* fp32 gradients, accumulated by backward */
     float *adam_m, *adam_v;
     int adam_step;      /* AdamW steps taken so far */
-    int max_B, max_T;   /* activation capacity */
+    int max_B, max_T;   /* activation capacity: batches of B x T tokens with B*T <= max_B*max_T */
     void *acts_mem;
     gpt_acts acts;
     int grpo_has_ref;   /* the last gpt_set_grpo_inputs gave reference log-probs */
@@ -85,6 +85,8 @@ void gpt_init_random(gpt_model *m, uint64_t seed);
 /* Replaces all weights from host fp32 values in the layout above (num_params floats). */
 void gpt_load_params(gpt_model *m, const float *host_params);
 
+/* 1 when a batch of B sequences of T tokens fits the activation capacity and the context. */
+int gpt_batch_fits(const gpt_model *m, int B, int T);
 /* Copies one batch from host memory: tokens[B*T], targets[B*T] (-1 = no target) and
  * loss_weights[B*T] (NULL = uniform 1/(number of targets)). */
 void gpt_set_batch(gpt_model *m, const int *tokens, const int *targets, const float *loss_weights,
