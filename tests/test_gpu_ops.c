@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "ops.h"
 #include "test_util.h"
@@ -887,7 +888,54 @@ static void run_suite(const pair *p) {
     test_sum_squares(p, 1);
 }
 
-int main(void) {
+/* ---- clear failures ---- */
+
+/* Child side: runs one bad call on a bf16 backend. Returning means the bad input went unnoticed. */
+static int run_fatal_case(const char *name) {
+    char why[256];
+    exitrl_backend *be = exitrl_backend_cuda_create(0, 0, why, sizeof why);
+    if (!be) {
+        fprintf(stderr, "cannot create the backend: %s\n", why);
+        return 3;
+    }
+    void *buf = be->alloc(be, 1 << 20);
+    int *ints = be->alloc(be, 4096);
+    if (strcmp(name, "head-size") == 0) {
+        be->attention_forward(be, buf, NULL, buf, 1, 4, 72, 3); /* head size 24 */
+    } else if (strcmp(name, "bad-target") == 0) {
+        int t[2] = {3, 265};
+        be->upload(be, ints, t, sizeof t);
+        be->classifier_forward_backward(be, buf, NULL, NULL, ints, 2, 265, 320);
+    } else if (strcmp(name, "bad-token") == 0) {
+        int t[2] = {5, -1};
+        be->upload(be, ints, t, sizeof t);
+        be->encoder_forward(be, buf, ints, buf, buf, 1, 2, 8);
+    } else if (strcmp(name, "temperature") == 0) {
+        struct exitrl_sampling sp = {0.0f, 0, 1.0f, 0, 0, 1};
+        be->sample_step(be, buf, &sp, ints, (float *)buf, ints, ints, ints, 1, 4, 8, 8, 0);
+    }
+    be->sync(be); /* device-side findings surface here */
+    return 0;
+}
+
+/* Parent side: the op must stop the process with status 1 and a message naming the problem. */
+static void expect_fatal(const char *self, const char *name, const char *expected) {
+    char cmd[1024], out[4096] = "";
+    snprintf(cmd, sizeof cmd, "'%s' --fatal-case %s 2>&1", self, name);
+    FILE *f = popen(cmd, "r");
+    CHECK(f != NULL, "cannot run %s", cmd);
+    if (!f) return;
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = 0;
+    int status = pclose(f);
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    printf("  %-11s %-58s exit %d\n", "fatal", name, code);
+    CHECK(code == 1 && strstr(out, expected) != NULL, "%s: exit %d, output '%s' (expected exit 1 and '%s')", name,
+          code, out, expected);
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "--fatal-case") == 0) return run_fatal_case(argv[2]);
     if (!exitrl_cuda_available()) {
         printf("SKIP: no GPU\n");
         return TEST_SKIP;
@@ -914,6 +962,11 @@ int main(void) {
     gpu = exitrl_backend_cuda_create(1 << 20, 0, why, sizeof why);
     CHECK(gpu == NULL && why[0] != 0, "device 2^20 accepted");
     if (gpu) gpu->destroy(gpu);
+    /* unsupported shapes and bad inputs stop the program with a message, never silently */
+    expect_fatal(argv[0], "head-size", "head size");
+    expect_fatal(argv[0], "bad-target", "targets[1] = 265");
+    expect_fatal(argv[0], "bad-token", "token id -1");
+    expect_fatal(argv[0], "temperature", "temperature");
     cpu->destroy(cpu);
     return test_finish("test_gpu_ops");
 }

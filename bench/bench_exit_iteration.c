@@ -1,0 +1,503 @@
+/* ExIt iteration benchmark: wall time of one full exitrl ExIt iteration (host/exit.h: plan, rollout,
+ * reward, score, GRPO update, buffer) on the arith task, per phase, against a PyTorch peer
+ * (bench/peers/exit_iteration_torch.py) doing the same rollout, reward, score and update work on
+ * the same prompts, from the same starting weights, measured in the same run.
+ * The model is randomly initialised (no warm start), so rewards are mostly 0; the work per phase
+ * does not depend on that, except that completions run to max_new_tokens unless EOS is drawn.
+ * exitrl runs its warmup and timed iterations first and records each iteration's rendered prompts
+ * and correct answers; the peer then runs the same sequence of iterations. Each side reports the
+ * median over the timed iterations of every phase and of the total. Prints a table and appends one
+ * JSONL object to bench/results/exit_iteration_<cpu|gpu>.jsonl (DESIGN.md section 10): value is
+ * our seconds per iteration, ratio = peer seconds / our seconds (higher is better). */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef EXITRL_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+#include "backend_select.h"
+#include "config.h"
+#include "exit.h"
+#include "setup.h"
+#include "tasks/arith.h"
+#include "tokenizer.h"
+
+#define PEER_SCRIPT EXITRL_SOURCE_DIR "/bench/peers/exit_iteration_torch.py"
+#define RESULTS_DIR EXITRL_SOURCE_DIR "/bench/results"
+#define WEIGHT_SEED 1234
+
+typedef struct {
+    const char *config, *out, *python, *device;
+    int prompts, group, max_new, iterations, warmup, threads, peer, quick;
+} bench_opts;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: bench_exit_iteration [options]\n"
+            "Times full ExIt iterations (method exit, task arith, randomly initialised policy) of\n"
+            "exitrl and the same rollout / reward / score / GRPO-update work in PyTorch on the same\n"
+            "prompts and starting weights; appends a JSONL result. Defaults depend on the backend:\n"
+            "  CPU:  --config tiny  --prompts 16  --group 8 --max-new 16\n"
+            "  CUDA: --config small --prompts 128 --group 8 --max-new 48\n"
+            "  --config NAME      model preset (tiny, small, gpt2-124m)\n"
+            "  --prompts P        task instances per iteration\n"
+            "  --group G          completions per instance (>= 2)\n"
+            "  --max-new N        generation cap per completion (<= %d)\n"
+            "  --iterations N     timed iterations (default 3)\n"
+            "  --warmup N         untimed iterations first (default 1)\n"
+            "  --threads N        CPU threads for both sides (default 2; sets OMP_NUM_THREADS)\n"
+            "  --device D         auto (default: CUDA when a GPU answers), cpu or cuda\n"
+            "  --out PATH         JSONL file to append to (default\n"
+            "                     bench/results/exit_iteration_cpu.jsonl or _gpu.jsonl by backend)\n"
+            "  --python PATH      interpreter with torch for the peer (default $EXITRL_PYTHON, else\n"
+            "                     the first of python3, /usr/bin/python3 that imports torch)\n"
+            "  --no-peer          time exitrl only (no ratio is recorded)\n"
+            "  --quick            smoke test: tiny, P=4, G=4, 8 new tokens, 1 timed iteration after 1\n"
+            "                     warmup; appends only when --out is given\n"
+            "  --help             this text\n",
+            EXIT_ANSWER_CAP);
+}
+
+/* Parses an int option value in [min, 1000000] or exits 2 naming the option. */
+static int parse_int(const char *opt, const char *s, int min) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < min || v > 1000000) {
+        fprintf(stderr, "bench_exit_iteration: %s expects an integer >= %d, got '%s'\n", opt, min, s);
+        exit(2);
+    }
+    return (int)v;
+}
+
+/* Options left 0 / NULL get backend-dependent defaults later (apply_defaults). */
+static void parse_args(int argc, char **argv, bench_opts *o) {
+    *o = (bench_opts){.device = "auto", .iterations = 3, .warmup = 1, .threads = 2, .peer = 1};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help")) { usage(stdout); exit(0); }
+        if (!strcmp(a, "--no-peer")) { o->peer = 0; continue; }
+        if (!strcmp(a, "--quick")) { o->quick = 1; continue; }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "bench_exit_iteration: unknown option or missing value: '%s'\n", a);
+            usage(stderr);
+            exit(2);
+        }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--config")) o->config = v;
+        else if (!strcmp(a, "--out")) o->out = v;
+        else if (!strcmp(a, "--python")) o->python = v;
+        else if (!strcmp(a, "--device")) o->device = v;
+        else if (!strcmp(a, "--prompts")) o->prompts = parse_int(a, v, 1);
+        else if (!strcmp(a, "--group")) o->group = parse_int(a, v, 2);
+        else if (!strcmp(a, "--max-new")) o->max_new = parse_int(a, v, 1);
+        else if (!strcmp(a, "--iterations")) o->iterations = parse_int(a, v, 1);
+        else if (!strcmp(a, "--warmup")) o->warmup = parse_int(a, v, 0);
+        else if (!strcmp(a, "--threads")) o->threads = parse_int(a, v, 1);
+        else {
+            fprintf(stderr, "bench_exit_iteration: unknown option '%s'\n", a);
+            usage(stderr);
+            exit(2);
+        }
+    }
+    if (o->max_new > EXIT_ANSWER_CAP) {
+        fprintf(stderr, "bench_exit_iteration: --max-new %d exceeds %d, the answer bytes the ExIt buffer keeps\n",
+                o->max_new, EXIT_ANSWER_CAP);
+        exit(2);
+    }
+}
+
+static void apply_defaults(bench_opts *o, int gpu) {
+    if (o->quick) {
+        if (!o->config) o->config = "tiny";
+        if (!o->prompts) o->prompts = 4;
+        if (!o->group) o->group = 4;
+        if (!o->max_new) o->max_new = 8;
+        o->iterations = 1;
+        o->warmup = 1;
+        return;
+    }
+    if (!o->config) o->config = gpu ? "small" : "tiny";
+    if (!o->prompts) o->prompts = gpu ? 128 : 16;
+    if (!o->group) o->group = 8;
+    if (!o->max_new) o->max_new = gpu ? 48 : 16;
+}
+
+/* OpenMP and OpenBLAS read their thread counts when they load, before main: if the environment
+ * does not already say `threads`, set it and re-execute this program so both see it. */
+static void pin_threads(int threads, char **argv) {
+    char want[16];
+    snprintf(want, sizeof want, "%d", threads);
+    const char *omp = getenv("OMP_NUM_THREADS"), *blas = getenv("OPENBLAS_NUM_THREADS");
+    if (omp && !strcmp(omp, want) && blas && !strcmp(blas, want)) return;
+    setenv("OMP_NUM_THREADS", want, 1);
+    setenv("OPENBLAS_NUM_THREADS", want, 1);
+    execv("/proc/self/exe", argv);
+    fprintf(stderr, "bench_exit_iteration: warning: could not re-execute to pin %d threads (%s)\n", threads,
+            strerror(errno));
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of n > 0 values (sorts them): robust to iterations slowed by other work on the machine. */
+static double median(double *x, int n) {
+    qsort(x, n, sizeof *x, cmp_double);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+/* Reads the first line of a command's output into buf (newline stripped); "" on failure. */
+static void command_line(const char *cmd, char *buf, size_t n) {
+    buf[0] = '\0';
+    FILE *p = popen(cmd, "r");
+    if (!p) return;
+    if (!fgets(buf, (int)n, p)) buf[0] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+    if (pclose(p) != 0) buf[0] = '\0';
+}
+
+/* The 1-minute load average (-1 if unknown), recorded so a result from a busy machine shows it. */
+static double load_average(void) {
+    double load = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &load) != 1) load = -1;
+        fclose(f);
+    }
+    return load;
+}
+
+/* "cpu: <model name>" from /proc/cpuinfo, or the GPU's name when the CUDA backend runs. */
+static void device_name(const exitrl_backend *be, char *buf, size_t n) {
+#ifdef EXITRL_HAVE_CUDA
+    struct cudaDeviceProp prop;
+    if (!strcmp(be->name, "cuda") && cudaGetDeviceProperties(&prop, 0) == cudaSuccess) {
+        snprintf(buf, n, "%s", prop.name);
+        return;
+    }
+#endif
+    snprintf(buf, n, "cpu: unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10)) continue;
+        char *colon = strchr(line, ':');
+        if (!colon) break;
+        colon++;
+        while (*colon == ' ' || *colon == '\t') colon++;
+        colon[strcspn(colon, "\n")] = '\0';
+        snprintf(buf, n, "cpu: %s", colon);
+        break;
+    }
+    fclose(f);
+}
+
+/* Writes s as a JSON string (quotes and backslashes escaped, control characters dropped). */
+static void json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') fputc('\\', f);
+        if ((unsigned char)*s >= 0x20) fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+/* Picks an interpreter that imports torch; NULL (with the reason printed) when none does. */
+static const char *find_python(const char *requested) {
+    const char *env = getenv("EXITRL_PYTHON");
+    const char *candidates[] = {requested ? requested : env ? env : "python3",
+                                requested || env ? NULL : "/usr/bin/python3"};
+    for (int i = 0; i < 2 && candidates[i]; i++) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "'%s' -c 'import torch' >/dev/null 2>&1", candidates[i]);
+        if (system(cmd) == 0) return candidates[i];
+    }
+    fprintf(stderr, "bench_exit_iteration: no Python with torch found (tried %s%s%s); the peer is "
+            "skipped and no ratio is recorded\n", candidates[0], candidates[1] ? ", " : "",
+            candidates[1] ? candidates[1] : "");
+    return NULL;
+}
+
+/* Phase times of one iteration, in seconds, in the order of PHASE_NAMES. */
+enum { PH_PLAN, PH_ROLLOUT, PH_REWARD, PH_SCORE, PH_UPDATE, PH_BUFFER, PH_TOTAL, N_PHASES };
+static const char *const PHASE_NAMES[N_PHASES] = {"t_plan", "t_rollout", "t_reward", "t_score",
+                                                  "t_update", "t_buffer", "t_total"};
+
+/* Files shared with the peer, in a private temporary directory. */
+typedef struct {
+    char dir[64], weights[96], prompts[96];
+} peer_files;
+
+/* The model's fp32 weights in host/model.h's flat layout, for the PyTorch peer. */
+static int write_weights(const gpt_model *m, const char *path) {
+    float *w = malloc(m->num_params * sizeof(float));
+    if (!w) {
+        fprintf(stderr, "bench_exit_iteration: out of memory for the weights\n");
+        return -1;
+    }
+    m->be->download(m->be, w, m->master, m->num_params * sizeof(float));
+    FILE *f = fopen(path, "wb");
+    int bad = !f || fwrite(w, sizeof(float), m->num_params, f) != m->num_params;
+    if (f) bad |= fclose(f) != 0;
+    if (bad) fprintf(stderr, "bench_exit_iteration: cannot write %s: %s\n", path, strerror(errno));
+    free(w);
+    return bad ? -1 : 0;
+}
+
+/* Appends the iteration's P prompts as "ANSWER LEN ids..." lines (the format the peer reads). */
+static int write_iteration_prompts(FILE *f, const exit_trainer *t) {
+    for (int s = 0; s < t->P; s++) {
+        arith_problem p;
+        if (arith_generate(&t->slots[s].task.task, &p)) {
+            fprintf(stderr, "bench_exit_iteration: internal error: slot %d holds no arith problem\n", s);
+            return -1;
+        }
+        const int len = t->prompt_lens[s * t->G];
+        const int *ids = t->prompts + (size_t)s * t->G * t->prompt_cap;
+        fprintf(f, "%lld %d", (long long)p.answer, len);
+        for (int i = 0; i < len; i++) fprintf(f, " %d", ids[i]);
+        fputc('\n', f);
+    }
+    return ferror(f) ? -1 : 0;
+}
+
+/* Runs warmup + timed iterations; fills med[N_PHASES] with the timed medians and the mean share of
+ * replayed slots; writes every iteration's prompts to prompts_out when not NULL. Returns 0 or -1. */
+static int run_ours(exit_trainer *t, const bench_opts *o, FILE *prompts_out, double *med, double *gen_tokens,
+                    double *replay_share) {
+    const int n = o->warmup + o->iterations;
+    double *times = malloc(sizeof(double) * (size_t)N_PHASES * o->iterations);
+    double *tokens = malloc(sizeof(double) * o->iterations);
+    if (!times || !tokens) {
+        fprintf(stderr, "bench_exit_iteration: out of memory\n");
+        exit(1);
+    }
+    exitrl_backend *be = t->m->be;
+    *replay_share = 0;
+    int rc = 0;
+    for (int it = 0; it < n && !rc; it++) {
+        exit_iter_stats st;
+        double t0 = now_s();
+        if (exit_iteration(t, (uint64_t)it, &st)) {
+            rc = -1;
+            break;
+        }
+        be->sync(be); /* the last optimizer step may still be running on a GPU */
+        double total = now_s() - t0;
+        if (prompts_out) rc = write_iteration_prompts(prompts_out, t);
+        fprintf(stderr, "iteration %d%s: %.3f s, %ld tokens generated, reward %.3f, replayed %.2f\n", it,
+                it < o->warmup ? " (warmup)" : "", total, st.gen_tokens, st.reward_mean, st.replay_share);
+        if (it < o->warmup) continue;
+        int k = it - o->warmup;
+        const double phases[N_PHASES] = {st.t_plan, st.t_rollout, st.t_reward, st.t_score, st.t_update, st.t_buffer,
+                                         total};
+        for (int p = 0; p < N_PHASES; p++) times[(size_t)p * o->iterations + k] = phases[p];
+        tokens[k] = (double)st.gen_tokens;
+        *replay_share += st.replay_share / o->iterations;
+    }
+    if (!rc) {
+        for (int p = 0; p < N_PHASES; p++) med[p] = median(times + (size_t)p * o->iterations, o->iterations);
+        *gen_tokens = median(tokens, o->iterations);
+    }
+    free(times);
+    free(tokens);
+    return rc;
+}
+
+/* Value of "key": NUMBER in a JSON line, or -1 when absent. */
+static double json_number(const char *line, const char *key) {
+    char pattern[64];
+    snprintf(pattern, sizeof pattern, "\"%s\": ", key);
+    const char *at = strstr(line, pattern);
+    return at ? strtod(at + strlen(pattern), NULL) : -1;
+}
+
+/* Runs the PyTorch peer; fills med[] (t_plan and t_buffer stay 0: the peer has neither) and its
+ * generated tokens. Returns 0, or -1 with the reason printed. */
+static int run_peer(const char *python, const exitrl_config *cfg, const gpt_config *c, const bench_opts *o,
+                    const peer_files *files, const exitrl_backend *be, double *med, double *gen_tokens) {
+    char cmd[4096], line[2048];
+    const int gpu = !strcmp(be->name, "cuda");
+    snprintf(cmd, sizeof cmd,
+             "'%s' '%s' --n_layer %d --n_head %d --d_model %d --max_seq %d --vocab %d --vocab_padded %d "
+             "--weights '%s' --prompts '%s' --warmup %d --max_new_tokens %d --eos %d --temperature %.9g "
+             "--clip_eps_low %.9g --clip_eps_high %.9g --kl_beta %.9g --adv_eps %.9g --lr %.9g --beta1 %.9g "
+             "--beta2 %.9g --adam_eps %.9g --weight_decay %.9g --grad_clip %.9g --seed %lld --threads %d "
+             "--device %s --dtype %s",
+             python, PEER_SCRIPT, c->n_layer, c->n_head, c->d_model, c->max_seq, c->vocab, c->vocab_padded,
+             files->weights, files->prompts, o->warmup, cfg->max_new_tokens, TOK_EOS, cfg->temperature,
+             cfg->clip_eps_low, cfg->clip_eps_high, cfg->kl_beta, cfg->adv_eps, cfg->lr, cfg->beta1, cfg->beta2,
+             cfg->adam_eps, cfg->weight_decay, cfg->grad_clip, cfg->seed, o->threads, gpu ? "cuda" : "cpu",
+             be->act_dtype == EXITRL_BF16 ? "bf16" : "fp32");
+    FILE *p = popen(cmd, "r");
+    if (!p) {
+        fprintf(stderr, "bench_exit_iteration: cannot start the peer: %s\n", strerror(errno));
+        return -1;
+    }
+    int found = 0;
+    while (fgets(line, sizeof line, p)) {
+        if (!strstr(line, "\"t_total\": ")) continue;
+        for (int k = 0; k < N_PHASES; k++) med[k] = k == PH_PLAN || k == PH_BUFFER ? 0 : json_number(line, PHASE_NAMES[k]);
+        *gen_tokens = json_number(line, "gen_tokens");
+        found = med[PH_TOTAL] > 0;
+    }
+    int status = pclose(p);
+    if (status != 0 || !found) {
+        fprintf(stderr, "bench_exit_iteration: the peer failed (status %d): %s\n", status, cmd);
+        return -1;
+    }
+    return 0;
+}
+
+/* The benchmark's exitrl config: defaults, then the shape under test. Returns 0 or 2. */
+static int make_config(const bench_opts *o, exitrl_config *cfg) {
+    char p[16], g[16], mn[16];
+    snprintf(p, sizeof p, "%d", o->prompts);
+    snprintf(g, sizeof g, "%d", o->group);
+    snprintf(mn, sizeof mn, "%d", o->max_new);
+    config_defaults(cfg);
+    const char *kv[][2] = {{"model", o->config}, {"task", "arith"}, {"method", "exit"}, {"device", o->device},
+                           {"prompts", p},       {"group_size", g}, {"max_new_tokens", mn}};
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        if (config_set(cfg, kv[i][0], kv[i][1], "bench_exit_iteration")) return 2;
+    return 0;
+}
+
+static void write_record(FILE *f, const char *device, const exitrl_backend *be, const char *git, const char *date,
+                         const bench_opts *o, size_t params, double load, const double *ours, double gen_tokens,
+                         double replay, const double *peer, double peer_tokens) {
+    fprintf(f, "{\"bench\":\"exit_iteration\",\"device\":");
+    json_string(f, device);
+    fprintf(f, ",\"backend\":\"%s\",\"git\":", be->name);
+    json_string(f, git);
+    fprintf(f, ",\"date\":\"%s\",\"config\":", date);
+    json_string(f, o->config);
+    fprintf(f, ",\"params\":%zu,\"task\":\"arith\",\"method\":\"exit\",\"P\":%d,\"G\":%d,\"max_new_tokens\":%d,"
+            "\"iterations\":%d,\"warmup\":%d,\"threads\":%d,\"loadavg_1m\":%.2f,\"gen_tokens\":%.0f,"
+            "\"replay_share\":%.3f",
+            params, o->prompts, o->group, o->max_new, o->iterations, o->warmup, o->threads, load, gen_tokens, replay);
+    for (int k = 0; k < PH_TOTAL; k++) fprintf(f, ",\"%s\":%.6g", PHASE_NAMES[k], ours[k]);
+    fprintf(f, ",\"value\":%.4f,\"unit\":\"s/iteration\"", ours[PH_TOTAL]);
+    if (peer) {
+        fprintf(f, ",\"peer\":\"%s\",\"peer_value\":%.4f,\"ratio\":%.4f,\"peer_gen_tokens\":%.0f",
+                !strcmp(be->name, "cuda") ? "torch.eager" : "torch.cpu", peer[PH_TOTAL],
+                peer[PH_TOTAL] / ours[PH_TOTAL], peer_tokens);
+        for (int k = PH_ROLLOUT; k <= PH_UPDATE; k++) fprintf(f, ",\"peer_%s\":%.6g", PHASE_NAMES[k], peer[k]);
+    }
+    fprintf(f, "}\n");
+}
+
+int main(int argc, char **argv) {
+    bench_opts o;
+    parse_args(argc, argv, &o);
+    pin_threads(o.threads, argv);
+    exitrl_backend *be = backend_open(o.device, 0);
+    if (!be) return 1;
+    const int gpu = !strcmp(be->name, "cuda");
+    apply_defaults(&o, gpu);
+    exitrl_config cfg;
+    gpt_config mc;
+    if (make_config(&o, &cfg) || setup_model_config(&cfg, &mc)) {
+        be->destroy(be);
+        return 2;
+    }
+
+    char device[300], git[64], date[32];
+    device_name(be, device, sizeof device);
+    command_line("git -C '" EXITRL_SOURCE_DIR "' rev-parse --short HEAD 2>/dev/null", git, sizeof git);
+    if (!git[0]) snprintf(git, sizeof git, "unknown");
+    time_t now = time(NULL);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    const char *out_path = o.out ? o.out : o.quick ? NULL
+                           : gpu ? RESULTS_DIR "/exit_iteration_gpu.jsonl" : RESULTS_DIR "/exit_iteration_cpu.jsonl";
+
+    int rows, T, rc = 1;
+    exit_model_capacity(&cfg, mc.max_seq, &rows, &T); /* the capacity `exitrl train` gives the model */
+    gpt_model m;
+    exit_trainer t = {0};
+    FILE *prompts_out = NULL;
+    if (gpt_create(&m, be, &mc, rows, T)) {
+        be->destroy(be);
+        return 1;
+    }
+    gpt_init_random(&m, WEIGHT_SEED);
+    const char *python = o.peer ? find_python(o.python) : NULL;
+    peer_files files = {.dir = "/tmp/exitrl_bench_exit_XXXXXX"};
+    if (python && !mkdtemp(files.dir)) {
+        fprintf(stderr, "bench_exit_iteration: cannot create a temporary directory: %s\n", strerror(errno));
+        python = NULL;
+    }
+    snprintf(files.weights, sizeof files.weights, "%s/weights.f32", files.dir);
+    snprintf(files.prompts, sizeof files.prompts, "%s/prompts.txt", files.dir);
+    if (python) { /* the starting weights, before the trainer copies them as its reference */
+        if (write_weights(&m, files.weights) || !(prompts_out = fopen(files.prompts, "w"))) {
+            if (!prompts_out) fprintf(stderr, "bench_exit_iteration: cannot write %s: %s\n", files.prompts, strerror(errno));
+            goto out;
+        }
+        fprintf(prompts_out, "%d %d %d\n", o.prompts, o.group, o.warmup + o.iterations);
+    }
+    if ((rc = exit_trainer_init(&t, &cfg, &m))) goto out;
+    rc = 1;
+
+    const double load = load_average();
+    printf("ExIt iteration on %s (%s backend, %s activations), %s (%zu parameters), arith, P=%d G=%d, "
+           "max_new_tokens %d, %d threads, median of %d iterations after %d warmup, load average %.2f\n",
+           device, be->name, be->act_dtype == EXITRL_BF16 ? "bf16" : "fp32", o.config, m.num_params, o.prompts,
+           o.group, o.max_new, o.threads, o.iterations, o.warmup, load);
+    if (load > 3) fprintf(stderr, "bench_exit_iteration: warning: load average %.2f: other work is running, "
+                          "figures will be high and noisy\n", load);
+    double ours[N_PHASES], peer[N_PHASES], gen_tokens = 0, peer_tokens = 0, replay = 0;
+    if (run_ours(&t, &o, prompts_out, ours, &gen_tokens, &replay)) goto out;
+    int have_peer = 0;
+    if (python) {
+        int bad = fclose(prompts_out) != 0;
+        prompts_out = NULL;
+        if (bad) fprintf(stderr, "bench_exit_iteration: cannot write %s\n", files.prompts);
+        have_peer = !bad && run_peer(python, &cfg, &mc, &o, &files, be, peer, &peer_tokens) == 0;
+    }
+
+    printf("%-10s %10s %10s\n", "phase", "ours s", have_peer ? "peer s" : "");
+    for (int k = 0; k < N_PHASES; k++) {
+        printf("%-10s %10.4f", PHASE_NAMES[k], ours[k]);
+        if (have_peer && k != PH_PLAN && k != PH_BUFFER) printf(" %10.4f", peer[k]);
+        printf("\n");
+    }
+    printf("generated tokens per iteration: ours %.0f%s", gen_tokens, have_peer ? ", peer " : "\n");
+    if (have_peer) printf("%.0f\nratio (peer time / our time): %.3f\n", peer_tokens, peer[PH_TOTAL] / ours[PH_TOTAL]);
+
+    FILE *out = fopen(out_path ? out_path : "/dev/null", "a");
+    if (!out) {
+        fprintf(stderr, "bench_exit_iteration: cannot open %s for appending: %s\n", out_path, strerror(errno));
+        goto out;
+    }
+    write_record(out, device, be, git, date, &o, m.num_params, load, ours, gen_tokens, replay,
+                 have_peer ? peer : NULL, peer_tokens);
+    rc = fclose(out) != 0 || (python && !have_peer);
+    if (out_path) printf("appended to %s\n", out_path);
+    else printf("quick run: nothing appended (give --out to keep the result)\n");
+out:
+    if (prompts_out) fclose(prompts_out);
+    if (python) {
+        remove(files.weights);
+        remove(files.prompts);
+        remove(files.dir);
+    }
+    exit_trainer_free(&t);
+    gpt_destroy(&m);
+    be->destroy(be);
+    return rc;
+}

@@ -1,0 +1,616 @@
+/* Rollout benchmark: generated tokens/s of exitrl's KV-cache rollout engine (host/rollout.h) against
+ * peers measured in the same run on the same weights and prompts: a plain PyTorch KV-cache loop
+ * (bench/peers/rollout_torch.py; "torch.cpu" on the CPU, "torch.eager" on a GPU), Hugging Face
+ * transformers' generate on an `exitrl export` of the weights ("hf.generate", on a GPU or with --hf),
+ * and on a GPU the memory-bandwidth roofline of the decode steps ("roofline").
+ * Sampling is at temperature 1 over the real vocabulary and stops at EOS: a random model draws EOS
+ * now and then, so every side counts the tokens it actually generated (EOS included).
+ * Prints a table and appends one JSONL object per (measurement, peer) to
+ * bench/results/rollout_<cpu|gpu>.jsonl (DESIGN.md section 10; ratio = ours / peer, higher is
+ * better). Each side reports the median of its timed runs. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef EXITRL_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+#include "backend_select.h"
+#include "commands.h"
+#include "model.h"
+#include "model_io.h"
+#include "rollout.h"
+#include "tokenizer.h"
+
+#define PEER_SCRIPT EXITRL_SOURCE_DIR "/bench/peers/rollout_torch.py"
+#define RESULTS_DIR EXITRL_SOURCE_DIR "/bench/results"
+#define MAX_BATCHES 16
+#define WEIGHT_SEED 1234
+#define SAMPLING_SEED 1
+
+typedef struct {
+    const char *configs, *out, *python, *device;
+    int batches[MAX_BATCHES], n_batches;
+    int prompt_len, new_tokens, reps, warmup, threads, peer, hf, quick;
+} bench_opts;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: bench_rollout [options]\n"
+            "Times batched sampling (prompt prefill + decode with a KV cache, temperature 1, stop at\n"
+            "EOS) of exitrl's rollout engine and of peers on the same weights and prompts; appends\n"
+            "JSONL results. Defaults depend on the backend that runs:\n"
+            "  CPU:  --configs tiny,small --batches 16,64 --prompt-len 64 --new-tokens 64\n"
+            "  CUDA: --configs small,gpt2-124m --batches 64,256,1024 --prompt-len 64 --new-tokens 128\n"
+            "  --configs LIST     comma-separated model presets (tiny, small, gpt2-124m)\n"
+            "  --batches LIST     comma-separated batch sizes (sequences generated together)\n"
+            "  --prompt-len N     prompt tokens per sequence (BOS then random bytes)\n"
+            "  --new-tokens N     tokens to generate per sequence at most\n"
+            "  --reps N           timed runs per measurement (default 3)\n"
+            "  --warmup N         untimed runs first (default 1)\n"
+            "  --threads N        CPU threads for both sides (default 2; sets OMP_NUM_THREADS)\n"
+            "  --device D         auto (default: CUDA when a GPU answers), cpu or cuda\n"
+            "  --out PATH         JSONL file to append to (default bench/results/rollout_cpu.jsonl or\n"
+            "                     rollout_gpu.jsonl by backend)\n"
+            "  --python PATH      interpreter with torch for the peers (default $EXITRL_PYTHON, else\n"
+            "                     the first of python3, /usr/bin/python3 that imports torch)\n"
+            "  --no-peer          time exitrl only (no ratio is recorded; the roofline still is)\n"
+            "  --hf               also run the hf.generate peer on the CPU (always on with CUDA)\n"
+            "  --quick            smoke test: tiny, batch 4, 16-token prompts, 16 new tokens, 1 run,\n"
+            "                     no warmup; appends only when --out is given\n"
+            "  --help             this text\n");
+}
+
+/* Parses an int option value in [min, 1000000] or exits 2 naming the option. */
+static int parse_int(const char *opt, const char *s, int min) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < min || v > 1000000) {
+        fprintf(stderr, "bench_rollout: %s expects an integer >= %d, got '%s'\n", opt, min, s);
+        exit(2);
+    }
+    return (int)v;
+}
+
+static void parse_batches(const char *s, bench_opts *o) {
+    char list[256];
+    if (strlen(s) >= sizeof list) {
+        fprintf(stderr, "bench_rollout: --batches list is too long\n");
+        exit(2);
+    }
+    snprintf(list, sizeof list, "%s", s);
+    o->n_batches = 0;
+    for (char *save = NULL, *item = strtok_r(list, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        if (o->n_batches == MAX_BATCHES) {
+            fprintf(stderr, "bench_rollout: --batches takes at most %d sizes\n", MAX_BATCHES);
+            exit(2);
+        }
+        o->batches[o->n_batches++] = parse_int("--batches", item, 1);
+    }
+    if (!o->n_batches) {
+        fprintf(stderr, "bench_rollout: --batches needs at least one size\n");
+        exit(2);
+    }
+}
+
+/* Options left 0 / NULL get backend-dependent defaults later (apply_defaults). */
+static void parse_args(int argc, char **argv, bench_opts *o) {
+    *o = (bench_opts){.device = "auto", .reps = 3, .warmup = 1, .threads = 2, .peer = 1};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help")) { usage(stdout); exit(0); }
+        if (!strcmp(a, "--no-peer")) { o->peer = 0; continue; }
+        if (!strcmp(a, "--hf")) { o->hf = 1; continue; }
+        if (!strcmp(a, "--quick")) { o->quick = 1; continue; }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "bench_rollout: unknown option or missing value: '%s'\n", a);
+            usage(stderr);
+            exit(2);
+        }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--configs")) o->configs = v;
+        else if (!strcmp(a, "--batches")) parse_batches(v, o);
+        else if (!strcmp(a, "--out")) o->out = v;
+        else if (!strcmp(a, "--python")) o->python = v;
+        else if (!strcmp(a, "--device")) o->device = v;
+        else if (!strcmp(a, "--prompt-len")) o->prompt_len = parse_int(a, v, 1);
+        else if (!strcmp(a, "--new-tokens")) o->new_tokens = parse_int(a, v, 1);
+        else if (!strcmp(a, "--reps")) o->reps = parse_int(a, v, 1);
+        else if (!strcmp(a, "--warmup")) o->warmup = parse_int(a, v, 0);
+        else if (!strcmp(a, "--threads")) o->threads = parse_int(a, v, 1);
+        else {
+            fprintf(stderr, "bench_rollout: unknown option '%s'\n", a);
+            usage(stderr);
+            exit(2);
+        }
+    }
+}
+
+static void apply_defaults(bench_opts *o, int gpu) {
+    if (o->quick) {
+        if (!o->configs) o->configs = "tiny";
+        if (!o->n_batches) o->batches[o->n_batches++] = 4;
+        if (!o->prompt_len) o->prompt_len = 16;
+        if (!o->new_tokens) o->new_tokens = 16;
+        o->reps = 1;
+        o->warmup = 0;
+        return;
+    }
+    if (!o->configs) o->configs = gpu ? "small,gpt2-124m" : "tiny,small";
+    if (!o->n_batches) parse_batches(gpu ? "64,256,1024" : "16,64", o);
+    if (!o->prompt_len) o->prompt_len = 64;
+    if (!o->new_tokens) o->new_tokens = gpu ? 128 : 64;
+}
+
+/* OpenMP and OpenBLAS read their thread counts when they load, before main: if the environment
+ * does not already say `threads`, set it and re-execute this program so both see it. */
+static void pin_threads(int threads, char **argv) {
+    char want[16];
+    snprintf(want, sizeof want, "%d", threads);
+    const char *omp = getenv("OMP_NUM_THREADS"), *blas = getenv("OPENBLAS_NUM_THREADS");
+    if (omp && !strcmp(omp, want) && blas && !strcmp(blas, want)) return;
+    setenv("OMP_NUM_THREADS", want, 1);
+    setenv("OPENBLAS_NUM_THREADS", want, 1);
+    execv("/proc/self/exe", argv);
+    fprintf(stderr, "bench_rollout: warning: could not re-execute to pin %d threads (%s)\n", threads,
+            strerror(errno));
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of n > 0 values (sorts them): robust to runs slowed by other work on the machine. */
+static double median(double *x, int n) {
+    qsort(x, n, sizeof *x, cmp_double);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+/* Reads the first line of a command's output into buf (newline stripped); "" on failure. */
+static void command_line(const char *cmd, char *buf, size_t n) {
+    buf[0] = '\0';
+    FILE *p = popen(cmd, "r");
+    if (!p) return;
+    if (!fgets(buf, (int)n, p)) buf[0] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+    if (pclose(p) != 0) buf[0] = '\0';
+}
+
+/* The 1-minute load average (-1 if unknown), recorded so a result from a busy machine shows it. */
+static double load_average(void) {
+    double load = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &load) != 1) load = -1;
+        fclose(f);
+    }
+    return load;
+}
+
+/* "cpu: <model name>" from /proc/cpuinfo, or the GPU's name when the CUDA backend runs. */
+static void device_name(const exitrl_backend *be, char *buf, size_t n) {
+#ifdef EXITRL_HAVE_CUDA
+    struct cudaDeviceProp prop;
+    if (!strcmp(be->name, "cuda") && cudaGetDeviceProperties(&prop, 0) == cudaSuccess) {
+        snprintf(buf, n, "%s", prop.name);
+        return;
+    }
+#endif
+    snprintf(buf, n, "cpu: unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10)) continue;
+        char *colon = strchr(line, ':');
+        if (!colon) break;
+        colon++;
+        while (*colon == ' ' || *colon == '\t') colon++;
+        colon[strcspn(colon, "\n")] = '\0';
+        snprintf(buf, n, "cpu: %s", colon);
+        break;
+    }
+    fclose(f);
+}
+
+/* Peak DRAM bandwidth of GPU 0 in bytes/s (double data rate x bus width), or -1 when unknown. */
+static double peak_bandwidth(const exitrl_backend *be) {
+#ifdef EXITRL_HAVE_CUDA
+    int clock_khz = 0, bus_bits = 0;
+    if (!strcmp(be->name, "cuda") && cudaDeviceGetAttribute(&clock_khz, cudaDevAttrMemoryClockRate, 0) == cudaSuccess &&
+        cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, 0) == cudaSuccess && clock_khz > 0 &&
+        bus_bits > 0)
+        return 2.0 * clock_khz * 1e3 * (bus_bits / 8.0);
+#endif
+    (void)be;
+    return -1;
+}
+
+/* Writes s as a JSON string (quotes and backslashes escaped, control characters dropped). */
+static void json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') fputc('\\', f);
+        if ((unsigned char)*s >= 0x20) fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+/* Picks an interpreter that imports torch; NULL (with the reason printed) when none does. */
+static const char *find_python(const char *requested) {
+    const char *env = getenv("EXITRL_PYTHON");
+    const char *candidates[] = {requested ? requested : env ? env : "python3",
+                                requested || env ? NULL : "/usr/bin/python3"};
+    for (int i = 0; i < 2 && candidates[i]; i++) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "'%s' -c 'import torch' >/dev/null 2>&1", candidates[i]);
+        if (system(cmd) == 0) return candidates[i];
+    }
+    fprintf(stderr, "bench_rollout: no Python with torch found (tried %s%s%s); the peers are "
+            "skipped and no ratio is recorded\n", candidates[0], candidates[1] ? ", " : "",
+            candidates[1] ? candidates[1] : "");
+    return NULL;
+}
+
+static int write_file(const char *path, const void *data, size_t bytes) {
+    FILE *f = fopen(path, "wb");
+    int bad = !f || fwrite(data, 1, bytes, f) != bytes;
+    if (f) bad |= fclose(f) != 0;
+    if (bad) fprintf(stderr, "bench_rollout: cannot write %s: %s\n", path, strerror(errno));
+    return bad ? -1 : 0;
+}
+
+/* Files shared with the peers, in a private temporary directory. */
+typedef struct {
+    char dir[64], weights[96], prompts[96], ckpt[96], hf[96];
+} peer_files;
+
+/* The model's fp32 weights in host/model.h's flat layout, for the PyTorch peer. */
+static int write_weights(const gpt_model *m, const char *path) {
+    float *w = malloc(m->num_params * sizeof(float));
+    if (!w) {
+        fprintf(stderr, "bench_rollout: out of memory for the weights\n");
+        return -1;
+    }
+    m->be->download(m->be, w, m->master, m->num_params * sizeof(float));
+    int rc = write_file(path, w, m->num_params * sizeof(float));
+    free(w);
+    return rc;
+}
+
+/* A checkpoint of the model exported with `exitrl export` into files->hf (transformers' format). */
+static int export_hf(gpt_model *m, const peer_files *files) {
+    char err[512];
+    if (model_save(files->ckpt, m, NULL, 0, err, sizeof err)) {
+        fprintf(stderr, "bench_rollout: %s\n", err);
+        return -1;
+    }
+    char *args[] = {"--checkpoint", (char *)files->ckpt, "--out", (char *)files->hf};
+    fflush(stdout);
+    return cmd_export(4, args) == 0 ? 0 : -1;
+}
+
+static void remove_files(const peer_files *files) {
+    static const char *const hf_names[] = {"model.safetensors", "config.json", "check.bin"};
+    char path[160];
+    for (size_t i = 0; i < sizeof hf_names / sizeof hf_names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", files->hf, hf_names[i]);
+        remove(path);
+    }
+    remove(files->hf);
+    remove(files->weights);
+    remove(files->prompts);
+    remove(files->ckpt);
+    remove(files->dir);
+}
+
+typedef struct {
+    char name[32];
+    double tokens_per_s;
+    long gen_tokens;
+} peer_result;
+
+/* Runs the PyTorch peer script; fills up to max results (one per peer it ran) and returns their
+ * count, or -1 with the reason printed. Peers the script skipped are reported on stderr. */
+static int run_peers(const char *python, const gpt_config *c, int B, const bench_opts *o,
+                     const peer_files *files, const exitrl_backend *be, int with_hf, peer_result *res,
+                     int max) {
+    char cmd[4096], line[1024];
+    int gpu = !strcmp(be->name, "cuda");
+    snprintf(cmd, sizeof cmd,
+             "'%s' '%s' --n_layer %d --n_head %d --d_model %d --max_seq %d --vocab %d "
+             "--vocab_padded %d --weights '%s' --prompts '%s' --batch %d --prompt_len %d "
+             "--new_tokens %d --eos %d --temperature 1 --seed %d --threads %d --reps %d --warmup %d "
+             "--device %s --dtype %s%s%s%s",
+             python, PEER_SCRIPT, c->n_layer, c->n_head, c->d_model, c->max_seq, c->vocab,
+             c->vocab_padded, files->weights, files->prompts, B, o->prompt_len, o->new_tokens, TOK_EOS,
+             SAMPLING_SEED, o->threads, o->reps, o->warmup, gpu ? "cuda" : "cpu",
+             be->act_dtype == EXITRL_BF16 ? "bf16" : "fp32", with_hf ? " --hf '" : "",
+             with_hf ? files->hf : "", with_hf ? "'" : "");
+    FILE *p = popen(cmd, "r");
+    if (!p) {
+        fprintf(stderr, "bench_rollout: cannot start the peer: %s\n", strerror(errno));
+        return -1;
+    }
+    int n = 0;
+    while (fgets(line, sizeof line, p)) {
+        const char *name = strstr(line, "\"peer\": \""), *tps = strstr(line, "\"tokens_per_s\": ");
+        const char *gen = strstr(line, "\"gen_tokens\": "), *skip = strstr(line, "\"skipped\": \"");
+        if (!name) continue;
+        name += strlen("\"peer\": \"");
+        int len = (int)strcspn(name, "\"");
+        if (skip) {
+            skip += strlen("\"skipped\": \"");
+            fprintf(stderr, "bench_rollout: peer %.*s skipped: %.*s\n", len, name, (int)strcspn(skip, "\""), skip);
+            continue;
+        }
+        if (!tps || !gen || n == max) continue;
+        snprintf(res[n].name, sizeof res[n].name, "%.*s", len, name);
+        res[n].tokens_per_s = strtod(tps + strlen("\"tokens_per_s\": "), NULL);
+        res[n].gen_tokens = strtol(gen + strlen("\"gen_tokens\": "), NULL, 10);
+        if (res[n].tokens_per_s > 0) n++;
+    }
+    int status = pclose(p);
+    if (status != 0) {
+        fprintf(stderr, "bench_rollout: the peer failed (status %d): %s\n", status, cmd);
+        return -1;
+    }
+    return n;
+}
+
+/* Tokens/s the decode steps could reach if each only streamed what it must move through device
+ * memory: the weights (compute copy, less wpe, of which a step reads one row per sequence), the KV
+ * cache up to the current position and the cache writes; the prefill counts as one pass over the
+ * weights writing the prompt's cache. Activations are left out, so this bounds from above. */
+static double roofline_tokens_per_s(const gpt_model *m, int B, int prompt_len, int new_tokens, double bandwidth) {
+    const gpt_config *c = &m->cfg;
+    const double act = (double)exitrl_dtype_size(m->be->act_dtype);
+    const double weights = ((double)m->num_params - (double)c->max_seq * c->d_model) * act;
+    const double kv_row = 2.0 * c->n_layer * c->d_model * act; /* k and v of one position, all layers */
+    double bytes = weights + (double)B * prompt_len * kv_row;   /* prefill */
+    for (int step = 1; step < new_tokens; step++) {
+        int ctx = prompt_len + step; /* positions attended, the new one included */
+        bytes += weights + (double)B * ((double)ctx * kv_row + kv_row);
+    }
+    return (double)B * new_tokens / (bytes / bandwidth);
+}
+
+/* Times rollout_generate on B prompts; returns generated tokens/s (median run), or -1. */
+static double run_ours(gpt_model *m, int B, const int *prompts, const bench_opts *o, long *gen_tokens,
+                       double *time_ms) {
+    rollout_engine r;
+    rollout_output out;
+    const int S = o->prompt_len + o->new_tokens;
+    if (rollout_create(&r, m, B, S)) return -1;
+    if (rollout_output_alloc(&out, B, S, m->cfg.d_model)) {
+        rollout_destroy(&r);
+        return -1;
+    }
+    int *lens = malloc(sizeof(int) * B);
+    double *times = malloc(sizeof(double) * o->reps);
+    if (!lens || !times) {
+        fprintf(stderr, "bench_rollout: out of memory\n");
+        exit(1);
+    }
+    for (int b = 0; b < B; b++) lens[b] = o->prompt_len;
+    const struct exitrl_sampling sp = {1.0f, 0, 1.0f, 0, TOK_EOS, SAMPLING_SEED};
+    char err[256];
+    double result = -1;
+    for (int i = 0; i < o->warmup + o->reps; i++) {
+        double t0 = now_s();
+        if (rollout_generate(&r, prompts, lens, o->prompt_len, B, o->new_tokens, &sp, 0, &out, err, sizeof err)) {
+            fprintf(stderr, "bench_rollout: rollout failed: %s\n", err);
+            goto done;
+        }
+        if (i >= o->warmup) times[i - o->warmup] = now_s() - t0;
+    }
+    *gen_tokens = 0;
+    for (int b = 0; b < B; b++) *gen_tokens += out.gen_len[b];
+    double t = median(times, o->reps);
+    *time_ms = t * 1e3;
+    result = *gen_tokens / t;
+done:
+    free(lens);
+    free(times);
+    rollout_output_free(&out);
+    rollout_destroy(&r);
+    return result;
+}
+
+typedef struct {
+    FILE *out;
+    const char *device, *backend, *git, *date, *config;
+    const bench_opts *o;
+    size_t params;
+    int B;
+    double load, value, time_ms;
+    long gen_tokens;
+} record;
+
+/* One JSONL object: the measurement, and the peer when peer != NULL. */
+static void write_record(const record *r, const char *peer, double peer_value, const char *extra) {
+    FILE *f = r->out;
+    fprintf(f, "{\"bench\":\"rollout\",\"device\":");
+    json_string(f, r->device);
+    fprintf(f, ",\"backend\":\"%s\",\"git\":", r->backend);
+    json_string(f, r->git);
+    fprintf(f, ",\"date\":\"%s\",\"config\":", r->date);
+    json_string(f, r->config);
+    fprintf(f, ",\"params\":%zu,\"batch\":%d,\"prompt_len\":%d,\"new_tokens\":%d,\"gen_tokens\":%ld,"
+            "\"temperature\":1,\"reps\":%d,\"threads\":%d,\"loadavg_1m\":%.2f,\"time_ms\":%.3f,"
+            "\"value\":%.2f,\"unit\":\"tokens/s\"",
+            r->params, r->B, r->o->prompt_len, r->o->new_tokens, r->gen_tokens, r->o->reps, r->o->threads, r->load,
+            r->time_ms, r->value);
+    if (peer) fprintf(f, ",\"peer\":\"%s\",\"peer_value\":%.2f,\"ratio\":%.4f%s", peer, peer_value,
+                      r->value / peer_value, extra ? extra : "");
+    fprintf(f, "}\n");
+    fflush(f);
+}
+
+/* BOS then pseudo-random bytes: B prompts of prompt_len ids, the same on every run. */
+static int *make_prompts(int B, int prompt_len) {
+    int *p = malloc(sizeof(int) * (size_t)B * prompt_len);
+    if (!p) {
+        fprintf(stderr, "bench_rollout: out of memory for %d prompts\n", B);
+        exit(1);
+    }
+    unsigned long long s = 0x9E3779B97F4A7C15ULL;
+    for (size_t i = 0; i < (size_t)B * prompt_len; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        p[i] = i % prompt_len == 0 ? TOK_BOS : (int)((s >> 33) & 0xFF);
+    }
+    return p;
+}
+
+/* Checks that every preset in the list exists and holds prompt + new tokens. Returns 0 or 2. */
+static int check_configs(const bench_opts *o) {
+    char list[256];
+    snprintf(list, sizeof list, "%s", o->configs);
+    for (char *save = NULL, *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+        gpt_config c;
+        if (gpt_config_preset(name, &c) != 0) return 2;
+        if (o->prompt_len + o->new_tokens > c.max_seq) {
+            fprintf(stderr, "bench_rollout: --prompt-len %d + --new-tokens %d exceeds %s's max_seq %d\n",
+                    o->prompt_len, o->new_tokens, name, c.max_seq);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* All measurements of one model config (checked by check_configs); returns 0 or 1 (a failure). */
+static int bench_config(exitrl_backend *be, const char *name, const bench_opts *o, const char *python,
+                        const peer_files *files, record *rec, double bandwidth) {
+    gpt_config c;
+    gpt_config_preset(name, &c);
+    gpt_model m;
+    if (gpt_create(&m, be, &c, 1, 2) != 0) return 1; /* the engine has its own activations */
+    gpt_init_random(&m, WEIGHT_SEED);
+    const int gpu = !strcmp(be->name, "cuda"), with_hf = python && (gpu || o->hf);
+    int rc = 0;
+    if (python && (write_weights(&m, files->weights) || (with_hf && export_hf(&m, files)))) {
+        gpt_destroy(&m);
+        return 1;
+    }
+    rec->config = name;
+    rec->params = m.num_params;
+    for (int k = 0; k < o->n_batches; k++) {
+        const int B = o->batches[k];
+        int *prompts = make_prompts(B, o->prompt_len);
+        rec->B = B;
+        rec->load = load_average();
+        double ours = run_ours(&m, B, prompts, o, &rec->gen_tokens, &rec->time_ms);
+        if (ours < 0) {
+            free(prompts);
+            rc = 1;
+            continue;
+        }
+        rec->value = ours;
+        peer_result peers[4];
+        int n_peers = 0;
+        if (python && !write_file(files->prompts, prompts, sizeof(int) * (size_t)B * o->prompt_len)) {
+            n_peers = run_peers(python, &c, B, o, files, be, with_hf, peers, 4);
+            if (n_peers < 0) {
+                n_peers = 0;
+                rc = 1;
+            }
+        }
+        free(prompts);
+        printf("%-10s %5d %10.1f %9.1f", name, B, ours, rec->time_ms);
+        for (int i = 0; i < n_peers; i++) {
+            char extra[64];
+            snprintf(extra, sizeof extra, ",\"peer_gen_tokens\":%ld", peers[i].gen_tokens);
+            write_record(rec, peers[i].name, peers[i].tokens_per_s, extra);
+            printf("   %s %.1f (x%.3f)", peers[i].name, peers[i].tokens_per_s, ours / peers[i].tokens_per_s);
+        }
+        if (bandwidth > 0) {
+            double roof = roofline_tokens_per_s(&m, B, o->prompt_len, o->new_tokens, bandwidth);
+            char extra[64];
+            snprintf(extra, sizeof extra, ",\"bandwidth_gbs\":%.1f", bandwidth * 1e-9);
+            write_record(rec, "roofline", roof, extra);
+            printf("   roofline %.1f (x%.3f)", roof, ours / roof);
+        }
+        if (!n_peers && bandwidth <= 0) write_record(rec, NULL, 0, NULL);
+        printf("\n");
+        fflush(stdout);
+    }
+    gpt_destroy(&m);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    bench_opts o;
+    parse_args(argc, argv, &o);
+    pin_threads(o.threads, argv);
+    exitrl_backend *be = backend_open(o.device, 0);
+    if (!be) return 1;
+    const int gpu = !strcmp(be->name, "cuda");
+    apply_defaults(&o, gpu);
+    if (strlen(o.configs) >= 256 || check_configs(&o)) {
+        if (strlen(o.configs) >= 256) fprintf(stderr, "bench_rollout: --configs list is too long\n");
+        be->destroy(be);
+        return 2;
+    }
+
+    char device[300], git[64], date[32];
+    device_name(be, device, sizeof device);
+    command_line("git -C '" EXITRL_SOURCE_DIR "' rev-parse --short HEAD 2>/dev/null", git, sizeof git);
+    if (!git[0]) snprintf(git, sizeof git, "unknown");
+    time_t t = time(NULL);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+
+    const char *out_path = o.out ? o.out : o.quick ? NULL
+                           : gpu ? RESULTS_DIR "/rollout_gpu.jsonl" : RESULTS_DIR "/rollout_cpu.jsonl";
+    FILE *out = fopen(out_path ? out_path : "/dev/null", "a");
+    if (!out) {
+        fprintf(stderr, "bench_rollout: cannot open %s for appending: %s\n", out_path, strerror(errno));
+        be->destroy(be);
+        return 1;
+    }
+    const char *python = o.peer ? find_python(o.python) : NULL;
+    peer_files files;
+    snprintf(files.dir, sizeof files.dir, "/tmp/exitrl_bench_rollout_XXXXXX");
+    if (python && !mkdtemp(files.dir)) {
+        fprintf(stderr, "bench_rollout: cannot create a temporary directory: %s\n", strerror(errno));
+        python = NULL;
+    }
+    snprintf(files.weights, sizeof files.weights, "%s/weights.f32", files.dir);
+    snprintf(files.prompts, sizeof files.prompts, "%s/prompts.i32", files.dir);
+    snprintf(files.ckpt, sizeof files.ckpt, "%s/model.ckpt", files.dir);
+    snprintf(files.hf, sizeof files.hf, "%s/hf", files.dir);
+    const double bandwidth = peak_bandwidth(be);
+
+    const double load = load_average();
+    printf("rollout on %s (%s backend, %s activations), %d threads, prompt %d + up to %d new tokens, "
+           "median of %d runs after %d warmup, load average %.2f\n",
+           device, be->name, be->act_dtype == EXITRL_BF16 ? "bf16" : "fp32", o.threads, o.prompt_len,
+           o.new_tokens, o.reps, o.warmup, load);
+    if (load > 3) fprintf(stderr, "bench_rollout: warning: load average %.2f: other work is running, "
+                          "figures will be low and noisy\n", load);
+    printf("%-10s %5s %10s %9s   peers: tokens/s (ours / peer)\n", "config", "batch", "tok/s", "ms");
+    record rec = {.out = out, .device = device, .backend = be->name, .git = git, .date = date, .o = &o};
+    int rc = 0;
+    char list[256];
+    snprintf(list, sizeof list, "%s", o.configs);
+    for (char *save = NULL, *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+        if (bench_config(be, name, &o, python, &files, &rec, bandwidth)) rc = 1;
+    }
+    fclose(out);
+    if (python) remove_files(&files);
+    be->destroy(be);
+    if (out_path) printf("appended to %s\n", out_path);
+    else printf("quick run: nothing appended (give --out to keep the results)\n");
+    return rc;
+}
