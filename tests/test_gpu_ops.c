@@ -1,6 +1,6 @@
 /* Parity of every CUDA op with the CPU reference backend, on random inputs (never zeros), in the
- * CUDA backend's fp32 mode (tight tolerances) and bf16 mode (loose ones). Outputs the op must overwrite are poisoned with NaN first, so an
- * element it forgets shows up; outputs it must accumulate into start from random values on both
+ * CUDA backend's fp32 mode (tight tolerances) and bf16 mode (loose ones). Outputs the op must
+ * overwrite are poisoned with NaN first, so an element it forgets shows up; outputs it must accumulate into start from random values on both
  * sides. In bf16 mode the inputs are rounded to bf16 on the host first, so both backends see the
  * same numbers and the tolerances measure only the GPU's compute and output rounding.
  *
@@ -12,8 +12,11 @@
  *         atol for direct outputs, 2e-2 for outputs computed from rounded intermediates
  *         (attention, GELU backward feeding GEMMs); fp32 outputs from identical inputs keep the
  *         fp32 tolerances.
+ * Ops without a float tolerance (copies, gathers, sampled tokens, chosen expansions, stop flags)
+ * must match exactly. Finally, unsupported shapes and bad inputs must stop a child process (this
+ * program re-run with --fatal-case NAME) with exit status 1 and a message naming the problem.
  * Skips (exit 77) when no GPU is present. */
-#define _POSIX_C_SOURCE 200809L /* setenv, unsetenv */
+#define _POSIX_C_SOURCE 200809L /* setenv, unsetenv, popen */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -5,7 +5,9 @@
  * Environment: EXITRL_ATTENTION=flash (default; the only implementation so far: cuDNN's fused
  * attention is not written yet and asking for it is refused), EXITRL_STOCHASTIC_ROUNDING=0|1,
  * EXITRL_CUDA_SYNC_EACH_OP=0|1 (debugging: name the op whose kernel faulted). */
+#ifdef EXITRL_HAVE_CUDNN
 #include <cudnn.h>
+#endif
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,12 +248,14 @@ extern "C" void exitrl_cuda_info(char *buf, size_t len) {
     int runtime = 0, driver = 0;
     cudaRuntimeGetVersion(&runtime);
     cudaDriverGetVersion(&driver);
-    size_t dnn = cudnnGetVersion();
-    char driver_text[32] = "none";
+    char driver_text[32] = "none", dnn_text[32] = "not linked";
     if (driver) snprintf(driver_text, sizeof driver_text, "%d.%d", driver / 1000, driver % 1000 / 10);
-    append(buf, len, &used, "CUDA backend: runtime %d.%d, driver %s, cuBLASLt %zu, cuDNN %zu.%zu.%zu\n",
-           runtime / 1000, runtime % 1000 / 10, driver_text, cublasLtGetVersion(), dnn / 10000,
-           dnn % 10000 / 100, dnn % 100);
+#ifdef EXITRL_HAVE_CUDNN
+    size_t dnn = cudnnGetVersion();
+    snprintf(dnn_text, sizeof dnn_text, "%zu.%zu.%zu", dnn / 10000, dnn % 10000 / 100, dnn % 100);
+#endif
+    append(buf, len, &used, "CUDA backend: runtime %d.%d, driver %s, cuBLASLt %zu, cuDNN %s\n", runtime / 1000,
+           runtime % 1000 / 10, driver_text, cublasLtGetVersion(), dnn_text);
     int count = 0;
     cudaError_t err = cudaGetDeviceCount(&count);
     if (err != cudaSuccess) {
@@ -327,12 +331,8 @@ extern "C" exitrl_backend *exitrl_backend_cuda_create(int device, int fp32_mode,
         set_why(why, why_len, "out of host memory");
         return NULL;
     }
-    ctx->device = device;
     ctx->fp32 = fp32_mode ? 1 : 0;
     snprintf(ctx->device_name, sizeof ctx->device_name, "%s", prop.name);
-    ctx->sm_count = prop.multiProcessorCount;
-    ctx->cc_major = prop.major;
-    ctx->cc_minor = prop.minor;
     ctx->max_smem_optin = prop.sharedMemPerBlockOptin;
 
     const char *att = getenv("EXITRL_ATTENTION");

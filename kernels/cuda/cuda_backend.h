@@ -3,8 +3,10 @@
  *
  * Error policy: a failing CUDA/cuBLAS call is fatal (the ops in ops.h return void): the
  * macros print file:line, the call and the library's message, then exit(1). Bad inputs that only
- * a kernel can see (a token id < 0, a target >= V) are recorded in a device-side flag and reported
- * as fatal errors at the next sync/download, naming the op, the index and the value. */
+ * a kernel can see (a token id < 0, a target >= V, a cache position outside [0, S), a negative
+ * gather index) are recorded in a device-side flag and reported as fatal errors at the next
+ * sync/download, naming the op, the index and the value. Shapes an op does not support are fatal
+ * at the call, with the op's name and the constraint. */
 #ifndef EXITRL_CUDA_BACKEND_H
 #define EXITRL_CUDA_BACKEND_H
 
@@ -34,17 +36,15 @@ typedef enum {
 /* Codes of the device-side bad-input flag (dev_err[0]); dev_err[1..3] hold details. */
 enum {
     CUDA_BAD_NONE = 0,
-    CUDA_BAD_TOKEN = 1,  /* [1] = position, [2] = token id (negative) */
+    CUDA_BAD_TOKEN = 1,    /* [1] = position, [2] = token id (negative) */
     CUDA_BAD_TARGET = 2,   /* [1] = row, [2] = target, [3] = V */
     CUDA_BAD_POSITION = 3, /* [1] = sequence, [2] = position, [3] = S (the cache length) */
     CUDA_BAD_INDEX = 4     /* [1] = row of dst, [2] = the negative source row */
 };
 
 typedef struct cuda_ctx {
-    int device;
     int fp32;                  /* activations in fp32 (parity mode) instead of bf16 */
     char device_name[256];
-    int sm_count, cc_major, cc_minor;
     size_t max_smem_optin;     /* bytes of dynamic shared memory a block may opt in to */
     cudaStream_t stream;       /* every op runs on this one stream, in order */
     cublasLtHandle_t lt;
