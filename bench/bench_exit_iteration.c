@@ -21,6 +21,7 @@
 #endif
 
 #include "backend_select.h"
+#include "bench_common.h"
 #include "config.h"
 #include "exit.h"
 #include "setup.h"
@@ -128,110 +129,6 @@ static void apply_defaults(bench_opts *o, int gpu) {
     if (!o->max_new) o->max_new = gpu ? 48 : 16;
 }
 
-/* OpenMP and OpenBLAS read their thread counts when they load, before main: if the environment
- * does not already say `threads`, set it and re-execute this program so both see it. */
-static void pin_threads(int threads, char **argv) {
-    char want[16];
-    snprintf(want, sizeof want, "%d", threads);
-    const char *omp = getenv("OMP_NUM_THREADS"), *blas = getenv("OPENBLAS_NUM_THREADS");
-    if (omp && !strcmp(omp, want) && blas && !strcmp(blas, want)) return;
-    setenv("OMP_NUM_THREADS", want, 1);
-    setenv("OPENBLAS_NUM_THREADS", want, 1);
-    execv("/proc/self/exe", argv);
-    fprintf(stderr, "bench_exit_iteration: warning: could not re-execute to pin %d threads (%s)\n", threads,
-            strerror(errno));
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Median of n > 0 values (sorts them): robust to iterations slowed by other work on the machine. */
-static double median(double *x, int n) {
-    qsort(x, n, sizeof *x, cmp_double);
-    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-}
-
-/* Reads the first line of a command's output into buf (newline stripped); "" on failure. */
-static void command_line(const char *cmd, char *buf, size_t n) {
-    buf[0] = '\0';
-    FILE *p = popen(cmd, "r");
-    if (!p) return;
-    if (!fgets(buf, (int)n, p)) buf[0] = '\0';
-    buf[strcspn(buf, "\n")] = '\0';
-    if (pclose(p) != 0) buf[0] = '\0';
-}
-
-/* The 1-minute load average (-1 if unknown), recorded so a result from a busy machine shows it. */
-static double load_average(void) {
-    double load = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &load) != 1) load = -1;
-        fclose(f);
-    }
-    return load;
-}
-
-/* "cpu: <model name>" from /proc/cpuinfo, or the GPU's name when the CUDA backend runs. */
-static void device_name(const exitrl_backend *be, char *buf, size_t n) {
-#ifdef EXITRL_HAVE_CUDA
-    struct cudaDeviceProp prop;
-    if (!strcmp(be->name, "cuda") && cudaGetDeviceProperties(&prop, 0) == cudaSuccess) {
-        snprintf(buf, n, "%s", prop.name);
-        return;
-    }
-#endif
-    snprintf(buf, n, "cpu: unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10)) continue;
-        char *colon = strchr(line, ':');
-        if (!colon) break;
-        colon++;
-        while (*colon == ' ' || *colon == '\t') colon++;
-        colon[strcspn(colon, "\n")] = '\0';
-        snprintf(buf, n, "cpu: %s", colon);
-        break;
-    }
-    fclose(f);
-}
-
-/* Writes s as a JSON string (quotes and backslashes escaped, control characters dropped). */
-static void json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') fputc('\\', f);
-        if ((unsigned char)*s >= 0x20) fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
-/* Picks an interpreter that imports torch; NULL (with the reason printed) when none does. */
-static const char *find_python(const char *requested) {
-    const char *env = getenv("EXITRL_PYTHON");
-    const char *candidates[] = {requested ? requested : env ? env : "python3",
-                                requested || env ? NULL : "/usr/bin/python3"};
-    for (int i = 0; i < 2 && candidates[i]; i++) {
-        char cmd[1024];
-        snprintf(cmd, sizeof cmd, "'%s' -c 'import torch' >/dev/null 2>&1", candidates[i]);
-        if (system(cmd) == 0) return candidates[i];
-    }
-    fprintf(stderr, "bench_exit_iteration: no Python with torch found (tried %s%s%s); the peer is "
-            "skipped and no ratio is recorded\n", candidates[0], candidates[1] ? ", " : "",
-            candidates[1] ? candidates[1] : "");
-    return NULL;
-}
-
 /* Phase times of one iteration, in seconds, in the order of PHASE_NAMES. */
 enum { PH_PLAN, PH_ROLLOUT, PH_REWARD, PH_SCORE, PH_UPDATE, PH_BUFFER, PH_TOTAL, N_PHASES };
 static const char *const PHASE_NAMES[N_PHASES] = {"t_plan", "t_rollout", "t_reward", "t_score",
@@ -241,22 +138,6 @@ static const char *const PHASE_NAMES[N_PHASES] = {"t_plan", "t_rollout", "t_rewa
 typedef struct {
     char dir[64], weights[96], prompts[96];
 } peer_files;
-
-/* The model's fp32 weights in host/model.h's flat layout, for the PyTorch peer. */
-static int write_weights(const gpt_model *m, const char *path) {
-    float *w = malloc(m->num_params * sizeof(float));
-    if (!w) {
-        fprintf(stderr, "bench_exit_iteration: out of memory for the weights\n");
-        return -1;
-    }
-    m->be->download(m->be, w, m->master, m->num_params * sizeof(float));
-    FILE *f = fopen(path, "wb");
-    int bad = !f || fwrite(w, sizeof(float), m->num_params, f) != m->num_params;
-    if (f) bad |= fclose(f) != 0;
-    if (bad) fprintf(stderr, "bench_exit_iteration: cannot write %s: %s\n", path, strerror(errno));
-    free(w);
-    return bad ? -1 : 0;
-}
 
 /* Appends the iteration's P prompts as "ANSWER LEN ids..." lines (the format the peer reads). */
 static int write_iteration_prompts(FILE *f, const exit_trainer *t) {
@@ -291,13 +172,13 @@ static int run_ours(exit_trainer *t, const bench_opts *o, FILE *prompts_out, dou
     int rc = 0;
     for (int it = 0; it < n && !rc; it++) {
         exit_iter_stats st;
-        double t0 = now_s();
+        double t0 = bench_now();
         if (exit_iteration(t, (uint64_t)it, &st)) {
             rc = -1;
             break;
         }
         be->sync(be); /* the last optimizer step may still be running on a GPU */
-        double total = now_s() - t0;
+        double total = bench_now() - t0;
         if (prompts_out) rc = write_iteration_prompts(prompts_out, t);
         fprintf(stderr, "iteration %d%s: %.3f s, %ld tokens generated, reward %.3f, replayed %.2f\n", it,
                 it < o->warmup ? " (warmup)" : "", total, st.gen_tokens, st.reward_mean, st.replay_share);
@@ -310,8 +191,8 @@ static int run_ours(exit_trainer *t, const bench_opts *o, FILE *prompts_out, dou
         *replay_share += st.replay_share / o->iterations;
     }
     if (!rc) {
-        for (int p = 0; p < N_PHASES; p++) med[p] = median(times + (size_t)p * o->iterations, o->iterations);
-        *gen_tokens = median(tokens, o->iterations);
+        for (int p = 0; p < N_PHASES; p++) med[p] = bench_median(times + (size_t)p * o->iterations, o->iterations);
+        *gen_tokens = bench_median(tokens, o->iterations);
     }
     free(times);
     free(tokens);
@@ -381,11 +262,11 @@ static void write_record(FILE *f, const char *device, const exitrl_backend *be, 
                          const bench_opts *o, size_t params, double load, const double *ours, double gen_tokens,
                          double replay, const double *peer, double peer_tokens) {
     fprintf(f, "{\"bench\":\"exit_iteration\",\"device\":");
-    json_string(f, device);
+    bench_json_string(f, device);
     fprintf(f, ",\"backend\":\"%s\",\"git\":", be->name);
-    json_string(f, git);
+    bench_json_string(f, git);
     fprintf(f, ",\"date\":\"%s\",\"config\":", date);
-    json_string(f, o->config);
+    bench_json_string(f, o->config);
     fprintf(f, ",\"params\":%zu,\"task\":\"arith\",\"method\":\"exit\",\"P\":%d,\"G\":%d,\"max_new_tokens\":%d,"
             "\"iterations\":%d,\"warmup\":%d,\"threads\":%d,\"loadavg_1m\":%.2f,\"gen_tokens\":%.0f,"
             "\"replay_share\":%.3f",
@@ -402,9 +283,10 @@ static void write_record(FILE *f, const char *device, const exitrl_backend *be, 
 }
 
 int main(int argc, char **argv) {
+    bench_program = "bench_exit_iteration";
     bench_opts o;
     parse_args(argc, argv, &o);
-    pin_threads(o.threads, argv);
+    bench_pin_threads(o.threads, argv);
     exitrl_backend *be = backend_open(o.device, 0);
     if (!be) return 1;
     const int gpu = !strcmp(be->name, "cuda");
@@ -417,8 +299,8 @@ int main(int argc, char **argv) {
     }
 
     char device[300], git[64], date[32];
-    device_name(be, device, sizeof device);
-    command_line("git -C '" EXITRL_SOURCE_DIR "' rev-parse --short HEAD 2>/dev/null", git, sizeof git);
+    bench_device_name(be, device, sizeof device);
+    bench_command_line("git -C '" EXITRL_SOURCE_DIR "' rev-parse --short HEAD 2>/dev/null", git, sizeof git);
     if (!git[0]) snprintf(git, sizeof git, "unknown");
     time_t now = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
@@ -435,7 +317,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     gpt_init_random(&m, WEIGHT_SEED);
-    const char *python = o.peer ? find_python(o.python) : NULL;
+    const char *python = o.peer ? bench_find_python(o.python) : NULL;
     peer_files files = {.dir = "/tmp/exitrl_bench_exit_XXXXXX"};
     if (python && !mkdtemp(files.dir)) {
         fprintf(stderr, "bench_exit_iteration: cannot create a temporary directory: %s\n", strerror(errno));
@@ -444,7 +326,7 @@ int main(int argc, char **argv) {
     snprintf(files.weights, sizeof files.weights, "%s/weights.f32", files.dir);
     snprintf(files.prompts, sizeof files.prompts, "%s/prompts.txt", files.dir);
     if (python) { /* the starting weights, before the trainer copies them as its reference */
-        if (write_weights(&m, files.weights) || !(prompts_out = fopen(files.prompts, "w"))) {
+        if (bench_write_weights(&m, files.weights) || !(prompts_out = fopen(files.prompts, "w"))) {
             if (!prompts_out) fprintf(stderr, "bench_exit_iteration: cannot write %s: %s\n", files.prompts, strerror(errno));
             goto out;
         }
@@ -453,7 +335,7 @@ int main(int argc, char **argv) {
     if ((rc = exit_trainer_init(&t, &cfg, &m))) goto out;
     rc = 1;
 
-    const double load = load_average();
+    const double load = bench_load_average();
     printf("ExIt iteration on %s (%s backend, %s activations), %s (%zu parameters), arith, P=%d G=%d, "
            "max_new_tokens %d, %d threads, median of %d iterations after %d warmup, load average %.2f\n",
            device, be->name, be->act_dtype == EXITRL_BF16 ? "bf16" : "fp32", o.config, m.num_params, o.prompts,

@@ -20,6 +20,7 @@
 #endif
 
 #include "backend_select.h"
+#include "bench_common.h"
 #include "commands.h"
 #include "model.h"
 #include "model_io.h"
@@ -147,84 +148,6 @@ static void apply_defaults(bench_opts *o, int gpu) {
     if (!o->new_tokens) o->new_tokens = gpu ? 128 : 64;
 }
 
-/* OpenMP and OpenBLAS read their thread counts when they load, before main: if the environment
- * does not already say `threads`, set it and re-execute this program so both see it. */
-static void pin_threads(int threads, char **argv) {
-    char want[16];
-    snprintf(want, sizeof want, "%d", threads);
-    const char *omp = getenv("OMP_NUM_THREADS"), *blas = getenv("OPENBLAS_NUM_THREADS");
-    if (omp && !strcmp(omp, want) && blas && !strcmp(blas, want)) return;
-    setenv("OMP_NUM_THREADS", want, 1);
-    setenv("OPENBLAS_NUM_THREADS", want, 1);
-    execv("/proc/self/exe", argv);
-    fprintf(stderr, "bench_rollout: warning: could not re-execute to pin %d threads (%s)\n", threads,
-            strerror(errno));
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Median of n > 0 values (sorts them): robust to runs slowed by other work on the machine. */
-static double median(double *x, int n) {
-    qsort(x, n, sizeof *x, cmp_double);
-    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-}
-
-/* Reads the first line of a command's output into buf (newline stripped); "" on failure. */
-static void command_line(const char *cmd, char *buf, size_t n) {
-    buf[0] = '\0';
-    FILE *p = popen(cmd, "r");
-    if (!p) return;
-    if (!fgets(buf, (int)n, p)) buf[0] = '\0';
-    buf[strcspn(buf, "\n")] = '\0';
-    if (pclose(p) != 0) buf[0] = '\0';
-}
-
-/* The 1-minute load average (-1 if unknown), recorded so a result from a busy machine shows it. */
-static double load_average(void) {
-    double load = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &load) != 1) load = -1;
-        fclose(f);
-    }
-    return load;
-}
-
-/* "cpu: <model name>" from /proc/cpuinfo, or the GPU's name when the CUDA backend runs. */
-static void device_name(const exitrl_backend *be, char *buf, size_t n) {
-#ifdef EXITRL_HAVE_CUDA
-    struct cudaDeviceProp prop;
-    if (!strcmp(be->name, "cuda") && cudaGetDeviceProperties(&prop, 0) == cudaSuccess) {
-        snprintf(buf, n, "%s", prop.name);
-        return;
-    }
-#endif
-    snprintf(buf, n, "cpu: unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10)) continue;
-        char *colon = strchr(line, ':');
-        if (!colon) break;
-        colon++;
-        while (*colon == ' ' || *colon == '\t') colon++;
-        colon[strcspn(colon, "\n")] = '\0';
-        snprintf(buf, n, "cpu: %s", colon);
-        break;
-    }
-    fclose(f);
-}
-
 /* Peak DRAM bandwidth of GPU 0 in bytes/s (double data rate x bus width), or -1 when unknown. */
 static double peak_bandwidth(const exitrl_backend *be) {
 #ifdef EXITRL_HAVE_CUDA
@@ -236,32 +159,6 @@ static double peak_bandwidth(const exitrl_backend *be) {
 #endif
     (void)be;
     return -1;
-}
-
-/* Writes s as a JSON string (quotes and backslashes escaped, control characters dropped). */
-static void json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') fputc('\\', f);
-        if ((unsigned char)*s >= 0x20) fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
-/* Picks an interpreter that imports torch; NULL (with the reason printed) when none does. */
-static const char *find_python(const char *requested) {
-    const char *env = getenv("EXITRL_PYTHON");
-    const char *candidates[] = {requested ? requested : env ? env : "python3",
-                                requested || env ? NULL : "/usr/bin/python3"};
-    for (int i = 0; i < 2 && candidates[i]; i++) {
-        char cmd[1024];
-        snprintf(cmd, sizeof cmd, "'%s' -c 'import torch' >/dev/null 2>&1", candidates[i]);
-        if (system(cmd) == 0) return candidates[i];
-    }
-    fprintf(stderr, "bench_rollout: no Python with torch found (tried %s%s%s); the peers are "
-            "skipped and no ratio is recorded\n", candidates[0], candidates[1] ? ", " : "",
-            candidates[1] ? candidates[1] : "");
-    return NULL;
 }
 
 static int write_file(const char *path, const void *data, size_t bytes) {
@@ -276,19 +173,6 @@ static int write_file(const char *path, const void *data, size_t bytes) {
 typedef struct {
     char dir[64], weights[96], prompts[96], ckpt[96], hf[96];
 } peer_files;
-
-/* The model's fp32 weights in host/model.h's flat layout, for the PyTorch peer. */
-static int write_weights(const gpt_model *m, const char *path) {
-    float *w = malloc(m->num_params * sizeof(float));
-    if (!w) {
-        fprintf(stderr, "bench_rollout: out of memory for the weights\n");
-        return -1;
-    }
-    m->be->download(m->be, w, m->master, m->num_params * sizeof(float));
-    int rc = write_file(path, w, m->num_params * sizeof(float));
-    free(w);
-    return rc;
-}
 
 /* A checkpoint of the model exported with `exitrl export` into files->hf (transformers' format). */
 static int export_hf(gpt_model *m, const peer_files *files) {
@@ -409,16 +293,16 @@ static double run_ours(gpt_model *m, int B, const int *prompts, const bench_opts
     char err[256];
     double result = -1;
     for (int i = 0; i < o->warmup + o->reps; i++) {
-        double t0 = now_s();
+        double t0 = bench_now();
         if (rollout_generate(&r, prompts, lens, o->prompt_len, B, o->new_tokens, &sp, 0, &out, err, sizeof err)) {
             fprintf(stderr, "bench_rollout: rollout failed: %s\n", err);
             goto done;
         }
-        if (i >= o->warmup) times[i - o->warmup] = now_s() - t0;
+        if (i >= o->warmup) times[i - o->warmup] = bench_now() - t0;
     }
     *gen_tokens = 0;
     for (int b = 0; b < B; b++) *gen_tokens += out.gen_len[b];
-    double t = median(times, o->reps);
+    double t = bench_median(times, o->reps);
     *time_ms = t * 1e3;
     result = *gen_tokens / t;
 done:
@@ -443,11 +327,11 @@ typedef struct {
 static void write_record(const record *r, const char *peer, double peer_value, const char *extra) {
     FILE *f = r->out;
     fprintf(f, "{\"bench\":\"rollout\",\"device\":");
-    json_string(f, r->device);
+    bench_json_string(f, r->device);
     fprintf(f, ",\"backend\":\"%s\",\"git\":", r->backend);
-    json_string(f, r->git);
+    bench_json_string(f, r->git);
     fprintf(f, ",\"date\":\"%s\",\"config\":", r->date);
-    json_string(f, r->config);
+    bench_json_string(f, r->config);
     fprintf(f, ",\"params\":%zu,\"batch\":%d,\"prompt_len\":%d,\"new_tokens\":%d,\"gen_tokens\":%ld,"
             "\"temperature\":1,\"reps\":%d,\"threads\":%d,\"loadavg_1m\":%.2f,\"time_ms\":%.3f,"
             "\"value\":%.2f,\"unit\":\"tokens/s\"",
@@ -500,7 +384,7 @@ static int bench_config(exitrl_backend *be, const char *name, const bench_opts *
     gpt_init_random(&m, WEIGHT_SEED);
     const int gpu = !strcmp(be->name, "cuda"), with_hf = python && (gpu || o->hf);
     int rc = 0;
-    if (python && (write_weights(&m, files->weights) || (with_hf && export_hf(&m, files)))) {
+    if (python && (bench_write_weights(&m, files->weights) || (with_hf && export_hf(&m, files)))) {
         gpt_destroy(&m);
         return 1;
     }
@@ -510,7 +394,7 @@ static int bench_config(exitrl_backend *be, const char *name, const bench_opts *
         const int B = o->batches[k];
         int *prompts = make_prompts(B, o->prompt_len);
         rec->B = B;
-        rec->load = load_average();
+        rec->load = bench_load_average();
         double ours = run_ours(&m, B, prompts, o, &rec->gen_tokens, &rec->time_ms);
         if (ours < 0) {
             free(prompts);
@@ -551,9 +435,10 @@ static int bench_config(exitrl_backend *be, const char *name, const bench_opts *
 }
 
 int main(int argc, char **argv) {
+    bench_program = "bench_rollout";
     bench_opts o;
     parse_args(argc, argv, &o);
-    pin_threads(o.threads, argv);
+    bench_pin_threads(o.threads, argv);
     exitrl_backend *be = backend_open(o.device, 0);
     if (!be) return 1;
     const int gpu = !strcmp(be->name, "cuda");
@@ -565,8 +450,8 @@ int main(int argc, char **argv) {
     }
 
     char device[300], git[64], date[32];
-    device_name(be, device, sizeof device);
-    command_line("git -C '" EXITRL_SOURCE_DIR "' rev-parse --short HEAD 2>/dev/null", git, sizeof git);
+    bench_device_name(be, device, sizeof device);
+    bench_command_line("git -C '" EXITRL_SOURCE_DIR "' rev-parse --short HEAD 2>/dev/null", git, sizeof git);
     if (!git[0]) snprintf(git, sizeof git, "unknown");
     time_t t = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
@@ -579,7 +464,7 @@ int main(int argc, char **argv) {
         be->destroy(be);
         return 1;
     }
-    const char *python = o.peer ? find_python(o.python) : NULL;
+    const char *python = o.peer ? bench_find_python(o.python) : NULL;
     peer_files files;
     snprintf(files.dir, sizeof files.dir, "/tmp/exitrl_bench_rollout_XXXXXX");
     if (python && !mkdtemp(files.dir)) {
@@ -592,7 +477,7 @@ int main(int argc, char **argv) {
     snprintf(files.hf, sizeof files.hf, "%s/hf", files.dir);
     const double bandwidth = peak_bandwidth(be);
 
-    const double load = load_average();
+    const double load = bench_load_average();
     printf("rollout on %s (%s backend, %s activations), %d threads, prompt %d + up to %d new tokens, "
            "median of %d runs after %d warmup, load average %.2f\n",
            device, be->name, be->act_dtype == EXITRL_BF16 ? "bf16" : "fp32", o.threads, o.prompt_len,

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_common.h"
 #include "model.h"
 #include "ops.h"
 
@@ -81,58 +82,6 @@ static void parse_args(int argc, char **argv, bench_opts *o) {
     }
 }
 
-/* OpenMP and OpenBLAS read their thread counts when they load, before main: if the environment
- * does not already say `threads`, set it and re-execute this program so both see it. */
-static void pin_threads(int threads, char **argv) {
-    char want[16];
-    snprintf(want, sizeof want, "%d", threads);
-    const char *omp = getenv("OMP_NUM_THREADS"), *blas = getenv("OPENBLAS_NUM_THREADS");
-    if (omp && !strcmp(omp, want) && blas && !strcmp(blas, want)) return;
-    setenv("OMP_NUM_THREADS", want, 1);
-    setenv("OPENBLAS_NUM_THREADS", want, 1);
-    execv("/proc/self/exe", argv);
-    fprintf(stderr, "bench_train_cpu: warning: could not re-execute to pin %d threads (%s)\n",
-            threads, strerror(errno));
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Median of n > 0 values (sorts them): robust to steps slowed by other work on the machine. */
-static double median(double *x, int n) {
-    qsort(x, n, sizeof *x, cmp_double);
-    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-}
-
-/* Reads the first line of a command's output into buf (newline stripped); "" on failure. */
-static void command_line(const char *cmd, char *buf, size_t n) {
-    buf[0] = '\0';
-    FILE *p = popen(cmd, "r");
-    if (!p) return;
-    if (!fgets(buf, (int)n, p)) buf[0] = '\0';
-    buf[strcspn(buf, "\n")] = '\0';
-    if (pclose(p) != 0) buf[0] = '\0';
-}
-
-/* The 1-minute load average (-1 if unknown), recorded so a result from a busy machine shows it. */
-static double load_average(void) {
-    double load = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &load) != 1) load = -1;
-        fclose(f);
-    }
-    return load;
-}
-
 static void cpu_model_name(char *buf, size_t n) {
     snprintf(buf, n, "unknown");
     FILE *f = fopen("/proc/cpuinfo", "r");
@@ -149,32 +98,6 @@ static void cpu_model_name(char *buf, size_t n) {
         break;
     }
     fclose(f);
-}
-
-/* Writes s as a JSON string (quotes and backslashes escaped, control characters dropped). */
-static void json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') fputc('\\', f);
-        if ((unsigned char)*s >= 0x20) fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
-/* Picks an interpreter that imports torch; NULL (with the reason printed) when none does. */
-static const char *find_python(const char *requested) {
-    const char *env = getenv("EXITRL_PYTHON");
-    const char *candidates[] = {requested ? requested : env ? env : "python3",
-                                requested || env ? NULL : "/usr/bin/python3"};
-    for (int i = 0; i < 2 && candidates[i]; i++) {
-        char cmd[1024];
-        snprintf(cmd, sizeof cmd, "'%s' -c 'import torch' >/dev/null 2>&1", candidates[i]);
-        if (system(cmd) == 0) return candidates[i];
-    }
-    fprintf(stderr, "bench_train_cpu: no Python with torch found (tried %s%s%s); the peer is "
-            "skipped and no ratio is recorded\n", candidates[0], candidates[1] ? ", " : "",
-            candidates[1] ? candidates[1] : "");
-    return NULL;
 }
 
 /* Runs the PyTorch peer on the same shapes; returns its tokens/s, or -1 with the reason printed. */
@@ -229,13 +152,13 @@ static double run_ours(exitrl_backend *be, const gpt_config *c, int B, int T, co
         exit(1);
     }
     for (int i = 0; i < o->warmup + o->steps; i++) {
-        double t0 = now_s();
+        double t0 = bench_now();
         gpt_zero_grad(&m);
         gpt_forward_backward(&m, B, T);
         gpt_update(&m, &opt);
-        if (i >= o->warmup) times[i - o->warmup] = now_s() - t0;
+        if (i >= o->warmup) times[i - o->warmup] = bench_now() - t0;
     }
-    double step_s = median(times, o->steps);
+    double step_s = bench_median(times, o->steps);
     *step_ms = step_s * 1e3;
     free(times);
     free(tokens);
@@ -245,19 +168,20 @@ static double run_ours(exitrl_backend *be, const gpt_config *c, int B, int T, co
 }
 
 int main(int argc, char **argv) {
+    bench_program = "bench_train_cpu";
     bench_opts o;
     parse_args(argc, argv, &o);
-    pin_threads(o.threads, argv);
+    bench_pin_threads(o.threads, argv);
 
     char cpu[256], device[300], git[64], date[32];
     cpu_model_name(cpu, sizeof cpu);
     snprintf(device, sizeof device, "cpu: %s", cpu);
-    command_line("git -C '" EXITRL_SOURCE_DIR "' rev-parse --short HEAD 2>/dev/null", git, sizeof git);
+    bench_command_line("git -C '" EXITRL_SOURCE_DIR "' rev-parse --short HEAD 2>/dev/null", git, sizeof git);
     if (!git[0]) snprintf(git, sizeof git, "unknown");
     time_t t = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
 
-    const char *python = o.peer ? find_python(o.python) : NULL;
+    const char *python = o.peer ? bench_find_python(o.python) : NULL;
     FILE *out = fopen(o.out, "a");
     if (!out) {
         fprintf(stderr, "bench_train_cpu: cannot open %s for appending: %s\n", o.out, strerror(errno));
@@ -269,7 +193,7 @@ int main(int argc, char **argv) {
         return 1;
     }
 
-    const double load = load_average();
+    const double load = bench_load_average();
     printf("train step on %s, %d threads, %d timed steps after %d warmup, load average %.2f\n",
            device, o.threads, o.steps, o.warmup, load);
     printf("%-10s %4s %5s %10s %12s %10s %12s %8s\n", "config", "B", "T", "params", "ours tok/s",
@@ -295,11 +219,11 @@ int main(int argc, char **argv) {
         else printf("%12s %8s\n", "-", "-");
 
         fprintf(out, "{\"bench\":\"train_step\",\"device\":");
-        json_string(out, device);
+        bench_json_string(out, device);
         fprintf(out, ",\"git\":");
-        json_string(out, git);
+        bench_json_string(out, git);
         fprintf(out, ",\"date\":\"%s\",\"config\":", date);
-        json_string(out, name);
+        bench_json_string(out, name);
         fprintf(out, ",\"B\":%d,\"T\":%d,\"params\":%zu,\"threads\":%d,\"steps\":%d,"
                 "\"loadavg_1m\":%.2f,\"step_ms\":%.3f,\"value\":%.2f,\"unit\":\"tokens/s\"",
                 B, T, gpt_num_params(&c), o.threads, o.steps, load, step_ms, ours);

@@ -1,0 +1,135 @@
+/* Helpers shared by the benchmark programs: thread pinning, timing, machine facts, JSON, and the
+ * files handed to the PyTorch peers. */
+#define _POSIX_C_SOURCE 200809L
+#include "bench_common.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef EXITRL_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+const char *bench_program = "bench";
+
+/* OpenMP and OpenBLAS read their thread counts when they load, before main: if the environment
+ * does not already say `threads`, set it and re-execute this program so both see it. */
+void bench_pin_threads(int threads, char **argv) {
+    char want[16];
+    snprintf(want, sizeof want, "%d", threads);
+    const char *omp = getenv("OMP_NUM_THREADS"), *blas = getenv("OPENBLAS_NUM_THREADS");
+    if (omp && !strcmp(omp, want) && blas && !strcmp(blas, want)) return;
+    setenv("OMP_NUM_THREADS", want, 1);
+    setenv("OPENBLAS_NUM_THREADS", want, 1);
+    execv("/proc/self/exe", argv);
+    fprintf(stderr, "%s: warning: could not re-execute to pin %d threads (%s)\n", bench_program, threads,
+            strerror(errno));
+}
+
+double bench_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of n > 0 values (sorts them): robust to iterations slowed by other work on the machine. */
+double bench_median(double *x, int n) {
+    qsort(x, n, sizeof *x, cmp_double);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+/* Reads the first line of a command's output into buf (newline stripped); "" on failure. */
+void bench_command_line(const char *cmd, char *buf, size_t n) {
+    buf[0] = '\0';
+    FILE *p = popen(cmd, "r");
+    if (!p) return;
+    if (!fgets(buf, (int)n, p)) buf[0] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+    if (pclose(p) != 0) buf[0] = '\0';
+}
+
+/* The 1-minute load average (-1 if unknown), recorded so a result from a busy machine shows it. */
+double bench_load_average(void) {
+    double load = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &load) != 1) load = -1;
+        fclose(f);
+    }
+    return load;
+}
+
+/* "cpu: <model name>" from /proc/cpuinfo, or the GPU's name when the CUDA backend runs. */
+void bench_device_name(const exitrl_backend *be, char *buf, size_t n) {
+#ifdef EXITRL_HAVE_CUDA
+    struct cudaDeviceProp prop;
+    if (!strcmp(be->name, "cuda") && cudaGetDeviceProperties(&prop, 0) == cudaSuccess) {
+        snprintf(buf, n, "%s", prop.name);
+        return;
+    }
+#endif
+    snprintf(buf, n, "cpu: unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10)) continue;
+        char *colon = strchr(line, ':');
+        if (!colon) break;
+        colon++;
+        while (*colon == ' ' || *colon == '\t') colon++;
+        colon[strcspn(colon, "\n")] = '\0';
+        snprintf(buf, n, "cpu: %s", colon);
+        break;
+    }
+    fclose(f);
+}
+
+/* Writes s as a JSON string (quotes and backslashes escaped, control characters dropped). */
+void bench_json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') fputc('\\', f);
+        if ((unsigned char)*s >= 0x20) fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+/* Picks an interpreter that imports torch; NULL (with the reason printed) when none does. */
+const char *bench_find_python(const char *requested) {
+    const char *env = getenv("EXITRL_PYTHON");
+    const char *candidates[] = {requested ? requested : env ? env : "python3",
+                                requested || env ? NULL : "/usr/bin/python3"};
+    for (int i = 0; i < 2 && candidates[i]; i++) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "'%s' -c 'import torch' >/dev/null 2>&1", candidates[i]);
+        if (system(cmd) == 0) return candidates[i];
+    }
+    fprintf(stderr, "%s: no Python with torch found (tried %s%s%s); the peers are "
+            "skipped and no ratio is recorded\n", bench_program, candidates[0], candidates[1] ? ", " : "",
+            candidates[1] ? candidates[1] : "");
+    return NULL;
+}
+
+/* The model's fp32 weights in host/model.h's flat layout, for the PyTorch peer. */
+int bench_write_weights(const gpt_model *m, const char *path) {
+    float *w = malloc(m->num_params * sizeof(float));
+    if (!w) {
+        fprintf(stderr, "%s: out of memory for the weights\n", bench_program);
+        return -1;
+    }
+    m->be->download(m->be, w, m->master, m->num_params * sizeof(float));
+    FILE *f = fopen(path, "wb");
+    int bad = !f || fwrite(w, sizeof(float), m->num_params, f) != m->num_params;
+    if (f) bad |= fclose(f) != 0;
+    if (bad) fprintf(stderr, "%s: cannot write %s: %s\n", bench_program, path, strerror(errno));
+    free(w);
+    return bad ? -1 : 0;
+}
