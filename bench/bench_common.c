@@ -46,7 +46,7 @@ double bench_median(double *x, int n) {
 }
 
 /* Reads the first line of a command's output into buf (newline stripped); "" on failure. */
-void bench_command_line(const char *cmd, char *buf, size_t n) {
+static void command_line(const char *cmd, char *buf, size_t n) {
     buf[0] = '\0';
     FILE *p = popen(cmd, "r");
     if (!p) return;
@@ -132,4 +132,25 @@ int bench_write_weights(const gpt_model *m, const char *path) {
     if (bad) fprintf(stderr, "%s: cannot write %s: %s\n", bench_program, path, strerror(errno));
     free(w);
     return bad ? -1 : 0;
+}
+
+int bench_parse_int(const char *opt, const char *s, int min) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < min || v > 1000000) {
+        fprintf(stderr, "%s: %s expects an integer >= %d, got '%s'\n", bench_program, opt, min, s);
+        exit(2);
+    }
+    return (int)v;
+}
+
+void bench_git_revision(char *buf, size_t n) {
+    command_line("git -C '" EXITRL_SOURCE_DIR "' rev-parse --short HEAD 2>/dev/null", buf, n);
+    if (!buf[0]) snprintf(buf, n, "unknown");
+}
+
+void bench_utc_date(char *buf, size_t n) {
+    time_t t = time(NULL);
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
 }

@@ -14,8 +14,6 @@ void bench_pin_threads(int threads, char **argv);
 double bench_now(void);
 /* Median of n > 0 values (sorts x). */
 double bench_median(double *x, int n);
-/* First line of a command's output into buf ("" on failure). */
-void bench_command_line(const char *cmd, char *buf, size_t n);
 /* The 1-minute load average, or -1. */
 double bench_load_average(void);
 /* "cpu: <model name>", or the GPU's name when be is the CUDA backend. */
@@ -27,4 +25,10 @@ void bench_json_string(FILE *f, const char *s);
 const char *bench_find_python(const char *requested);
 /* The model's fp32 weights in host/model.h's flat layout, for a PyTorch peer. Returns 0 or -1. */
 int bench_write_weights(const gpt_model *m, const char *path);
+/* An integer option value in [min, 1000000], or exit 2 with a message naming the option. */
+int bench_parse_int(const char *opt, const char *s, int min);
+/* The source tree's short git revision, or "unknown". */
+void bench_git_revision(char *buf, size_t n);
+/* The current time as UTC ISO 8601 ("2026-11-21T19:46:10Z"). */
+void bench_utc_date(char *buf, size_t n);
 #endif

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #ifdef EXITRL_HAVE_CUDA
 #include <cuda_runtime_api.h>
@@ -64,18 +63,6 @@ static void usage(FILE *f) {
             EXIT_ANSWER_CAP);
 }
 
-/* Parses an int option value in [min, 1000000] or exits 2 naming the option. */
-static int parse_int(const char *opt, const char *s, int min) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < min || v > 1000000) {
-        fprintf(stderr, "bench_exit_iteration: %s expects an integer >= %d, got '%s'\n", opt, min, s);
-        exit(2);
-    }
-    return (int)v;
-}
-
 /* Options left 0 / NULL get backend-dependent defaults later (apply_defaults). */
 static void parse_args(int argc, char **argv, bench_opts *o) {
     *o = (bench_opts){.device = "auto", .iterations = 3, .warmup = 1, .threads = 2, .peer = 1};
@@ -94,12 +81,12 @@ static void parse_args(int argc, char **argv, bench_opts *o) {
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--python")) o->python = v;
         else if (!strcmp(a, "--device")) o->device = v;
-        else if (!strcmp(a, "--prompts")) o->prompts = parse_int(a, v, 1);
-        else if (!strcmp(a, "--group")) o->group = parse_int(a, v, 2);
-        else if (!strcmp(a, "--max-new")) o->max_new = parse_int(a, v, 1);
-        else if (!strcmp(a, "--iterations")) o->iterations = parse_int(a, v, 1);
-        else if (!strcmp(a, "--warmup")) o->warmup = parse_int(a, v, 0);
-        else if (!strcmp(a, "--threads")) o->threads = parse_int(a, v, 1);
+        else if (!strcmp(a, "--prompts")) o->prompts = bench_parse_int(a, v, 1);
+        else if (!strcmp(a, "--group")) o->group = bench_parse_int(a, v, 2);
+        else if (!strcmp(a, "--max-new")) o->max_new = bench_parse_int(a, v, 1);
+        else if (!strcmp(a, "--iterations")) o->iterations = bench_parse_int(a, v, 1);
+        else if (!strcmp(a, "--warmup")) o->warmup = bench_parse_int(a, v, 0);
+        else if (!strcmp(a, "--threads")) o->threads = bench_parse_int(a, v, 1);
         else {
             fprintf(stderr, "bench_exit_iteration: unknown option '%s'\n", a);
             usage(stderr);
@@ -300,10 +287,8 @@ int main(int argc, char **argv) {
 
     char device[300], git[64], date[32];
     bench_device_name(be, device, sizeof device);
-    bench_command_line("git -C '" EXITRL_SOURCE_DIR "' rev-parse --short HEAD 2>/dev/null", git, sizeof git);
-    if (!git[0]) snprintf(git, sizeof git, "unknown");
-    time_t now = time(NULL);
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    bench_git_revision(git, sizeof git);
+    bench_utc_date(date, sizeof date);
     const char *out_path = o.out ? o.out : o.quick ? NULL
                            : gpu ? RESULTS_DIR "/exit_iteration_gpu.jsonl" : RESULTS_DIR "/exit_iteration_cpu.jsonl";
 

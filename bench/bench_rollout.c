@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #ifdef EXITRL_HAVE_CUDA
 #include <cuda_runtime_api.h>
@@ -66,18 +65,6 @@ static void usage(FILE *f) {
             "  --help             this text\n");
 }
 
-/* Parses an int option value in [min, 1000000] or exits 2 naming the option. */
-static int parse_int(const char *opt, const char *s, int min) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < min || v > 1000000) {
-        fprintf(stderr, "bench_rollout: %s expects an integer >= %d, got '%s'\n", opt, min, s);
-        exit(2);
-    }
-    return (int)v;
-}
-
 static void parse_batches(const char *s, bench_opts *o) {
     char list[256];
     if (strlen(s) >= sizeof list) {
@@ -91,7 +78,7 @@ static void parse_batches(const char *s, bench_opts *o) {
             fprintf(stderr, "bench_rollout: --batches takes at most %d sizes\n", MAX_BATCHES);
             exit(2);
         }
-        o->batches[o->n_batches++] = parse_int("--batches", item, 1);
+        o->batches[o->n_batches++] = bench_parse_int("--batches", item, 1);
     }
     if (!o->n_batches) {
         fprintf(stderr, "bench_rollout: --batches needs at least one size\n");
@@ -119,11 +106,11 @@ static void parse_args(int argc, char **argv, bench_opts *o) {
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--python")) o->python = v;
         else if (!strcmp(a, "--device")) o->device = v;
-        else if (!strcmp(a, "--prompt-len")) o->prompt_len = parse_int(a, v, 1);
-        else if (!strcmp(a, "--new-tokens")) o->new_tokens = parse_int(a, v, 1);
-        else if (!strcmp(a, "--reps")) o->reps = parse_int(a, v, 1);
-        else if (!strcmp(a, "--warmup")) o->warmup = parse_int(a, v, 0);
-        else if (!strcmp(a, "--threads")) o->threads = parse_int(a, v, 1);
+        else if (!strcmp(a, "--prompt-len")) o->prompt_len = bench_parse_int(a, v, 1);
+        else if (!strcmp(a, "--new-tokens")) o->new_tokens = bench_parse_int(a, v, 1);
+        else if (!strcmp(a, "--reps")) o->reps = bench_parse_int(a, v, 1);
+        else if (!strcmp(a, "--warmup")) o->warmup = bench_parse_int(a, v, 0);
+        else if (!strcmp(a, "--threads")) o->threads = bench_parse_int(a, v, 1);
         else {
             fprintf(stderr, "bench_rollout: unknown option '%s'\n", a);
             usage(stderr);
@@ -451,10 +438,8 @@ int main(int argc, char **argv) {
 
     char device[300], git[64], date[32];
     bench_device_name(be, device, sizeof device);
-    bench_command_line("git -C '" EXITRL_SOURCE_DIR "' rev-parse --short HEAD 2>/dev/null", git, sizeof git);
-    if (!git[0]) snprintf(git, sizeof git, "unknown");
-    time_t t = time(NULL);
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+    bench_git_revision(git, sizeof git);
+    bench_utc_date(date, sizeof date);
 
     const char *out_path = o.out ? o.out : o.quick ? NULL
                            : gpu ? RESULTS_DIR "/rollout_gpu.jsonl" : RESULTS_DIR "/rollout_cpu.jsonl";

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bench_common.h"
@@ -41,19 +40,6 @@ static void usage(FILE *f) {
             "  --help           this text\n");
 }
 
-/* Parses a positive int option value or exits 2 naming the option. */
-static int parse_pos_int(const char *opt, const char *s, int allow_zero) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < (allow_zero ? 0 : 1) || v > 1000000) {
-        fprintf(stderr, "bench_train_cpu: %s expects a %s integer, got '%s'\n", opt,
-                allow_zero ? "non-negative" : "positive", s);
-        exit(2);
-    }
-    return (int)v;
-}
-
 static void parse_args(int argc, char **argv, bench_opts *o) {
     *o = (bench_opts){"tiny,small", DEFAULT_OUT, NULL, 5, 2, 2, 0, 128, 1};
     for (int i = 1; i < argc; i++) {
@@ -69,35 +55,17 @@ static void parse_args(int argc, char **argv, bench_opts *o) {
         if (!strcmp(a, "--configs")) o->configs = v;
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--python")) o->python = v;
-        else if (!strcmp(a, "--steps")) o->steps = parse_pos_int(a, v, 0);
-        else if (!strcmp(a, "--warmup")) o->warmup = parse_pos_int(a, v, 1);
-        else if (!strcmp(a, "--threads")) o->threads = parse_pos_int(a, v, 0);
-        else if (!strcmp(a, "--batch")) o->batch = parse_pos_int(a, v, 0);
-        else if (!strcmp(a, "--seq")) o->seq = parse_pos_int(a, v, 0);
+        else if (!strcmp(a, "--steps")) o->steps = bench_parse_int(a, v, 1);
+        else if (!strcmp(a, "--warmup")) o->warmup = bench_parse_int(a, v, 0);
+        else if (!strcmp(a, "--threads")) o->threads = bench_parse_int(a, v, 1);
+        else if (!strcmp(a, "--batch")) o->batch = bench_parse_int(a, v, 1);
+        else if (!strcmp(a, "--seq")) o->seq = bench_parse_int(a, v, 1);
         else {
             fprintf(stderr, "bench_train_cpu: unknown option '%s'\n", a);
             usage(stderr);
             exit(2);
         }
     }
-}
-
-static void cpu_model_name(char *buf, size_t n) {
-    snprintf(buf, n, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10)) continue;
-        char *colon = strchr(line, ':');
-        if (!colon) break;
-        colon++;
-        while (*colon == ' ' || *colon == '\t') colon++;
-        colon[strcspn(colon, "\n")] = '\0';
-        snprintf(buf, n, "%s", colon);
-        break;
-    }
-    fclose(f);
 }
 
 /* Runs the PyTorch peer on the same shapes; returns its tokens/s, or -1 with the reason printed. */
@@ -173,13 +141,9 @@ int main(int argc, char **argv) {
     parse_args(argc, argv, &o);
     bench_pin_threads(o.threads, argv);
 
-    char cpu[256], device[300], git[64], date[32];
-    cpu_model_name(cpu, sizeof cpu);
-    snprintf(device, sizeof device, "cpu: %s", cpu);
-    bench_command_line("git -C '" EXITRL_SOURCE_DIR "' rev-parse --short HEAD 2>/dev/null", git, sizeof git);
-    if (!git[0]) snprintf(git, sizeof git, "unknown");
-    time_t t = time(NULL);
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+    char device[300], git[64], date[32];
+    bench_git_revision(git, sizeof git);
+    bench_utc_date(date, sizeof date);
 
     const char *python = o.peer ? bench_find_python(o.python) : NULL;
     FILE *out = fopen(o.out, "a");
@@ -192,6 +156,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_train_cpu: cannot create the CPU backend\n");
         return 1;
     }
+    bench_device_name(be, device, sizeof device);
 
     const double load = bench_load_average();
     printf("train step on %s, %d threads, %d timed steps after %d warmup, load average %.2f\n",
