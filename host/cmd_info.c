@@ -17,11 +17,10 @@ static void usage(FILE *f) {
 }
 
 int cmd_info(int argc, char **argv) {
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
+    if (config_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
+    }
     exitrl_config cfg;
     config_defaults(&cfg);
     int rc = config_parse_args(&cfg, argc, argv);

@@ -1,7 +1,6 @@
 /* `exitrl pretrain`: supervised next-token training (plain text, or a task domain's demonstrations
  * for the warm start), with warmup + cosine learning rate, clipping, metrics, checkpoints and a
  * clean stop on SIGINT. */
-#define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,15 +45,12 @@ typedef struct {
 
 static int save(const char *dir, gpt_model *m, const pretrain_state *st, const exitrl_config *cfg) {
     char path[700], err[512];
-    char *text = NULL;
     size_t text_len = 0;
-    FILE *mem = open_memstream(&text, &text_len);
-    if (!mem) {
+    char *text = config_to_text(cfg, &text_len);
+    if (!text) {
         fprintf(stderr, "exitrl: out of memory writing a checkpoint\n");
         return -1;
     }
-    config_write(cfg, mem);
-    fclose(mem);
     ckpt_section extra[] = {{"pretrain_state", st, sizeof *st}, {"run_config", text, text_len}};
     snprintf(path, sizeof path, "%s/checkpoint.bin", dir);
     int rc = model_save(path, m, extra, 2, err, sizeof err);
@@ -64,11 +60,10 @@ static int save(const char *dir, gpt_model *m, const pretrain_state *st, const e
 }
 
 int cmd_pretrain(int argc, char **argv) {
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
+    if (config_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
+    }
     exitrl_config cfg;
     config_defaults(&cfg);
     int rc = config_parse_args(&cfg, argc, argv);
@@ -149,13 +144,7 @@ int cmd_pretrain(int argc, char **argv) {
 
     char dir[600];
     if (run_dir_create(cfg.out_dir, cfg.name, dir, sizeof dir)) goto fail;
-    char cfg_path[700];
-    snprintf(cfg_path, sizeof cfg_path, "%s/config.txt", dir);
-    FILE *cf = fopen(cfg_path, "w");
-    if (cf) {
-        config_write(&cfg, cf);
-        fclose(cf);
-    }
+    config_save_in_run(&cfg, dir);
     FILE *metrics = metrics_open(dir);
     if (!metrics) goto fail;
 

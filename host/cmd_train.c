@@ -1,7 +1,6 @@
 /* `exitrl train`: GRPO / ExIt from a warm-started checkpoint, with metrics per iteration, periodic
  * held-out evaluation, atomic checkpoints (weights, optimizer, reference policy, buffer, RNG) and
  * an exact resume. */
-#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,16 +33,12 @@ typedef struct {
 
 static int save(const char *dir, exit_trainer *t, const train_state *st, const exitrl_config *cfg) {
     char path[700], err[512];
-    char *text = NULL;
     size_t text_len = 0;
-    FILE *mem = open_memstream(&text, &text_len);
-    if (!mem) return -1;
-    config_write(cfg, mem);
-    fclose(mem);
+    char *text = config_to_text(cfg, &text_len);
     size_t buf_bytes = exit_buffer_serialized_size(&t->buf);
     void *buf = malloc(buf_bytes);
     float *ref = t->ref.master ? malloc(sizeof(float) * t->m->num_params) : NULL;
-    if (!buf || (t->ref.master && !ref)) {
+    if (!text || !buf || (t->ref.master && !ref)) {
         free(text), free(buf), free(ref);
         fprintf(stderr, "exitrl: out of memory writing a checkpoint\n");
         return -1;
@@ -133,11 +128,10 @@ static void log_eval(FILE *metrics, int64_t it, exit_trainer *t, const exitrl_co
 }
 
 int cmd_train(int argc, char **argv) {
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
+    if (config_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
+    }
     exitrl_config cfg;
     config_defaults(&cfg);
     int rc = config_parse_args(&cfg, argc, argv);
@@ -199,13 +193,7 @@ int cmd_train(int argc, char **argv) {
 
     char dir[600];
     if (run_dir_create(cfg.out_dir, cfg.name, dir, sizeof dir) || !(metrics = metrics_open(dir))) goto out;
-    char cfg_path[700];
-    snprintf(cfg_path, sizeof cfg_path, "%s/config.txt", dir);
-    FILE *cf = fopen(cfg_path, "w");
-    if (cf) {
-        config_write(&cfg, cf);
-        fclose(cf);
-    }
+    config_save_in_run(&cfg, dir);
     fprintf(stderr, "exitrl train: method %s on %s, %s backend, %zu parameters, P=%d G=%d, iterations %lld..%d -> %s\n",
             cfg.method, cfg.task, be->name, m.num_params, cfg.prompts, cfg.group_size, (long long)st.iteration,
             cfg.iterations, dir);

@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L
 #include "config.h"
 
 #include <ctype.h>
@@ -294,4 +295,31 @@ void config_print_help(FILE *f, unsigned groups) {
         print_range(f, k);
         fprintf(f, ")\n");
     }
+}
+
+char *config_to_text(const exitrl_config *c, size_t *len) {
+    char *text = NULL;
+    FILE *mem = open_memstream(&text, len);
+    if (!mem) return NULL;
+    config_write(c, mem);
+    if (fclose(mem)) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+void config_save_in_run(const exitrl_config *c, const char *dir) {
+    char path[700];
+    snprintf(path, sizeof path, "%s/config.txt", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) return; /* a convenience copy: the checkpoint holds the config too */
+    config_write(c, f);
+    fclose(f);
+}
+
+int config_wants_help(int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 1;
+    return 0;
 }

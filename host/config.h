@@ -69,6 +69,12 @@ int config_set(exitrl_config *c, const char *key, const char *value, const char 
 int config_parse_args(exitrl_config *c, int argc, char **argv);
 /* Writes every key as `key = value` lines (round-trips through config_load_file). */
 void config_write(const exitrl_config *c, FILE *f);
+/* The config as `key = value` text (malloc'd, *len bytes), or NULL when out of memory. */
+char *config_to_text(const exitrl_config *c, size_t *len);
+/* Writes <dir>/config.txt, a readable copy of the run's config (best effort). */
+void config_save_in_run(const exitrl_config *c, const char *dir);
+/* 1 when the arguments ask for help (--help or -h anywhere). */
+int config_wants_help(int argc, char **argv);
 enum {
     CONFIG_GROUP_RUN = 1, CONFIG_GROUP_MODEL = 2, CONFIG_GROUP_DATA = 4, CONFIG_GROUP_OPTIM = 8,
     CONFIG_GROUP_LOG = 16, CONFIG_GROUP_RL = 32, CONFIG_GROUP_EVAL = 64
