@@ -770,9 +770,16 @@ static void test_rl_ops(const pair *p, int P, int G, int C) {
             gfree(p, d_adv);
         }
 
-    /* diversity_scale: group 0 has identical embeddings (scale 1 for all) */
+    /* diversity_scale: group 0 has identical embeddings (scale 1 for all); in group 1 (even G) the
+     * members sit at +-u around one point, one of them 1e-6 further out, so the distances differ by
+     * ~1e-6 relative: the relative guard of ops.h must give 1 there, not dist / (tiny range). */
     float *emb = host_random(p, n * C, 122, 1.0f, 0.0f);
     for (int i = 1; i < G; i++) memcpy(emb + (size_t)i * C, emb, C * sizeof(float));
+    if (P > 1 && G % 2 == 0)
+        for (int i = 0; i < G; i++)
+            for (int c = 0; c < C; c++)
+                emb[((size_t)G + i) * C + c] =
+                    emb[c] + (i % 2 ? 0.3f : -0.3f) * (i == 0 ? 1.000001f : 1.0f) * (float)((c % 5) - 2);
     float *d = xmalloc(n);
     p->cpu->diversity_scale(p->cpu, d, emb, P, G, C);
     float *d_emb = gpu_f32(p, emb, n * C), *d_d = gpu_f32_nan(p, n);

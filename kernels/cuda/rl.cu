@@ -112,7 +112,9 @@ __global__ void __launch_bounds__(RL_THREADS) diversity_scale_kernel(float *d, c
         dmin = fmin(dmin, dist[i]);
     }
     double range = dmax - dmin;
-    for (int i = threadIdx.x; i < G; i += RL_THREADS) d[(size_t)g * G + i] = range < 1e-8 ? 1.0f : (float)(dist[i] / range);
+    /* The relative guard of ops.h: near-equal distances (every group of 2) give 1, not noise. */
+    for (int i = threadIdx.x; i < G; i += RL_THREADS)
+        d[(size_t)g * G + i] = range <= 1e-4 * dmax ? 1.0f : (float)(dist[i] / range);
 }
 
 extern "C" void cuda_diversity_scale(exitrl_backend *be, float *d, const float *emb, int P, int G, int C) {
