@@ -173,9 +173,8 @@ int cmd_pretrain(int argc, char **argv) {
         opt.lr = (float)lr_at(&cfg, (int)st.step);
         src.batch(&src, &st.data_rng, tokens, targets, B, T);
         gpt_set_batch(&m, tokens, targets, NULL, B, T);
-        gpt_zero_grad(&m);
-        float loss = gpt_forward_backward(&m, B, T);
-        float norm = gpt_update(&m, &opt);
+        float norm = 0.0f;
+        float loss = gpt_train_step(&m, B, T, &opt, &norm);
         st.step++;
         double dt = now_seconds() - t0;
         tok_rate = B * T / dt;

@@ -48,6 +48,10 @@ typedef struct {
 } gpt_acts;
 
 typedef struct {
+    float lr, beta1, beta2, eps, weight_decay, grad_clip;
+} gpt_adamw_params;
+
+typedef struct {
     gpt_config cfg;
     exitrl_backend *be;
     size_t param_sizes[GPT_NUM_PARAM_TENSORS];
@@ -62,6 +66,12 @@ typedef struct {
     void *acts_mem;
     gpt_acts acts;
     int grpo_has_ref;   /* the last gpt_set_grpo_inputs gave reference log-probs */
+    float *step_vals;   /* optimizer step values in backend memory (ops.h EXITRL_STEP_*) */
+    /* gpt_train_step's captured step (backends with graphs): what it was captured for */
+    void *step_graph;
+    int graph_B, graph_T, graph_failed;
+    void *graph_params;
+    gpt_adamw_params graph_opt;
 } gpt_model;
 
 /* Named sizes. Returns 0 on success, or -1 with a message naming the unknown size. */
@@ -126,12 +136,15 @@ void gpt_forward_backward_grpo(gpt_model *m, int B, int T, const gpt_grpo_params
  * Uses the loss-weight and GRPO buffers as scratch: call gpt_set_batch / gpt_set_grpo_inputs after. */
 void gpt_token_logprobs(gpt_model *m, int B, int T, float inv_temp, float *host_lp);
 
-typedef struct {
-    float lr, beta1, beta2, eps, weight_decay, grad_clip;
-} gpt_adamw_params;
-
 /* Clips the global gradient norm to grad_clip (when > 0) and takes one AdamW step; weight decay on
  * matrices and embeddings only. Returns the gradient norm before clipping. */
 float gpt_update(gpt_model *m, const gpt_adamw_params *opt);
+/* One whole training step on the batch of gpt_set_batch: zero the gradients, forward, loss,
+ * backward, clipping and AdamW; the same arithmetic as gpt_zero_grad + gpt_forward_backward +
+ * gpt_update. On a backend with graphs the device work is captured on the second call with the
+ * same batch shape, weights and optimizer constants and replayed as one launch afterwards (lr and
+ * the step count are uploaded before each launch). Returns the weighted loss; *grad_norm (may be
+ * NULL) gets the norm before clipping. */
+float gpt_train_step(gpt_model *m, int B, int T, const gpt_adamw_params *opt, float *grad_norm);
 
 #endif

@@ -149,15 +149,19 @@ static void decode_step(rollout_engine *r, int B, const struct exitrl_sampling *
         be->graph_destroy(be, r->decode_graph);
         r->decode_graph = NULL;
     }
-    if (allow_capture && be->graph_capture_begin && !r->decode_graph && be->graph_capture_begin(be) == 0) {
-        r->graph_sp = *sp; /* the sampling parameters are read at capture time: keep them fixed */
-        be->encoder_forward_at(be, r->res, r->tok_buf, r->pos, r->max_S, param(r, P_WTE, 0), param(r, P_WPE, 0), B, C);
-        body_forward(r, 0, B, 1, r->pos);
-        emit(r, r->ln, B, &r->graph_sp, seq_offset);
-        r->decode_graph = be->graph_capture_end(be);
-        r->graph_B = B;
-        r->graph_offset = seq_offset;
-        r->graph_params = m->params;
+    if (allow_capture && be->graph_capture_begin && !r->decode_graph && !r->graph_failed) {
+        if (be->graph_capture_begin(be) == 0) {
+            r->graph_sp = *sp; /* the sampling parameters are read at capture time: keep them fixed */
+            be->encoder_forward_at(be, r->res, r->tok_buf, r->pos, r->max_S, param(r, P_WTE, 0), param(r, P_WPE, 0),
+                                   B, C);
+            body_forward(r, 0, B, 1, r->pos);
+            emit(r, r->ln, B, &r->graph_sp, seq_offset);
+            r->decode_graph = be->graph_capture_end(be);
+            r->graph_B = B;
+            r->graph_offset = seq_offset;
+            r->graph_params = m->params;
+        }
+        r->graph_failed = r->decode_graph == NULL; /* the backend said why: run uncaptured from now on */
     }
     if (r->decode_graph) {
         be->graph_launch(be, r->decode_graph);

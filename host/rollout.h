@@ -27,6 +27,7 @@ typedef struct {
     float *emb;                  /* [max_B, C] sum of emitting hidden states */
     void *decode_graph;          /* the captured decode step (backends with graphs) and what it */
     int graph_B, graph_offset;   /* was captured for: batch, sequence offset, sampling, weights */
+    int graph_failed;            /* a capture failed: decode uncaptured */
     struct exitrl_sampling graph_sp;
     const void *graph_params;
     void *ws;                    /* activation workspace, carved below */

@@ -22,6 +22,7 @@
 #ifndef EXITRL_OPS_H
 #define EXITRL_OPS_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,27 @@ struct exitrl_sampling {
     int eos;           /* token id that ends a sequence */
     uint64_t seed;
 };
+
+/* Layout of the optimizer's step values (see "optimizer" below). */
+enum {
+    EXITRL_STEP_LR = 0,    /* learning rate */
+    EXITRL_STEP_BC1 = 1,   /* 1 - beta1^t */
+    EXITRL_STEP_BC2 = 2,   /* 1 - beta2^t */
+    EXITRL_STEP_T = 3,     /* the 1-based step t (exact as a float up to 2^24) */
+    EXITRL_STEP_NORM = 4,  /* gradient norm, written by grad_norm_clip */
+    EXITRL_STEP_SCALE = 5, /* gradient scale (clipping), written by grad_norm_clip */
+    EXITRL_STEP_NVALS = 6
+};
+
+/* The host-written step values of AdamW step t (1-based); norm 0 and scale 1 until grad_norm_clip. */
+static inline void exitrl_step_vals_set(float vals[EXITRL_STEP_NVALS], float lr, int t, float beta1, float beta2) {
+    vals[EXITRL_STEP_LR] = lr;
+    vals[EXITRL_STEP_BC1] = 1.0f - powf(beta1, (float)t);
+    vals[EXITRL_STEP_BC2] = 1.0f - powf(beta2, (float)t);
+    vals[EXITRL_STEP_T] = (float)t;
+    vals[EXITRL_STEP_NORM] = 0.0f;
+    vals[EXITRL_STEP_SCALE] = 1.0f;
+}
 
 struct exitrl_backend {
     const char *name;        /* "cpu" or "cuda" */
@@ -199,15 +221,26 @@ struct exitrl_backend {
                             float beta, float *lp_new, float *loss_out, float *clipped, int N,
                             int V, int Vp);
 
-    /* ---- optimizer ---- */
-    /* Sum of squares of n fp32 values, returned to the host (synchronises). */
-    float (*sum_squares)(exitrl_backend *be, const float *x, size_t n);
-    /* AdamW on n parameters: g = grads * grad_scale; m, v updated; master -= lr * (mhat /
-     * (sqrt(vhat) + eps) + weight_decay * master); then params_act = act(master). t is the 1-based
-     * step. params_act may equal master when act_dtype is F32. */
+    /* ---- optimizer ----
+     * The values that change from step to step live in backend memory, in a float[EXITRL_STEP_NVALS]
+     * ("step values"), so that a whole training step captured in a graph reads the current step's
+     * values when it is replayed: the host writes lr, t and the bias corrections before the step
+     * (exitrl_step_vals_set + upload), grad_norm_clip writes the norm and the clip scale on the
+     * device, and adamw_update reads them there. Nothing in the step waits for the host. */
+    /* Global norm of n fp32 values: vals[NORM] = sqrt(sum x^2) (accumulated in fp64), vals[SCALE] =
+     * max_norm / norm when max_norm > 0 and norm > max_norm, else 1; 0 when the norm is not finite
+     * (the step then leaves the weights unchanged apart from weight decay and the caller decides).
+     * Does not synchronise; read vals with download. */
+    void (*grad_norm_clip)(exitrl_backend *be, float *vals, const float *x, size_t n, float max_norm);
+    /* AdamW on n parameters, with lr, bias corrections and clip scale from the step values:
+     * g = grads * vals[SCALE]; m, v updated; master -= vals[LR] * (mhat / (sqrt(vhat) + eps) +
+     * weight_decay * master) with mhat = m / vals[BC1], vhat = v / vals[BC2]; then params_act =
+     * act(master). params_act may equal master when act_dtype is F32. Backends that round the bf16
+     * copy stochastically key their random bits by (vals[T], the number of adamw_update calls since
+     * the last grad_norm_clip, index), so a replayed step draws the same bits as an eager one. */
     void (*adamw_update)(exitrl_backend *be, float *master, void *params_act, const float *grads,
-                         float *m, float *v, size_t n, float lr, float beta1, float beta2,
-                         float eps, float weight_decay, float grad_scale, int t);
+                         float *m, float *v, size_t n, const float *vals, float beta1, float beta2,
+                         float eps, float weight_decay);
 
     /* ---- graphs (optional; NULL on backends without them, e.g. the CPU) ----
      * graph_capture_begin starts recording the ops issued next instead of running them;

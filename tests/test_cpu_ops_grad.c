@@ -5,7 +5,7 @@
  * gradients are not trivially symmetric). L is summed in double on the host. Every element of
  * every input is checked (the shapes are small and odd: B=2, T=5, C=12, NH=3, OC=7, V=11, Vp=16).
  * The accumulate / overwrite rules of ops.h are checked by pre-filling outputs and calling twice.
- * AdamW, sum_squares and the classifier's losses are checked against double-precision formulas.
+ * AdamW, grad_norm_clip and the classifier's losses are checked against double-precision formulas.
  *
  * Finite-difference tolerance, |g - fd| <= FD_ATOL + FD_RTOL * |fd|, with step FD_H = 3e-3 on
  * inputs of magnitude ~1. The divisor is the step actually taken, (float)(x+h) - (float)(x-h), so
@@ -563,7 +563,11 @@ static void test_adamw(exitrl_backend *be) {
     float *d_master = dev_upload(be, master, sizeof master), *d_grads = dev_upload(be, grads, sizeof grads);
     float *d_m = dev_upload(be, m, sizeof m), *d_v = dev_upload(be, v, sizeof v);
     void *d_act = dev_zeros(be, sizeof master);
-    be->adamw_update(be, d_master, d_act, d_grads, d_m, d_v, ADAM_N, lr, b1, b2, eps, wd, scale, t);
+    float vals[EXITRL_STEP_NVALS];
+    exitrl_step_vals_set(vals, lr, t, b1, b2);
+    vals[EXITRL_STEP_SCALE] = scale;
+    float *d_vals = dev_upload(be, vals, sizeof vals);
+    be->adamw_update(be, d_master, d_act, d_grads, d_m, d_v, ADAM_N, d_vals, b1, b2, eps, wd);
     float got_master[ADAM_N], got_m[ADAM_N], got_v[ADAM_N], got_act[ADAM_N];
     dev_download(be, got_master, d_master, sizeof got_master);
     dev_download(be, got_m, d_m, sizeof got_m);
@@ -588,23 +592,24 @@ static void test_adamw(exitrl_backend *be) {
     be->upload(be, d_master, master, sizeof master);
     be->upload(be, d_m, m, sizeof m);
     be->upload(be, d_v, v, sizeof v);
-    be->adamw_update(be, d_master, d_master, d_grads, d_m, d_v, ADAM_N, lr, b1, b2, eps, wd, scale, t);
+    be->adamw_update(be, d_master, d_master, d_grads, d_m, d_v, ADAM_N, d_vals, b1, b2, eps, wd);
     float aliased[ADAM_N];
     dev_download(be, aliased, d_master, sizeof aliased);
     CHECK(memcmp(aliased, got_master, sizeof aliased) == 0,
           "adamw with params_act == master differs from a separate params_act");
     be->free(be, d_master); be->free(be, d_grads); be->free(be, d_m); be->free(be, d_v);
-    be->free(be, d_act);
+    be->free(be, d_act); be->free(be, d_vals);
 }
 
-/* ---- sum_squares ---- */
+/* ---- grad_norm_clip ---- */
 
-static void test_sum_squares(exitrl_backend *be) {
-    printf("sum_squares\n");
+static void test_grad_norm_clip(exitrl_backend *be) {
+    printf("grad_norm_clip\n");
     /* Odd sizes; the large one exercises any blocked / parallel reduction. fp32 accumulation of
      * n positive terms errs by ~sqrt(n) ulp typically (n = 65537: ~3e-5 relative worst-case-ish),
      * a pairwise or double accumulation by far less; 1e-4 relative leaves room for either. */
     const size_t sizes[] = {1, 1001, 65537};
+    float *d_vals = dev_zeros(be, EXITRL_STEP_NVALS * sizeof(float)), vals[EXITRL_STEP_NVALS];
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         size_t n = sizes[s];
         float *x = malloc(n * sizeof(float));
@@ -612,14 +617,35 @@ static void test_sum_squares(exitrl_backend *be) {
         test_fill(x, n, 81 + s, 2.0f);
         double want = 0;
         for (size_t i = 0; i < n; i++) want += (double)x[i] * x[i];
+        want = sqrt(want);
         float *d = dev_upload(be, x, n * sizeof(float));
-        float got = be->sum_squares(be, d, n);
-        CHECK(fabs(got - want) <= 1e-4 * want, "sum_squares(n=%zu) = %.9g, double sum %.9g", n,
-              got, want);
-        if (n == 1) CHECK(be->sum_squares(be, d, 0) == 0.0f, "sum_squares of 0 elements is not 0");
+        /* max_norm: off, above the norm (no clip), below it (clip to max_norm / norm) */
+        const float clips[3] = {0.0f, (float)(2 * want), (float)(0.25 * want)};
+        const double want_scale[3] = {1.0, 1.0, 0.25};
+        for (int c = 0; c < 3; c++) {
+            be->grad_norm_clip(be, d_vals, d, n, clips[c]);
+            dev_download(be, vals, d_vals, sizeof vals);
+            CHECK(fabs(vals[EXITRL_STEP_NORM] - want) <= 1e-4 * want, "grad_norm_clip(n=%zu) norm %.9g, double %.9g",
+                  n, vals[EXITRL_STEP_NORM], want);
+            CHECK(fabs(vals[EXITRL_STEP_SCALE] - want_scale[c]) <= 1e-5, "grad_norm_clip(n=%zu, max %g) scale %.9g, want %g",
+                  n, clips[c], vals[EXITRL_STEP_SCALE], want_scale[c]);
+        }
+        if (n == 1) {
+            be->grad_norm_clip(be, d_vals, d, 0, 1.0f);
+            dev_download(be, vals, d_vals, sizeof vals);
+            CHECK(vals[EXITRL_STEP_NORM] == 0.0f && vals[EXITRL_STEP_SCALE] == 1.0f,
+                  "grad_norm_clip of 0 elements: norm %g scale %g, want 0 and 1", vals[EXITRL_STEP_NORM],
+                  vals[EXITRL_STEP_SCALE]);
+            x[0] = INFINITY;
+            be->upload(be, d, x, sizeof(float));
+            be->grad_norm_clip(be, d_vals, d, 1, 1.0f);
+            dev_download(be, vals, d_vals, sizeof vals);
+            CHECK(vals[EXITRL_STEP_SCALE] == 0.0f, "a non-finite norm must give scale 0, got %g", vals[EXITRL_STEP_SCALE]);
+        }
         be->free(be, d);
         free(x);
     }
+    be->free(be, d_vals);
 }
 
 int main(void) {
@@ -638,7 +664,7 @@ int main(void) {
     test_attention(be);
     test_classifier(be);
     test_adamw(be);
-    test_sum_squares(be);
+    test_grad_norm_clip(be);
     be->destroy(be);
     return test_finish("test_cpu_ops_grad");
 }

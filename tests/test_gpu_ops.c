@@ -470,13 +470,16 @@ static void test_adamw(const pair *p, size_t n, int t, int in_place) {
     float *m = host_random(p, n, 52, 0.05f, 0.0f), *v = host_random(p, n, 53, 0.01f, 0.011f); /* v > 0 */
     const float lr = 1e-3f, b1 = 0.9f, b2 = 0.95f, eps = 1e-8f, wd = 0.1f, gscale = 0.5f;
 
+    float vals[EXITRL_STEP_NVALS];
+    exitrl_step_vals_set(vals, lr, t, b1, b2);
+    vals[EXITRL_STEP_SCALE] = gscale;
     float *cm = host_copy(master, n), *cmm = host_copy(m, n), *cv = host_copy(v, n), *cact = xmalloc(n);
-    p->cpu->adamw_update(p->cpu, cm, cact, grads, cmm, cv, n, lr, b1, b2, eps, wd, gscale, t);
+    p->cpu->adamw_update(p->cpu, cm, cact, grads, cmm, cv, n, vals, b1, b2, eps, wd);
 
     float *d_master = gpu_f32(p, master, n), *d_grads = gpu_f32(p, grads, n);
-    float *d_m = gpu_f32(p, m, n), *d_v = gpu_f32(p, v, n);
+    float *d_m = gpu_f32(p, m, n), *d_v = gpu_f32(p, v, n), *d_vals = gpu_f32(p, vals, EXITRL_STEP_NVALS);
     void *d_act = in_place ? (void *)d_master : gpu_act_nan(p, n);
-    p->gpu->adamw_update(p->gpu, d_master, d_act, d_grads, d_m, d_v, n, lr, b1, b2, eps, wd, gscale, t);
+    p->gpu->adamw_update(p->gpu, d_master, d_act, d_grads, d_m, d_v, n, d_vals, b1, b2, eps, wd);
     float *gm = read_f32(p, d_master, n), *gmm = read_f32(p, d_m, n), *gv = read_f32(p, d_v, n);
     float *gact = read_act(p, d_act, n);
     snprintf(what, sizeof what, "adamw master n=%zu t=%d%s", n, t, in_place ? " (act == master)" : "");
@@ -490,7 +493,7 @@ static void test_adamw(const pair *p, size_t n, int t, int in_place) {
     snprintf(what, sizeof what, "adamw params_act == act(master) n=%zu t=%d", n, t);
     expect_close(p, what, gact, gm, n, 0.0, 0.0);
 
-    gfree(p, d_master); gfree(p, d_grads); gfree(p, d_m); gfree(p, d_v);
+    gfree(p, d_master); gfree(p, d_grads); gfree(p, d_m); gfree(p, d_v); gfree(p, d_vals);
     if (!in_place) gfree(p, d_act);
     free(master); free(grads); free(m); free(v); free(cm); free(cmm); free(cv); free(cact); free(gm); free(gmm);
     free(gv); free(gact);
@@ -521,9 +524,12 @@ static void test_stochastic_rounding(void) {
         float *d_master = gpu_f32(p, master, n), *d_g = gpu_f32(p, zeros_g, n);
         float *d_m = gpu_f32(p, mv, n), *d_v = gpu_f32(p, mv, n);
         void *d_act = gpu_act_nan(p, n);
-        p->gpu->adamw_update(p->gpu, d_master, d_act, d_g, d_m, d_v, n, 0.0f, 0.9f, 0.95f, 1e-8f, 0.0f, 1.0f, 1);
+        float vals[EXITRL_STEP_NVALS];
+        exitrl_step_vals_set(vals, 0.0f, 1, 0.9f, 0.95f);
+        float *d_vals = gpu_f32(p, vals, EXITRL_STEP_NVALS);
+        p->gpu->adamw_update(p->gpu, d_master, d_act, d_g, d_m, d_v, n, d_vals, 0.9f, 0.95f, 1e-8f, 0.0f);
         acts[k] = read_act(p, d_act, n);
-        gfree(p, d_master); gfree(p, d_g); gfree(p, d_m); gfree(p, d_v); gfree(p, d_act);
+        gfree(p, d_master); gfree(p, d_g); gfree(p, d_m); gfree(p, d_v); gfree(p, d_act); gfree(p, d_vals);
     }
     size_t outside = 0, differs_from_rn = 0, mismatched = 0;
     double rel_bias = 0.0;
@@ -555,15 +561,24 @@ static void test_stochastic_rounding(void) {
     b->destroy(b);
 }
 
-static void test_sum_squares(const pair *p, size_t n) {
+/* grad_norm_clip: the norm and the clip scale, with the clip active, inactive and off. */
+static void test_grad_norm_clip(const pair *p, size_t n) {
     char what[96];
-    float *x = host_random(p, n, 70, 1.0f, 0.0f);
-    float ref = p->cpu->sum_squares(p->cpu, x, n);
-    float *d = gpu_f32(p, x, n);
-    float got = p->gpu->sum_squares(p->gpu, d, n);
-    snprintf(what, sizeof what, "sum_squares n=%zu", n);
-    expect_close(p, what, &got, &ref, 1, 1e-6, 0.0);
+    float *x = host_random(p, n, 70, 1.0f, 0.0f), *d = gpu_f32(p, x, n);
+    float cpu_vals[EXITRL_STEP_NVALS] = {0}, *d_vals = gpu_f32(p, cpu_vals, EXITRL_STEP_NVALS);
+    p->cpu->grad_norm_clip(p->cpu, cpu_vals, x, n, 0.0f);
+    const float norm = cpu_vals[EXITRL_STEP_NORM];
+    const float clips[3] = {0.0f, 0.5f * norm, 2.0f * norm}; /* off, active, inactive */
+    for (int c = 0; c < 3; c++) {
+        p->cpu->grad_norm_clip(p->cpu, cpu_vals, x, n, clips[c]);
+        p->gpu->grad_norm_clip(p->gpu, d_vals, d, n, clips[c]);
+        float *got = read_f32(p, d_vals, EXITRL_STEP_NVALS);
+        snprintf(what, sizeof what, "grad_norm_clip n=%zu max_norm=%g (norm, scale)", n, clips[c]);
+        expect_close(p, what, got + EXITRL_STEP_NORM, cpu_vals + EXITRL_STEP_NORM, 2, 1e-6, 0.0);
+        free(got);
+    }
     gfree(p, d);
+    gfree(p, d_vals);
     free(x);
 }
 
@@ -894,8 +909,8 @@ static void run_suite(const pair *p) {
     test_adamw(p, 10007, 1, 0);
     test_adamw(p, 10007, 7, 0);
     if (!p->bf16) test_adamw(p, 4097, 3, 1);
-    test_sum_squares(p, 1000003);
-    test_sum_squares(p, 1);
+    test_grad_norm_clip(p, 1000003);
+    test_grad_norm_clip(p, 1);
 }
 
 /* ---- clear failures ---- */

@@ -2,16 +2,23 @@
 
 #include "cpu_ops.h"
 
-float cpu_sum_squares(exitrl_backend *be, const float *x, size_t n) {
+void cpu_grad_norm_clip(exitrl_backend *be, float *vals, const float *x, size_t n, float max_norm) {
+    (void)be;
     double s = 0.0;
     for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
-    return (float)s;
+    float norm = (float)sqrt(s);
+    float scale = (max_norm > 0.0f && norm > max_norm) ? max_norm / norm : 1.0f;
+    if (!isfinite(norm)) scale = 0.0f;
+    vals[EXITRL_STEP_NORM] = norm;
+    vals[EXITRL_STEP_SCALE] = scale;
 }
 
 void cpu_adamw_update(exitrl_backend *be, float *master, void *params_act, const float *grads,
-                      float *m, float *v, size_t n, float lr, float beta1, float beta2, float eps,
-                      float weight_decay, float grad_scale, int t) {
-    float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
+                      float *m, float *v, size_t n, const float *vals, float beta1, float beta2,
+                      float eps, float weight_decay) {
+    (void)be;
+    const float lr = vals[EXITRL_STEP_LR], bc1 = vals[EXITRL_STEP_BC1], bc2 = vals[EXITRL_STEP_BC2];
+    const float grad_scale = vals[EXITRL_STEP_SCALE];
     float *act = params_act;
 #pragma omp parallel for
     for (size_t i = 0; i < n; i++) {

@@ -68,7 +68,7 @@ exitrl_backend *exitrl_backend_cpu_create(void) {
     be->diversity_scale = cpu_diversity_scale;
     be->score_groups = cpu_score_groups;
     be->grpo_classifier = cpu_grpo_classifier;
-    be->sum_squares = cpu_sum_squares;
+    be->grad_norm_clip = cpu_grad_norm_clip;
     be->adamw_update = cpu_adamw_update;
     be->destroy = cpu_destroy;
     return be;

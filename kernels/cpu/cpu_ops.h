@@ -28,10 +28,10 @@ void cpu_attention_backward(exitrl_backend *be, void *dqkv, const void *dout, co
 void cpu_classifier_forward_backward(exitrl_backend *be, void *logits, float *losses,
                                      const float *dloss_weights, const int *targets, int N, int V,
                                      int Vp);
-float cpu_sum_squares(exitrl_backend *be, const float *x, size_t n);
+void cpu_grad_norm_clip(exitrl_backend *be, float *vals, const float *x, size_t n, float max_norm);
 void cpu_adamw_update(exitrl_backend *be, float *master, void *params_act, const float *grads,
-                      float *m, float *v, size_t n, float lr, float beta1, float beta2, float eps,
-                      float weight_decay, float grad_scale, int t);
+                      float *m, float *v, size_t n, const float *vals, float beta1, float beta2,
+                      float eps, float weight_decay);
 void cpu_encoder_forward_at(exitrl_backend *be, void *out, const int *tok_buf, const int *pos, int S,
                             const void *wte, const void *wpe, int B, int C);
 void cpu_kv_cache_store(exitrl_backend *be, void *kcache, void *vcache, const void *qkv,

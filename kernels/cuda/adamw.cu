@@ -1,7 +1,9 @@
 /* Fused AdamW: fp32 master weights and moments, then the act-dtype compute copy in the same pass.
  * The update is the CPU reference's formula term by term (ops.h). With
  * EXITRL_STOCHASTIC_ROUNDING=1 (bf16 only) the copy is rounded stochastically, unbiased in
- * expectation, from a counter-based hash of (step, call within the step, index): reproducible. */
+ * expectation, from a counter-based hash of (step, call within the step, index): reproducible.
+ * lr, the bias corrections, the clip scale and the step are read from the step values in device
+ * memory (ops.h), so a captured training step replays with the current step's values. */
 #include <math.h>
 
 #include "cuda_common.cuh"
@@ -39,9 +41,12 @@ template <> __device__ __forceinline__ bf16 param_copy<bf16>(float w, int stocha
 
 template <typename act_t>
 __global__ void __launch_bounds__(ADAMW_THREADS)
-adamw_kernel(float *master, act_t *params_act, const float *grads, float *m, float *v, size_t n, float lr,
-             float beta1, float beta2, float bc1, float bc2, float eps, float weight_decay, float grad_scale,
-             int stochastic, uint32_t seed) {
+adamw_kernel(float *master, act_t *params_act, const float *grads, float *m, float *v, size_t n,
+             const float *vals, float beta1, float beta2, float eps, float weight_decay, int stochastic,
+             uint32_t call) {
+    const float lr = vals[EXITRL_STEP_LR], bc1 = vals[EXITRL_STEP_BC1], bc2 = vals[EXITRL_STEP_BC2];
+    const float grad_scale = vals[EXITRL_STEP_SCALE];
+    const uint32_t seed = (uint32_t)vals[EXITRL_STEP_T] * 0x9e3779b9u ^ call * 0x85ebca6bu;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         float g = grads[i] * grad_scale;
         float mi = beta1 * m[i] + (1.0f - beta1) * g;
@@ -57,26 +62,18 @@ adamw_kernel(float *master, act_t *params_act, const float *grads, float *m, flo
 }
 
 extern "C" void cuda_adamw_update(exitrl_backend *be, float *master, void *params_act, const float *grads,
-                                  float *m, float *v, size_t n, float lr, float beta1, float beta2, float eps,
-                                  float weight_decay, float grad_scale, int t) {
+                                  float *m, float *v, size_t n, const float *vals, float beta1, float beta2,
+                                  float eps, float weight_decay) {
     cuda_ctx *ctx = CUDA_CTX(be);
-    if (t < 1) CUDA_UNSUPPORTED("adamw_update: step t=%d must be >= 1 (1-based)", t);
     if (!n) return;
-    /* Same expressions as the CPU reference, so the bias corrections agree bit for bit. */
-    float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
-    if (ctx->adamw_step != t) {
-        ctx->adamw_step = t;
-        ctx->adamw_call = 0;
-    }
-    uint32_t seed = (uint32_t)t * 0x9e3779b9u ^ (uint32_t)(ctx->adamw_call++) * 0x85ebca6bu;
+    uint32_t call = (uint32_t)ctx->adamw_call++;
     unsigned blocks = cuda_blocks_for(n, ADAMW_THREADS);
     if (ctx->fp32)
         adamw_kernel<float><<<blocks, ADAMW_THREADS, 0, ctx->stream>>>(
-            master, (float *)params_act, grads, m, v, n, lr, beta1, beta2, bc1, bc2, eps, weight_decay,
-            grad_scale, 0, seed);
+            master, (float *)params_act, grads, m, v, n, vals, beta1, beta2, eps, weight_decay, 0, call);
     else
         adamw_kernel<bf16><<<blocks, ADAMW_THREADS, 0, ctx->stream>>>(
-            master, (bf16 *)params_act, grads, m, v, n, lr, beta1, beta2, bc1, bc2, eps, weight_decay,
-            grad_scale, ctx->stochastic_rounding, seed);
+            master, (bf16 *)params_act, grads, m, v, n, vals, beta1, beta2, eps, weight_decay,
+            ctx->stochastic_rounding, call);
     CUDA_AFTER_LAUNCH(ctx, "adamw_update");
 }

@@ -4,7 +4,8 @@
  *
  * Environment: EXITRL_ATTENTION=flash (default; the only implementation so far: cuDNN's fused
  * attention is not written yet and asking for it is refused), EXITRL_STOCHASTIC_ROUNDING=0|1,
- * EXITRL_CUDA_SYNC_EACH_OP=0|1 (debugging: name the op whose kernel faulted). */
+ * EXITRL_CUDA_SYNC_EACH_OP=0|1 (debugging: name the op whose kernel faulted),
+ * EXITRL_CUDA_NO_GRAPHS=0|1 (1: no CUDA graphs; the training and decode steps run op by op). */
 #ifdef EXITRL_HAVE_CUDNN
 #include <cudnn.h>
 #endif
@@ -70,7 +71,8 @@ static void check_bad_input(cuda_ctx *ctx) {
 
 extern "C" void cuda_after_launch(cuda_ctx *ctx, const char *op, const char *file, int line) {
     cudaError_t err = cudaGetLastError();
-    if (err == cudaSuccess && ctx->sync_each_op) err = cudaStreamSynchronize(ctx->stream);
+    /* A capturing stream must not be synchronised: faults of captured kernels surface at replay. */
+    if (err == cudaSuccess && ctx->sync_each_op && !ctx->capturing) err = cudaStreamSynchronize(ctx->stream);
     if (err != cudaSuccess)
         cuda_fatal(file, line, "%s: kernel failed: %s: %s", op, cudaGetErrorName(err),
                    cudaGetErrorString(err));
@@ -78,6 +80,11 @@ extern "C" void cuda_after_launch(cuda_ctx *ctx, const char *op, const char *fil
 
 extern "C" void *cuda_scratch(cuda_ctx *ctx, cuda_scratch_slot slot, size_t bytes) {
     if (bytes <= ctx->scratch_bytes[slot]) return ctx->scratch[slot];
+    if (ctx->capturing)
+        cuda_fatal(__FILE__, __LINE__,
+                   "internal error: scratch slot %d must grow to %zu bytes during a CUDA graph capture "
+                   "(the captured ops must run once uncaptured first, at the same sizes)",
+                   (int)slot, bytes);
     /* Earlier kernels may still read the old buffer: wait for them before freeing it. */
     CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
     if (ctx->scratch[slot]) CUDA_CHECK(cudaFree(ctx->scratch[slot]));
@@ -185,6 +192,64 @@ extern "C" void cuda_act_to_f32(exitrl_backend *be, float *dst, const void *src,
     }
     bf16_to_f32_kernel<<<cuda_blocks_for(n, 256), 256, 0, ctx->stream>>>(dst, (const bf16 *)src, n);
     CUDA_AFTER_LAUNCH(ctx, "act_to_f32");
+}
+
+/* ---- CUDA graphs (ops.h "graphs") ---- */
+
+typedef struct {
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+} cuda_graph;
+
+static int cu_graph_capture_begin(exitrl_backend *be) {
+    cuda_ctx *ctx = CUDA_CTX(be);
+    /* Thread-local mode: a call that is unsafe during capture (an allocation, a synchronisation)
+     * made by this thread fails at once, naming itself, instead of producing a wrong graph. */
+    cudaError_t err = cudaStreamBeginCapture(ctx->stream, cudaStreamCaptureModeThreadLocal);
+    if (err != cudaSuccess) {
+        cudaGetLastError();
+        fprintf(stderr, "exitrl: cuda: cannot start a graph capture (%s); running the ops uncaptured\n",
+                cudaGetErrorString(err));
+        return -1;
+    }
+    ctx->capturing = 1;
+    return 0;
+}
+
+static void *cu_graph_capture_end(exitrl_backend *be) {
+    cuda_ctx *ctx = CUDA_CTX(be);
+    ctx->capturing = 0;
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    cudaError_t err = cudaStreamEndCapture(ctx->stream, &graph);
+    if (err == cudaSuccess && graph) err = cudaGraphInstantiate(&exec, graph, 0);
+    cuda_graph *g = err == cudaSuccess ? (cuda_graph *)malloc(sizeof *g) : NULL;
+    if (!g) {
+        fprintf(stderr, "exitrl: cuda: graph capture failed (%s); running the ops uncaptured\n",
+                err != cudaSuccess ? cudaGetErrorString(err) : "out of host memory");
+        cudaGetLastError();
+        if (exec) cudaGraphExecDestroy(exec);
+        if (graph) cudaGraphDestroy(graph);
+        return NULL;
+    }
+    g->graph = graph;
+    g->exec = exec;
+    return g;
+}
+
+static void cu_graph_launch(exitrl_backend *be, void *graph) {
+    cuda_ctx *ctx = CUDA_CTX(be);
+    CUDA_CHECK(cudaGraphLaunch(((cuda_graph *)graph)->exec, ctx->stream));
+    if (ctx->sync_each_op) cu_sync(be);
+}
+
+static void cu_graph_destroy(exitrl_backend *be, void *graph) {
+    cuda_graph *g = (cuda_graph *)graph;
+    if (!g) return;
+    CUDA_CHECK(cudaStreamSynchronize(CUDA_CTX(be)->stream)); /* a replay may still be running */
+    CUDA_CHECK(cudaGraphExecDestroy(g->exec));
+    CUDA_CHECK(cudaGraphDestroy(g->graph));
+    free(g);
 }
 
 /* ---- create / destroy ---- */
@@ -300,7 +365,7 @@ extern "C" exitrl_backend *exitrl_backend_cuda_create(int device, int fp32_mode,
         why_len = sizeof local_why;
     }
     why[0] = 0;
-    int count = 0;
+    int count = 0, no_graphs = 0;
     cudaError_t err = cudaGetDeviceCount(&count);
     if (err != cudaSuccess || count == 0) {
         set_why(why, why_len, "no CUDA device: %s",
@@ -345,7 +410,8 @@ extern "C" exitrl_backend *exitrl_backend_cuda_create(int device, int fp32_mode,
         goto fail;
     }
     if (env_flag("EXITRL_STOCHASTIC_ROUNDING", &ctx->stochastic_rounding, why, why_len) ||
-        env_flag("EXITRL_CUDA_SYNC_EACH_OP", &ctx->sync_each_op, why, why_len))
+        env_flag("EXITRL_CUDA_SYNC_EACH_OP", &ctx->sync_each_op, why, why_len) ||
+        env_flag("EXITRL_CUDA_NO_GRAPHS", &no_graphs, why, why_len))
         goto fail;
 
 #define CREATE_STEP(call)                                                                       \
@@ -410,8 +476,14 @@ extern "C" exitrl_backend *exitrl_backend_cuda_create(int device, int fp32_mode,
     be->diversity_scale = cuda_diversity_scale;
     be->score_groups = cuda_score_groups;
     be->grpo_classifier = cuda_grpo_classifier;
-    be->sum_squares = cuda_sum_squares;
+    be->grad_norm_clip = cuda_grad_norm_clip;
     be->adamw_update = cuda_adamw_update;
+    if (!no_graphs) {
+        be->graph_capture_begin = cu_graph_capture_begin;
+        be->graph_capture_end = cu_graph_capture_end;
+        be->graph_launch = cu_graph_launch;
+        be->graph_destroy = cu_graph_destroy;
+    }
     be->destroy = cu_destroy;
     return be;
 

@@ -53,7 +53,8 @@ typedef struct cuda_ctx {
     void *matmul_plans;        /* owned by matmul.cu: cached cuBLASLt plans per shape */
     int stochastic_rounding;   /* EXITRL_STOCHASTIC_ROUNDING=1: bf16 param copies rounded stochastically */
     int sync_each_op;          /* EXITRL_CUDA_SYNC_EACH_OP=1: sync after each launch to name a failing op */
-    int adamw_step, adamw_call; /* which AdamW call of which step, to seed stochastic rounding */
+    int capturing;             /* a CUDA graph capture is under way on `stream` */
+    int adamw_call;            /* adamw_update calls since the last grad_norm_clip (stochastic rounding seed) */
     int *dev_err;              /* device int[4]: first bad input a kernel saw (codes above) */
     void *scratch[CUDA_NUM_SCRATCH];
     size_t scratch_bytes[CUDA_NUM_SCRATCH];
@@ -125,10 +126,10 @@ void cuda_attention_backward(exitrl_backend *be, void *dqkv, const void *dout, c
 void cuda_classifier_forward_backward(exitrl_backend *be, void *logits, float *losses,
                                       const float *dloss_weights, const int *targets, int N, int V,
                                       int Vp);
-float cuda_sum_squares(exitrl_backend *be, const float *x, size_t n);
+void cuda_grad_norm_clip(exitrl_backend *be, float *vals, const float *x, size_t n, float max_norm);
 void cuda_adamw_update(exitrl_backend *be, float *master, void *params_act, const float *grads,
-                       float *m, float *v, size_t n, float lr, float beta1, float beta2, float eps,
-                       float weight_decay, float grad_scale, int t);
+                       float *m, float *v, size_t n, const float *vals, float beta1, float beta2,
+                       float eps, float weight_decay);
 void cuda_f32_to_act(exitrl_backend *be, void *dst, const float *src, size_t n);
 void cuda_act_to_f32(exitrl_backend *be, float *dst, const void *src, size_t n);
 void cuda_encoder_forward_at(exitrl_backend *be, void *out, const int *tok_buf, const int *pos, int S,

@@ -1,7 +1,8 @@
-/* Sum of squares of an fp32 vector (the global gradient norm), deterministic: a fixed grid of
+/* Global gradient norm and clip scale (ops.h grad_norm_clip), deterministic: a fixed grid of
  * blocks each reduces a fixed grid-stride subset in a fixed order, then one block adds the block
- * sums in order. Accumulates in fp64 (the CPU reference does too); the pass is memory-bound, so
- * the wider adds cost nothing measurable. */
+ * sums in order and writes the norm and the clip scale into the step values on the device, so the
+ * optimizer step never waits for the host. Accumulates in fp64 (the CPU reference does too); the
+ * pass is memory-bound, so the wider adds cost nothing measurable. */
 #include "cuda_common.cuh"
 
 #define NORM_THREADS 256
@@ -29,22 +30,27 @@ __global__ void __launch_bounds__(NORM_THREADS) sum_squares_partial_kernel(doubl
     if (threadIdx.x == 0) partial[blockIdx.x] = total;
 }
 
-__global__ void __launch_bounds__(NORM_THREADS) sum_squares_final_kernel(double *result, const double *partial) {
+__global__ void __launch_bounds__(NORM_THREADS)
+grad_norm_final_kernel(float *vals, const double *partial, float max_norm) {
     double acc = 0.0;
     for (int i = threadIdx.x; i < NORM_BLOCKS; i += NORM_THREADS) acc += partial[i];
     double total = block_sum_double(acc);
-    if (threadIdx.x == 0) *result = total;
+    if (threadIdx.x == 0) {
+        /* The same float expressions as the CPU reference. */
+        float norm = (float)sqrt(total);
+        float scale = (max_norm > 0.0f && norm > max_norm) ? max_norm / norm : 1.0f;
+        if (!isfinite(norm)) scale = 0.0f;
+        vals[EXITRL_STEP_NORM] = norm;
+        vals[EXITRL_STEP_SCALE] = scale;
+    }
 }
 
-extern "C" float cuda_sum_squares(exitrl_backend *be, const float *x, size_t n) {
+extern "C" void cuda_grad_norm_clip(exitrl_backend *be, float *vals, const float *x, size_t n, float max_norm) {
     cuda_ctx *ctx = CUDA_CTX(be);
-    if (!n) return 0.0f;
-    double *partial = (double *)cuda_scratch(ctx, SCRATCH_NORM_PARTIALS, (NORM_BLOCKS + 1) * sizeof(double));
+    ctx->adamw_call = 0; /* adamw_update numbers its calls from the last norm (stochastic rounding) */
+    double *partial = (double *)cuda_scratch(ctx, SCRATCH_NORM_PARTIALS, NORM_BLOCKS * sizeof(double));
     sum_squares_partial_kernel<<<NORM_BLOCKS, NORM_THREADS, 0, ctx->stream>>>(partial, x, n);
-    CUDA_AFTER_LAUNCH(ctx, "sum_squares (partials)");
-    sum_squares_final_kernel<<<1, NORM_THREADS, 0, ctx->stream>>>(partial + NORM_BLOCKS, partial);
-    CUDA_AFTER_LAUNCH(ctx, "sum_squares (final)");
-    double result = 0.0;
-    be->download(be, &result, partial + NORM_BLOCKS, sizeof result);
-    return (float)result;
+    CUDA_AFTER_LAUNCH(ctx, "grad_norm_clip (partials)");
+    grad_norm_final_kernel<<<1, NORM_THREADS, 0, ctx->stream>>>(vals, partial, max_norm);
+    CUDA_AFTER_LAUNCH(ctx, "grad_norm_clip (final)");
 }

@@ -73,7 +73,27 @@ int atomicCAS(int *addr, int compare, int val) {
 }
 void *sim_dynamic_smem() { return cur_block->smem; }
 
+// ---- graph capture: ops issued while capturing are recorded; a graph launch replays them ----
+struct sim_graph {
+    std::vector<std::function<void()>> ops;
+};
+struct sim_graph_exec {
+    std::vector<std::function<void()>> ops;
+};
+static std::vector<std::function<void()>> *capture_list = nullptr;
+static void run_or_record(std::function<void()> op) {
+    if (capture_list)
+        capture_list->push_back(std::move(op));
+    else
+        op();
+}
+
+static void run_grid_now(dim3 g, dim3 b, size_t smem, const std::function<void()> &body);
 void sim_run_grid(dim3 g, dim3 b, size_t smem, const std::function<void()> &body) {
+    run_or_record([=]() { run_grid_now(g, b, smem, body); });
+}
+
+static void run_grid_now(dim3 g, dim3 b, size_t smem, const std::function<void()> &body) {
     if (b.y != 1 || b.z != 1 || g.z != 1 || b.x == 0 || b.x > 1024) {
         fprintf(stderr, "cudasim: unsupported launch shape block (%u,%u,%u) grid (%u,%u,%u)\n", b.x, b.y, b.z, g.x, g.y,
                 g.z);
@@ -150,23 +170,54 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
     free(s);
     return cudaSuccess;
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return capture_list ? 1 : cudaSuccess; }
+cudaError_t cudaStreamBeginCapture(cudaStream_t, int) {
+    if (capture_list) return 1;
+    capture_list = new std::vector<std::function<void()>>();
+    return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t, cudaGraph_t *g) {
+    if (!capture_list) return 1;
+    *g = new sim_graph{std::move(*capture_list)};
+    delete capture_list;
+    capture_list = nullptr;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *e, cudaGraph_t g, unsigned long long) {
+    *e = new sim_graph_exec{g->ops};
+    return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t) {
+    if (capture_list) return 1;
+    for (auto &op : e->ops) op();
+    return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) {
+    delete e;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t g) {
+    delete g;
+    return cudaSuccess;
+}
 cudaError_t cudaMalloc(void **p, size_t n) {
+    if (capture_list) return 1; // not allowed while capturing (thread-local mode)
     *p = malloc(n);
     if (!*p) return cudaErrorMemoryAllocation;
     memset(*p, 0xA5, n);  // garbage, like real device memory
     return cudaSuccess;
 }
 cudaError_t cudaFree(void *p) {
+    if (capture_list) return 1;
     free(p);
     return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t) {
-    memset(p, v, n);
+    run_or_record([=]() { memset(p, v, n); });
     return cudaSuccess;
 }
 cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind, cudaStream_t) {
-    memmove(d, s, n);
+    run_or_record([=]() { memmove(d, s, n); });
     return cudaSuccess;
 }
 cudaError_t cudaMemGetInfo(size_t *f, size_t *t) {
@@ -338,6 +389,10 @@ static void store(void *p, int type, size_t i, double v) {
         ((__nv_bfloat16 *)p)[i] = __float2bfloat16_rn((float)v);
 }
 
+static void matmul_now(const sim_desc *d, float al, const void *A, const sim_layout *la, const void *B,
+                       const sim_layout *lb, float be, const void *C, const sim_layout *lc, void *D,
+                       const sim_layout *ld);
+
 extern "C" cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t d, const void *alpha, const void *A,
                                          cublasLtMatrixLayout_t la, const void *B, cublasLtMatrixLayout_t lb,
                                          const void *beta, const void *C, cublasLtMatrixLayout_t lc, void *D,
@@ -346,7 +401,18 @@ extern "C" cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t 
     cublasStatus_t st = check_shapes(d, la, lb, ld);
     if (st) return st;
     if (lc->rows != ld->rows || lc->cols != ld->cols || lc->type != ld->type) return CUBLAS_STATUS_INVALID_VALUE;
+    // Descriptors and scalars are read when the call is issued, as cuBLASLt does (a captured call
+    // keeps the values it was given even if the descriptors change later).
+    sim_desc dd = *d;
+    sim_layout a_l = *la, b_l = *lb, c_l = *lc, d_l = *ld;
     float al = *(const float *)alpha, be = *(const float *)beta;
+    run_or_record([=]() { matmul_now(&dd, al, A, &a_l, B, &b_l, be, C, &c_l, D, &d_l); });
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+static void matmul_now(const sim_desc *d, float al, const void *A, const sim_layout *la, const void *B,
+                       const sim_layout *lb, float be, const void *C, const sim_layout *lc, void *D,
+                       const sim_layout *ld) {
     uint64_t M = ld->rows, N = ld->cols, K = d->transa ? la->rows : la->cols;
     int bias_type = d->bias_type >= 0 ? d->bias_type : ld->type, aux_type = d->aux_type >= 0 ? d->aux_type : ld->type;
     std::vector<double> out(M * N);
@@ -373,5 +439,4 @@ extern "C" cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t 
             }
             store(D, ld->type, (size_t)(i + j * ld->ld), x);
         }
-    return CUBLAS_STATUS_SUCCESS;
 }

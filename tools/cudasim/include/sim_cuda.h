@@ -57,6 +57,18 @@ cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind k, 
 cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b);
 cudaError_t cudaRuntimeGetVersion(int *v);
 cudaError_t cudaDriverGetVersion(int *v);
+/* CUDA graphs: while a stream captures, launches, memsets, copies and matmuls are recorded instead
+ * of run (synchronising or allocating then fails, as on a GPU in thread-local capture mode); a
+ * graph launch replays the recorded ops in order. */
+typedef struct sim_graph *cudaGraph_t;
+typedef struct sim_graph_exec *cudaGraphExec_t;
+enum { cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureModeThreadLocal = 1, cudaStreamCaptureModeRelaxed = 2 };
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, int mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *e, cudaGraph_t g, unsigned long long flags);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e);
+cudaError_t cudaGraphDestroy(cudaGraph_t g);
 size_t cudnnGetVersion(void);
 #ifdef __cplusplus
 }
@@ -209,7 +221,8 @@ template <typename... P> struct sim_launcher {
     template <typename... A> void operator()(A &&...a) {
         std::tuple<P...> args(std::forward<A>(a)...);
         void (*k)(P...) = kernel;
-        sim_run_grid(g, b, smem, [&]() { std::apply(k, args); });
+        // by value: a launch recorded during a graph capture runs after this frame is gone
+        sim_run_grid(g, b, smem, [args, k]() { std::apply(k, args); });
     }
 };
 template <typename... P>
