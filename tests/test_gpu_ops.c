@@ -913,6 +913,61 @@ static void run_suite(const pair *p) {
     test_grad_norm_clip(p, 1);
 }
 
+/* ---- cuDNN attention (EXITRL_ATTENTION=cudnn) ----
+ * A second bf16 CUDA backend created with EXITRL_ATTENTION=cudnn runs the same attention suite
+ * against the CPU, with the bf16 tolerances of the flash kernels' run: out 2e-2 rtol + 1e-2 * max
+ * atol, lse 1e-4 rtol + 1e-5 * max atol, dqkv 2e-2 rtol + 2e-2 * max atol (cuDNN too rounds P and dS
+ * to bf16 before its matmuls). Then lse at a 4-byte offset (the per-layer lse of a model whose
+ * B*NH*T is not a multiple of 4), which the cuDNN path routes through scratch. The fp32 parity mode
+ * must refuse EXITRL_ATTENTION=cudnn. The check is skipped, printed and not counted, only when cuDNN
+ * attention is unavailable in this build or with the loaded cuDNN ("is unavailable" in the reason);
+ * any other refusal, e.g. no cuDNN engine for the graph on this GPU, fails with cuDNN's message. */
+static void test_cudnn_attention(exitrl_backend *cpu) {
+    char why[2048];
+    setenv("EXITRL_ATTENTION", "cudnn", 1);
+    exitrl_backend *gpu = exitrl_backend_cuda_create(0, 1, why, sizeof why);
+    CHECK(gpu == NULL && strstr(why, "EXITRL_ATTENTION=cudnn") && strstr(why, "fp32"),
+          "EXITRL_ATTENTION=cudnn in fp32 mode: created=%d, why: %s", gpu != NULL, why);
+    if (gpu) gpu->destroy(gpu);
+    gpu = exitrl_backend_cuda_create(0, 0, why, sizeof why);
+    unsetenv("EXITRL_ATTENTION");
+    if (!gpu && strstr(why, "is unavailable")) {
+        printf("SKIP cuDNN attention: %s\n", why);
+        return;
+    }
+    CHECK(gpu != NULL, "exitrl_backend_cuda_create with EXITRL_ATTENTION=cudnn: %s", why);
+    if (!gpu) return;
+    pair p = {cpu, gpu, 1, "cudnn"};
+    printf("[cudnn attention]\n");
+    run_attention_suite(&p);
+
+    /* misaligned lse: forward writes it, backward reads it */
+    int B = 2, T = 37, C = 96, NH = 3;
+    size_t n_qkv = (size_t)B * T * 3 * C, n_out = (size_t)B * T * C, n_lse = (size_t)B * NH * T;
+    float *qkv = host_random(&p, n_qkv, 40, 1.5f, 0.0f), *out = xmalloc(n_out), *lse = xmalloc(n_lse);
+    p.cpu->attention_forward(p.cpu, out, lse, qkv, B, T, C, NH);
+    void *d_qkv = gpu_act(&p, qkv, n_qkv), *d_out = gpu_act_nan(&p, n_out);
+    float *d_lse_buf = gpu_f32_nan(&p, n_lse + 1), *d_lse = d_lse_buf + 1;
+    p.gpu->attention_forward(p.gpu, d_out, d_lse, d_qkv, B, T, C, NH);
+    float *gl = read_f32(&p, d_lse, n_lse);
+    expect_close(&p, "attention_forward lse at a 4-byte offset", gl, lse, n_lse, 1e-4, 1e-5);
+    free(gl);
+    for (size_t i = 0; i < n_out; i++) out[i] = bf16_round(out[i]);
+    float *dout = host_random(&p, n_out, 41, 1.0f, 0.0f), *dqkv = xmalloc(n_qkv);
+    p.cpu->attention_backward(p.cpu, dqkv, dout, qkv, out, lse, B, T, C, NH);
+    float *lse_in = gpu_f32_nan(&p, n_lse + 1);
+    p.gpu->upload(p.gpu, lse_in + 1, lse, n_lse * sizeof(float));
+    void *d_dout = gpu_act(&p, dout, n_out), *d_out_in = gpu_act(&p, out, n_out), *d_dqkv = gpu_act_nan(&p, n_qkv);
+    p.gpu->attention_backward(p.gpu, d_dqkv, d_dout, d_qkv, d_out_in, lse_in + 1, B, T, C, NH);
+    float *g = read_act(&p, d_dqkv, n_qkv);
+    expect_close(&p, "attention_backward dqkv, lse at a 4-byte offset", g, dqkv, n_qkv, 2e-2, 2e-2);
+    free(g);
+    gfree(&p, d_qkv); gfree(&p, d_out); gfree(&p, d_lse_buf); gfree(&p, lse_in); gfree(&p, d_dout);
+    gfree(&p, d_out_in); gfree(&p, d_dqkv);
+    free(qkv); free(out); free(lse); free(dout); free(dqkv);
+    gpu->destroy(gpu);
+}
+
 /* ---- clear failures ---- */
 
 /* Child side: runs one bad call on a bf16 backend. Returning means the bad input went unnoticed. */
@@ -992,6 +1047,7 @@ int main(int argc, char **argv) {
     expect_fatal(argv[0], "bad-target", "targets[1] = 265");
     expect_fatal(argv[0], "bad-token", "token id -1");
     expect_fatal(argv[0], "temperature", "temperature");
+    test_cudnn_attention(cpu);
     cpu->destroy(cpu);
     return test_finish("test_gpu_ops");
 }

@@ -2,10 +2,14 @@
  * memory, synchronisation, dtype conversion and error reporting. The ops live in one file per
  * family (encoder.cu, layernorm.cu, matmul.cu, attention.cu, classifier.cu, adamw.cu, norm.cu).
  *
- * Environment: EXITRL_ATTENTION=flash (default; the only implementation so far: cuDNN's fused
- * attention is not written yet and asking for it is refused), EXITRL_STOCHASTIC_ROUNDING=0|1,
- * EXITRL_CUDA_SYNC_EACH_OP=0|1 (debugging: name the op whose kernel faulted),
- * EXITRL_CUDA_NO_GRAPHS=0|1 (1: no CUDA graphs; the training and decode steps run op by op). */
+ * Environment, read when the backend is created:
+ *   EXITRL_ATTENTION=flash|cudnn  attention_forward/backward implementation: flash (default, our
+ *                                 kernels in attention.cu) or cudnn (cuDNN's fused attention,
+ *                                 attention_cudnn.cu; bf16 only, needs a build with cuDNN; any
+ *                                 reason it cannot run is reported here, at create time)
+ *   EXITRL_STOCHASTIC_ROUNDING=0|1
+ *   EXITRL_CUDA_SYNC_EACH_OP=0|1  debugging: name the op whose kernel faulted
+ *   EXITRL_CUDA_NO_GRAPHS=0|1     1: no CUDA graphs; the training and decode steps run op by op */
 #ifdef EXITRL_HAVE_CUDNN
 #include <cudnn.h>
 #endif
@@ -257,6 +261,7 @@ static void cu_graph_destroy(exitrl_backend *be, void *graph) {
 static void ctx_release(cuda_ctx *ctx) {
     if (ctx->stream) cudaStreamSynchronize(ctx->stream);
     cuda_matmul_plans_destroy(ctx);
+    cuda_attention_cudnn_release(ctx);
     for (int i = 0; i < CUDA_NUM_SCRATCH; i++)
         if (ctx->scratch[i]) cudaFree(ctx->scratch[i]);
     if (ctx->lt_workspace) cudaFree(ctx->lt_workspace);
@@ -321,6 +326,13 @@ extern "C" void exitrl_cuda_info(char *buf, size_t len) {
 #endif
     append(buf, len, &used, "CUDA backend: runtime %d.%d, driver %s, cuBLASLt %zu, cuDNN %s\n", runtime / 1000,
            runtime % 1000 / 10, driver_text, cublasLtGetVersion(), dnn_text);
+    {
+        char why[512];
+        if (cuda_attention_cudnn_available(why, sizeof why))
+            append(buf, len, &used, "  attention: flash (default), cudnn (EXITRL_ATTENTION=cudnn, bf16 only)\n");
+        else
+            append(buf, len, &used, "  attention: flash (default); cudnn unavailable: %s\n", why);
+    }
     int count = 0;
     cudaError_t err = cudaGetDeviceCount(&count);
     if (err != cudaSuccess) {
@@ -401,12 +413,15 @@ extern "C" exitrl_backend *exitrl_backend_cuda_create(int device, int fp32_mode,
     ctx->max_smem_optin = prop.sharedMemPerBlockOptin;
 
     const char *att = getenv("EXITRL_ATTENTION");
-    if (att && *att && strcmp(att, "flash") != 0) {
-        if (strcmp(att, "cudnn") == 0)
-            set_why(why, why_len, "EXITRL_ATTENTION=cudnn: cuDNN fused attention is not implemented in this "
-                                  "build; unset it or use flash");
-        else
-            set_why(why, why_len, "EXITRL_ATTENTION='%s' (expected flash)", att);
+    int use_cudnn = att && strcmp(att, "cudnn") == 0;
+    if (att && *att && strcmp(att, "flash") != 0 && !use_cudnn) {
+        set_why(why, why_len, "EXITRL_ATTENTION='%s' (expected flash or cudnn)", att);
+        goto fail;
+    }
+    /* No fp32 fallback: a parity run must test the implementation it names. */
+    if (use_cudnn && ctx->fp32) {
+        set_why(why, why_len, "EXITRL_ATTENTION=cudnn: cuDNN's fused attention has no fp32 kernels, so it cannot "
+                              "run in the fp32 parity mode; use bf16 or EXITRL_ATTENTION=flash");
         goto fail;
     }
     if (env_flag("EXITRL_STOCHASTIC_ROUNDING", &ctx->stochastic_rounding, why, why_len) ||
@@ -444,6 +459,8 @@ extern "C" exitrl_backend *exitrl_backend_cuda_create(int device, int fp32_mode,
         }
     }
 
+    if (use_cudnn && cuda_attention_cudnn_init(ctx, why, why_len) != 0) goto fail;
+
     be->name = "cuda";
     be->act_dtype = ctx->fp32 ? EXITRL_F32 : EXITRL_BF16;
     be->ctx = ctx;
@@ -460,12 +477,12 @@ extern "C" exitrl_backend *exitrl_backend_cuda_create(int device, int fp32_mode,
     be->layernorm_forward = cuda_layernorm_forward;
     be->residual_layernorm_forward = cuda_residual_layernorm_forward;
     be->matmul_forward = cuda_matmul_forward;
-    be->attention_forward = cuda_attention_forward;
+    be->attention_forward = use_cudnn ? cuda_attention_cudnn_forward : cuda_attention_forward;
     be->classifier_forward_backward = cuda_classifier_forward_backward;
     be->encoder_backward = cuda_encoder_backward;
     be->layernorm_backward = cuda_layernorm_backward;
     be->matmul_backward = cuda_matmul_backward;
-    be->attention_backward = cuda_attention_backward;
+    be->attention_backward = use_cudnn ? cuda_attention_cudnn_backward : cuda_attention_backward;
     be->encoder_forward_at = cuda_encoder_forward_at;
     be->kv_cache_store = cuda_kv_cache_store;
     be->attention_decode = cuda_attention_decode;

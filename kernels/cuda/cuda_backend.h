@@ -30,6 +30,7 @@ typedef enum {
     SCRATCH_ENC_PARTIALS,    /* encoder.cu: per-chunk boundary partial sums */
     SCRATCH_ATT_D,           /* attention.cu: D = rowsum(dO * O) for the backward */
     SCRATCH_CENTROIDS,       /* rl.cu: per-group mean embeddings (fp64) */
+    SCRATCH_CUDNN,           /* attention_cudnn.cu: cuDNN workspace + the backward's fp32 buffers */
     CUDA_NUM_SCRATCH
 } cuda_scratch_slot;
 
@@ -51,6 +52,7 @@ typedef struct cuda_ctx {
     void *lt_workspace;
     size_t lt_workspace_bytes;
     void *matmul_plans;        /* owned by matmul.cu: cached cuBLASLt plans per shape */
+    void *cudnn_att;           /* owned by attention_cudnn.cu: cuDNN handle and plans (EXITRL_ATTENTION=cudnn) */
     int stochastic_rounding;   /* EXITRL_STOCHASTIC_ROUNDING=1: bf16 param copies rounded stochastically */
     int sync_each_op;          /* EXITRL_CUDA_SYNC_EACH_OP=1: sync after each launch to name a failing op */
     int capturing;             /* a CUDA graph capture is under way on `stream` */
@@ -123,6 +125,18 @@ void cuda_attention_forward(exitrl_backend *be, void *out, float *lse, const voi
                             int T, int C, int NH);
 void cuda_attention_backward(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
                              const void *out, const float *lse, int B, int T, int C, int NH);
+/* cuDNN fused attention (attention_cudnn.cu), the ops when EXITRL_ATTENTION=cudnn. init creates the
+ * handle on ctx->stream and checks that cuDNN can run the graphs on this GPU: 0, or -1 with the
+ * reason in why (not built with cuDNN, cuDNN too old, fp32 mode, no engine: cuDNN's message).
+ * available: 1 when this build and the loaded cuDNN library could run it (no GPU needed), else 0
+ * with the reason. */
+int cuda_attention_cudnn_init(cuda_ctx *ctx, char *why, size_t why_len);
+void cuda_attention_cudnn_release(cuda_ctx *ctx);
+int cuda_attention_cudnn_available(char *why, size_t why_len);
+void cuda_attention_cudnn_forward(exitrl_backend *be, void *out, float *lse, const void *qkv, int B, int T, int C,
+                                  int NH);
+void cuda_attention_cudnn_backward(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
+                                   const void *out, const float *lse, int B, int T, int C, int NH);
 void cuda_classifier_forward_backward(exitrl_backend *be, void *logits, float *losses,
                                       const float *dloss_weights, const int *targets, int N, int V,
                                       int Vp);
