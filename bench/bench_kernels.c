@@ -51,13 +51,14 @@ int main(int argc, char **argv) {
 #define PEER_SCRIPT EXITRL_SOURCE_DIR "/bench/peers/kernels_torch.py"
 #define DEFAULT_OUT EXITRL_SOURCE_DIR "/bench/results/kernels_gpu.jsonl"
 #define FLUSH_BYTES ((size_t)256 << 20) /* several times any L2 so far (H100 50 MB, H200 60 MB) */
+#define QUICK_FLUSH_BYTES ((size_t)16 << 20)
 #define POOL 4194304                    /* random values uploaded per chunk */
 #define MAX_PEERS 4
 #define ATT_TARGET "ratio >= 1: our attention at least as fast as cuDNN fused attention (T=1024, hs=64)"
 
 typedef struct {
     const char *config, *out, *python;
-    int batch, seq, vocab, reps, warmup, peer;
+    int batch, seq, vocab, reps, warmup, peer, quick;
 } bench_opts;
 
 static void usage(FILE *f) {
@@ -77,15 +78,18 @@ static void usage(FILE *f) {
             "  --python PATH    interpreter with torch for the PyTorch peers (default $EXITRL_PYTHON,\n"
             "                   else the first of python3, /usr/bin/python3 that imports torch)\n"
             "  --no-peer        skip the PyTorch peers (cuBLAS and cuDNN still run)\n"
+            "  --quick          smoke test of the program: tiny, B=2, T=32, 2 calls after 1 warmup,\n"
+            "                   small ceilings; appends only when --out is given\n"
             "  --help           this text\n");
 }
 
 static void parse_args(int argc, char **argv, bench_opts *o) {
-    *o = (bench_opts){"gpt2-124m", DEFAULT_OUT, NULL, 16, 1024, 0, 30, 3, 1};
+    *o = (bench_opts){"gpt2-124m", NULL, NULL, 16, 1024, 0, 30, 3, 1, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help")) { usage(stdout); exit(0); }
         if (!strcmp(a, "--no-peer")) { o->peer = 0; continue; }
+        if (!strcmp(a, "--quick")) { o->quick = 1; continue; }
         if (i + 1 >= argc) {
             fprintf(stderr, "bench_kernels: unknown option or missing value: '%s'\n", a);
             usage(stderr);
@@ -105,6 +109,13 @@ static void parse_args(int argc, char **argv, bench_opts *o) {
             usage(stderr);
             exit(2);
         }
+    }
+    if (o->quick) {
+        o->config = "tiny";
+        o->batch = 2;
+        o->seq = 32;
+        o->reps = 2;
+        o->warmup = 1;
     }
 }
 
@@ -129,7 +140,8 @@ static void parse_args(int argc, char **argv, bench_opts *o) {
 
 typedef struct {
     int B, T, C, NH, V, Vp, N;
-    size_t P; /* parameters of the model, for the optimizer ops */
+    size_t P;           /* parameters of the model, for the optimizer ops */
+    size_t flush_bytes; /* the L2 flush before each timed call */
     /* matmuls: x [N, 4C] in, y [N, max(4C, Vp)] out, pre [N, 4C] pre-GELU, dy like y, dy0 the
      * pristine dy (the GELU backward overwrites dy), dx [N, 4C]; w / dw up to [max(4C, Vp), C] */
     void *x, *y, *pre, *dy, *dy0, *dx, *w, *bias;
@@ -218,8 +230,8 @@ static void alloc_bufs(exitrl_backend *be, bufs *k) {
     const size_t a = exitrl_dtype_size(be->act_dtype), N = k->N, C = k->C, Vp = k->Vp;
     const size_t wide = 4 * C > Vp ? 4 * C : Vp, f = sizeof(float);
     k->staging = dev_alloc(be, f * POOL);
-    k->flush = dev_alloc(be, FLUSH_BYTES);
-    k->flush2 = dev_alloc(be, FLUSH_BYTES);
+    k->flush = dev_alloc(be, k->flush_bytes);
+    k->flush2 = dev_alloc(be, k->flush_bytes);
 
     k->x = dev_alloc(be, a * N * 4 * C);
     k->y = dev_alloc(be, a * N * wide);
@@ -424,7 +436,7 @@ static double time_op(op_call *c, cudaStream_t s, int reps, int warmup) {
     for (int i = 0; i < 2 * reps; i++) CHECK_CUDA(cudaEventCreate(&ev[i]));
     for (int r = 0; r < reps; r++) {
         prepare(c, s);
-        CHECK_CUDA(cudaMemsetAsync(c->k->flush, r & 0xff, FLUSH_BYTES, s));
+        CHECK_CUDA(cudaMemsetAsync(c->k->flush, r & 0xff, c->k->flush_bytes, s));
         CHECK_CUDA(cudaEventRecord(ev[2 * r], s));
         run(c);
         CHECK_CUDA(cudaEventRecord(ev[2 * r + 1], s));
@@ -654,24 +666,24 @@ static void write_op(const record *r, op_id op, const op_result *x, const peer_e
     fprintf(f, "}\n");
 }
 
-/* The card's measured ceilings: a device-to-device copy and a large bf16 GEMM. */
-static void measure_ceilings(exitrl_backend *be, bufs *k, cublasHandle_t blas, cudaStream_t s, const record *r) {
+/* The card's measured ceilings: a device-to-device copy and a large bf16 GEMM (G^3). */
+static void measure_ceilings(exitrl_backend *be, bufs *k, cublasHandle_t blas, cudaStream_t s, const record *r,
+                             int G) {
     cudaEvent_t e0, e1;
     CHECK_CUDA(cudaEventCreate(&e0));
     CHECK_CUDA(cudaEventCreate(&e1));
     double t[10];
     for (int i = 0; i < 12; i++) {
         CHECK_CUDA(cudaEventRecord(e0, s));
-        CHECK_CUDA(cudaMemcpyAsync(k->flush2, k->flush, FLUSH_BYTES, cudaMemcpyDeviceToDevice, s));
+        CHECK_CUDA(cudaMemcpyAsync(k->flush2, k->flush, k->flush_bytes, cudaMemcpyDeviceToDevice, s));
         CHECK_CUDA(cudaEventRecord(e1, s));
         CHECK_CUDA(cudaEventSynchronize(e1));
         float ms;
         CHECK_CUDA(cudaEventElapsedTime(&ms, e0, e1));
         if (i >= 2) t[i - 2] = ms;
     }
-    const double copy_gbs = 2.0 * FLUSH_BYTES / bench_median(t, 10) * 1e-6;
+    const double copy_gbs = 2.0 * k->flush_bytes / bench_median(t, 10) * 1e-6;
 
-    const int G = 8192;
     const size_t gb = (size_t)G * G * exitrl_dtype_size(be->act_dtype);
     void *A = dev_alloc(be, gb), *Bm = dev_alloc(be, gb), *Cm = dev_alloc(be, gb);
     fill(be, k, A, (size_t)G * G, 1.0f, 0.0f, 1, 30);
@@ -695,7 +707,7 @@ static void measure_ceilings(exitrl_backend *be, bufs *k, cublasHandle_t blas, c
     write_head(r, "kernel.ceiling_copy");
     fprintf(r->out, ",\"shape\":\"cudaMemcpy device to device, %zu MiB, bytes read + written\",\"value\":%.1f,"
             "\"unit\":\"GB/s\",\"fraction_of_datasheet\":%.4f}\n",
-            FLUSH_BYTES >> 20, copy_gbs, copy_gbs / (r->bandwidth * 1e-9));
+            k->flush_bytes >> 20, copy_gbs, copy_gbs / (r->bandwidth * 1e-9));
     write_head(r, "kernel.ceiling_gemm");
     fprintf(r->out, ",\"shape\":\"cublasGemmEx %dx%dx%d bf16, fp32 compute\",\"value\":%.1f,\"unit\":\"TFLOP/s\"",
             G, G, G, gemm_tflops);
@@ -736,14 +748,16 @@ int main(int argc, char **argv) {
     make_pool();
 
     bufs k = {.B = o.batch, .T = o.seq, .C = cfg.d_model, .NH = cfg.n_head, .V = cfg.vocab,
-              .Vp = cfg.vocab_padded, .N = o.batch * o.seq, .P = gpt_num_params(&cfg)};
+              .Vp = cfg.vocab_padded, .N = o.batch * o.seq, .P = gpt_num_params(&cfg),
+              .flush_bytes = o.quick ? QUICK_FLUSH_BYTES : FLUSH_BYTES};
     char device[300], git[64], date[32];
     bench_device_name(be, device, sizeof device);
     bench_git_revision(git, sizeof git);
     bench_utc_date(date, sizeof date);
-    FILE *out = fopen(o.out, "a");
+    const char *out_path = o.out ? o.out : o.quick ? NULL : DEFAULT_OUT;
+    FILE *out = fopen(out_path ? out_path : "/dev/null", "a");
     if (!out) {
-        fprintf(stderr, "bench_kernels: cannot open %s for appending: %s\n", o.out, strerror(errno));
+        fprintf(stderr, "bench_kernels: cannot open %s for appending: %s\n", out_path, strerror(errno));
         be->destroy(be);
         return 1;
     }
@@ -761,7 +775,7 @@ int main(int argc, char **argv) {
     cublasHandle_t blas;
     CHECK_CUBLAS(cublasCreate(&blas));
     CHECK_CUBLAS(cublasSetStream(blas, stream));
-    measure_ceilings(be, &k, blas, stream, &rec);
+    measure_ceilings(be, &k, blas, stream, &rec, o.quick ? 256 : 8192);
 
     op_result res[N_OPS];
     memset(res, 0, sizeof res);
@@ -840,7 +854,8 @@ int main(int argc, char **argv) {
     if (cf->unavailable[0]) printf("cuDNN attention peer unavailable: %s\n", cf->unavailable);
     else printf("cuDNN attention output vs ours: max abs difference %.3g\n", cf->check_diff);
     rc |= fclose(out) != 0;
-    printf("appended to %s\n", o.out);
+    if (out_path) printf("appended to %s\n", out_path);
+    else printf("quick run: nothing appended (give --out to keep the results)\n");
     cublasDestroy(blas);
     be->destroy(be);
     free(host_pool);
