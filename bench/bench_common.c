@@ -69,7 +69,7 @@ double bench_load_average(void) {
 /* "cpu: <model name>" from /proc/cpuinfo, or the GPU's name when the CUDA backend runs. */
 void bench_device_name(const exitrl_backend *be, char *buf, size_t n) {
 #ifdef EXITRL_HAVE_CUDA
-    cudaDeviceProp prop;
+    struct cudaDeviceProp prop;
     if (!strcmp(be->name, "cuda") && cudaGetDeviceProperties(&prop, 0) == cudaSuccess) {
         snprintf(buf, n, "%s", prop.name);
         return;

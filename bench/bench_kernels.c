@@ -607,7 +607,9 @@ static void write_head(const record *r, const char *bench) {
     if (r->peak > 0) fprintf(f, ",\"peak_tflops\":%.1f", r->peak * 1e-12);
 }
 
+/* The op's roofline time, or -1 when the driver did not give the memory bandwidth. */
 static double roofline_ms(const record *r, const op_result *x) {
+    if (r->bandwidth <= 0) return -1;
     double t = x->bytes / r->bandwidth;
     if (x->flops > 0 && r->peak > 0 && x->flops / r->peak > t) t = x->flops / r->peak;
     return t * 1e3;
@@ -636,9 +638,9 @@ static void write_op(const record *r, op_id op, const op_result *x, const peer_e
     shape_text(r->k, op, shape, sizeof shape);
     write_head(r, bench);
     const double roof = roofline_ms(r, x);
-    fprintf(f, ",\"shape\":\"%s\",\"bytes\":%.6g,\"flops\":%.6g,\"value\":%.4f,\"unit\":\"ms\",\"roofline_ms\":%.4f,"
-            "\"roofline_fraction\":%.4f",
-            shape, x->bytes, x->flops, x->ms, roof, roof / x->ms);
+    fprintf(f, ",\"shape\":\"%s\",\"bytes\":%.6g,\"flops\":%.6g,\"value\":%.4f,\"unit\":\"ms\"", shape, x->bytes,
+            x->flops, x->ms);
+    if (roof > 0) fprintf(f, ",\"roofline_ms\":%.4f,\"roofline_fraction\":%.4f", roof, roof / x->ms);
     if (x->bytes > 0) fprintf(f, ",\"achieved_gbs\":%.1f", x->bytes / x->ms * 1e-6);
     if (x->flops > 0) fprintf(f, ",\"achieved_tflops\":%.1f", x->flops / x->ms * 1e-9);
     const int attention = op == OP_ATT_FWD || op == OP_ATT_BWD;
@@ -653,8 +655,8 @@ static void write_op(const record *r, op_id op, const op_result *x, const peer_e
             fprintf(f, ",\"peer_unavailable\":");
             bench_json_string(f, p->unavailable);
         } else {
-            fprintf(f, ",\"peer_value\":%.4f,\"ratio\":%.4f,\"peer_roofline_fraction\":%.4f", p->ms, p->ms / x->ms,
-                    roof / p->ms);
+            fprintf(f, ",\"peer_value\":%.4f,\"ratio\":%.4f", p->ms, p->ms / x->ms);
+            if (roof > 0) fprintf(f, ",\"peer_roofline_fraction\":%.4f", roof / p->ms);
         }
         if (p->check_diff >= 0) fprintf(f, ",\"max_abs_diff_vs_peer\":%.4g", p->check_diff);
     }
@@ -706,8 +708,9 @@ static void measure_ceilings(exitrl_backend *be, bufs *k, cublasHandle_t blas, c
 
     write_head(r, "kernel.ceiling_copy");
     fprintf(r->out, ",\"shape\":\"cudaMemcpy device to device, %zu MiB, bytes read + written\",\"value\":%.1f,"
-            "\"unit\":\"GB/s\",\"fraction_of_datasheet\":%.4f}\n",
-            k->flush_bytes >> 20, copy_gbs, copy_gbs / (r->bandwidth * 1e-9));
+            "\"unit\":\"GB/s\"", k->flush_bytes >> 20, copy_gbs);
+    if (r->bandwidth > 0) fprintf(r->out, ",\"fraction_of_datasheet\":%.4f", copy_gbs / (r->bandwidth * 1e-9));
+    fprintf(r->out, "}\n");
     write_head(r, "kernel.ceiling_gemm");
     fprintf(r->out, ",\"shape\":\"cublasGemmEx %dx%dx%d bf16, fp32 compute\",\"value\":%.1f,\"unit\":\"TFLOP/s\"",
             G, G, G, gemm_tflops);
@@ -767,7 +770,8 @@ int main(int argc, char **argv) {
     printf("kernels on %s, %s: B=%d T=%d C=%d NH=%d V=%d Vp=%d, %zu parameters; median of %d calls after %d "
            "warmup, L2 flushed before each\n",
            device, o.config, k.B, k.T, k.C, k.NH, k.V, k.Vp, k.P, o.reps, o.warmup);
-    printf("rooflines: DRAM %.0f GB/s (memory clock x bus width)", rec.bandwidth * 1e-9);
+    if (rec.bandwidth > 0) printf("rooflines: DRAM %.0f GB/s (memory clock x bus width)", rec.bandwidth * 1e-9);
+    else printf("rooflines: the driver gives no memory bandwidth: none recorded");
     if (rec.peak > 0) printf(", dense bf16 %.1f TFLOP/s\n", rec.peak * 1e-12);
     else printf("; no dense bf16 peak known for this device: bandwidth rooflines only\n");
     alloc_bufs(be, &k);
@@ -841,7 +845,10 @@ int main(int argc, char **argv) {
     for (int i = 0; i < N_OPS; i++) {
         char shape[96];
         shape_text(&k, (op_id)i, shape, sizeof shape);
-        printf("%-30s %-34s %9.4f %6.1f%%", OP_NAMES[i], shape, res[i].ms, 100 * roofline_ms(&rec, &res[i]) / res[i].ms);
+        const double roof = roofline_ms(&rec, &res[i]);
+        printf("%-30s %-34s %9.4f", OP_NAMES[i], shape, res[i].ms);
+        if (roof > 0) printf(" %6.1f%%", 100 * roof / res[i].ms);
+        else printf(" %7s", "-");
         for (int j = 0; j < res[i].n_peers; j++) {
             const peer_entry *p = &res[i].peers[j];
             if (p->unavailable[0]) printf("   %s: unavailable", p->name);
