@@ -22,6 +22,7 @@
 #   OUT          default $OUT, else out/gpu_session_<UTC time>
 # Environment: GPU_SESSION_BUDGET (seconds), EXITRL_GIT_REVISION (the revision recorded in the
 # JSONL when the tree has no .git, as on the device machine), JOBS (build parallelism, default 16).
+# A GPU test that skipped (no usable GPU) makes the test step "skipped (exit 77)", not ok.
 # Exit: 0 when every step that ran passed or skipped, 1 otherwise, 2 usage.
 set -u
 steps=""
@@ -91,14 +92,14 @@ step_spec() {
     case "$1" in
     env) echo "60|5|nvidia-smi; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv; nvcc --version | tail -n 2; cmake --version | head -n 1; python3 -c 'import torch, sys; print(\"python\", sys.version.split()[0], \"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"gpu\", torch.cuda.is_available() and torch.cuda.get_device_name())'; command -v ncu compute-sanitizer; ls /usr/include/cudnn.h /usr/local/cuda/include/cudnn.h 2>&1; echo \"cmake extra: ${cmake_extra[*]}\"; echo \"git revision: ${EXITRL_GIT_REVISION:-unknown}\"; uname -r; nproc; free -g | head -n 2; df -h . | tail -n 1" ;;
     build) echo "330|60|cmake --preset default ${cmake_extra[*]} && cmake --build $build -j $jobs" ;;
-    test) echo "240|30|ctest --preset gpu --output-on-failure" ;;
+    test) echo "240|30|ctest --preset gpu --output-on-failure 2>&1 | tee '$out/ctest.tmp'; rc=\${PIPESTATUS[0]}; grep -q '(Skipped)' '$out/ctest.tmp' && [ \$rc = 0 ] && rc=77; rm -f '$out/ctest.tmp'; exit \$rc" ;;
     sanitize) echo "300|60|tests/gpu_sanitize.sh $build" ;;
     train) echo "300|90|$b/bench_train --device cuda --out '$out/train_step_gpu.jsonl'" ;;
     train_gpt2vocab) echo "300|90|$b/bench_train --device cuda --vocab 50257 --out '$out/train_step_gpu.jsonl'" ;;
     kernels) echo "240|45|$b/bench_kernels --out '$out/kernels_gpu.jsonl'" ;;
     rollout) echo "300|60|$b/bench_rollout --device cuda --out '$out/rollout_gpu.jsonl'" ;;
     exit) echo "240|45|$b/bench_exit_iteration --device cuda --out '$out/exit_iteration_gpu.jsonl'" ;;
-    ncu) echo "240|60|mkdir -p '$out/ncu' && SUMMARY_DIR='$out/ncu' NCU_EXTRA='--clock-control none' NCU_LAUNCH_COUNT=400 profiles/ncu_train_step.sh $b/bench_train --device cuda --configs gpt2-124m --batch 4 --steps 1 --warmup 0 --no-peer --out /dev/null; rc=\$?; mv '$out'/ncu/summary_*.txt '$out/ncu_summary.txt' 2>/dev/null; rm -rf '$out/ncu'; exit \$rc" ;;
+    ncu) echo "240|60|mkdir -p '$out/ncu' && SUMMARY_DIR='$out/ncu' NCU_EXTRA='--clock-control none' NCU_LAUNCH_COUNT=400 OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 profiles/ncu_train_step.sh $b/bench_train --device cuda --configs gpt2-124m --batch 4 --steps 1 --warmup 0 --no-peer --out /dev/null; rc=\$?; mv '$out'/ncu/summary_*.txt '$out/ncu_summary.txt' 2>/dev/null; rm -rf '$out/ncu'; exit \$rc" ;;
     esac
 }
 
