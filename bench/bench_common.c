@@ -145,7 +145,14 @@ int bench_parse_int(const char *opt, const char *s, int min) {
     return (int)v;
 }
 
+/* $EXITRL_GIT_REVISION first: a copy of the source tree without its .git (as on a lent GPU
+ * machine) is told its revision that way. */
 void bench_git_revision(char *buf, size_t n) {
+    const char *env = getenv("EXITRL_GIT_REVISION");
+    if (env && *env) {
+        snprintf(buf, n, "%s", env);
+        return;
+    }
     command_line("git -C '" EXITRL_SOURCE_DIR "' rev-parse --short HEAD 2>/dev/null", buf, n);
     if (!buf[0]) snprintf(buf, n, "unknown");
 }
@@ -153,4 +160,49 @@ void bench_git_revision(char *buf, size_t n) {
 void bench_utc_date(char *buf, size_t n) {
     time_t t = time(NULL);
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+}
+
+double bench_json_number(const char *line, const char *key) {
+    char pattern[96];
+    snprintf(pattern, sizeof pattern, "\"%s\": ", key);
+    const char *at = strstr(line, pattern);
+    return at ? strtod(at + strlen(pattern), NULL) : -1;
+}
+
+double bench_peak_bandwidth(const exitrl_backend *be) {
+#ifdef EXITRL_HAVE_CUDA
+    int clock_khz = 0, bus_bits = 0;
+    if (!strcmp(be->name, "cuda") && cudaDeviceGetAttribute(&clock_khz, cudaDevAttrMemoryClockRate, 0) == cudaSuccess &&
+        cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, 0) == cudaSuccess && clock_khz > 0 &&
+        bus_bits > 0)
+        return 2.0 * clock_khz * 1e3 * (bus_bits / 8.0);
+#endif
+    (void)be;
+    return -1;
+}
+
+/* Dense (not 2:4 sparse) bf16 tensor-core peaks from NVIDIA's datasheets, matched by a substring
+ * of the driver's device name, first match wins. The NVL parts (lower clocks and power) are
+ * marked unknown (-1) before the generic H100 / H200 names can match them; the PCIe H100 comes
+ * before the SXM names. */
+static const struct {
+    const char *name_part;
+    double flops;
+} bf16_peaks[] = {
+    {"NVL", -1},
+    {"H100 PCIe", 756e12},
+    {"H100 80GB HBM3", 989.4e12}, /* the SXM part */
+    {"H100 SXM", 989.4e12},
+    {"H200", 989.4e12},
+    {"A100", 312e12},
+};
+
+double bench_bf16_peak_flops(const char *device) {
+    for (size_t i = 0; i < sizeof bf16_peaks / sizeof bf16_peaks[0]; i++)
+        if (strstr(device, bf16_peaks[i].name_part)) return bf16_peaks[i].flops;
+    return -1;
+}
+
+double bench_train_flops_per_token(const gpt_config *c, int T) {
+    return 6.0 * (double)gpt_num_params(c) + 12.0 * c->n_layer * c->d_model * (double)T;
 }

@@ -27,8 +27,20 @@ const char *bench_find_python(const char *requested);
 int bench_write_weights(const gpt_model *m, const char *path);
 /* An integer option value in [min, 1000000], or exit 2 with a message naming the option. */
 int bench_parse_int(const char *opt, const char *s, int min);
-/* The source tree's short git revision, or "unknown". */
+/* $EXITRL_GIT_REVISION when set, else the source tree's short git revision, or "unknown". */
 void bench_git_revision(char *buf, size_t n);
 /* The current time as UTC ISO 8601 ("2026-11-21T19:46:10Z"). */
 void bench_utc_date(char *buf, size_t n);
+/* Value of "key": NUMBER in a JSON line as Python's json.dumps writes it, or -1 when absent. */
+double bench_json_number(const char *line, const char *key);
+/* Peak DRAM bandwidth of GPU 0 in bytes/s (double data rate x bus width), or -1 when be is not
+ * the CUDA backend or the driver does not say. */
+double bench_peak_bandwidth(const exitrl_backend *be);
+/* The dense bf16 tensor-core peak in FLOP/s of a GPU, by the name the driver reports, from a
+ * small datasheet table (bench_common.c); -1 for a device not in it (then no MFU is recorded). */
+double bench_bf16_peak_flops(const char *device);
+/* Model FLOPs of one trained token (forward + backward) at sequence length T:
+ * 6 * N_params + 12 * n_layer * d_model * T (the matmuls' 6N plus the attention scores and
+ * weighted sums, counted without the causal halving, as in the PaLM paper's MFU). */
+double bench_train_flops_per_token(const gpt_config *c, int T);
 #endif

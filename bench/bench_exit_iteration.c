@@ -15,9 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#ifdef EXITRL_HAVE_CUDA
-#include <cuda_runtime_api.h>
-#endif
 
 #include "backend_select.h"
 #include "bench_common.h"
@@ -186,14 +183,6 @@ static int run_ours(exit_trainer *t, const bench_opts *o, FILE *prompts_out, dou
     return rc;
 }
 
-/* Value of "key": NUMBER in a JSON line, or -1 when absent. */
-static double json_number(const char *line, const char *key) {
-    char pattern[64];
-    snprintf(pattern, sizeof pattern, "\"%s\": ", key);
-    const char *at = strstr(line, pattern);
-    return at ? strtod(at + strlen(pattern), NULL) : -1;
-}
-
 /* Runs the PyTorch peer; fills med[] (t_plan and t_buffer stay 0: the peer has neither) and its
  * generated tokens. Returns 0, or -1 with the reason printed. */
 static int run_peer(const char *python, const exitrl_config *cfg, const gpt_config *c, const bench_opts *o,
@@ -219,8 +208,8 @@ static int run_peer(const char *python, const exitrl_config *cfg, const gpt_conf
     int found = 0;
     while (fgets(line, sizeof line, p)) {
         if (!strstr(line, "\"t_total\": ")) continue;
-        for (int k = 0; k < N_PHASES; k++) med[k] = k == PH_PLAN || k == PH_BUFFER ? 0 : json_number(line, PHASE_NAMES[k]);
-        *gen_tokens = json_number(line, "gen_tokens");
+        for (int k = 0; k < N_PHASES; k++) med[k] = k == PH_PLAN || k == PH_BUFFER ? 0 : bench_json_number(line, PHASE_NAMES[k]);
+        *gen_tokens = bench_json_number(line, "gen_tokens");
         found = med[PH_TOTAL] > 0;
     }
     int status = pclose(p);

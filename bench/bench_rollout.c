@@ -14,9 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#ifdef EXITRL_HAVE_CUDA
-#include <cuda_runtime_api.h>
-#endif
 
 #include "backend_select.h"
 #include "bench_common.h"
@@ -133,19 +130,6 @@ static void apply_defaults(bench_opts *o, int gpu) {
     if (!o->n_batches) parse_batches(gpu ? "64,256,1024" : "16,64", o);
     if (!o->prompt_len) o->prompt_len = 64;
     if (!o->new_tokens) o->new_tokens = gpu ? 128 : 64;
-}
-
-/* Peak DRAM bandwidth of GPU 0 in bytes/s (double data rate x bus width), or -1 when unknown. */
-static double peak_bandwidth(const exitrl_backend *be) {
-#ifdef EXITRL_HAVE_CUDA
-    int clock_khz = 0, bus_bits = 0;
-    if (!strcmp(be->name, "cuda") && cudaDeviceGetAttribute(&clock_khz, cudaDevAttrMemoryClockRate, 0) == cudaSuccess &&
-        cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, 0) == cudaSuccess && clock_khz > 0 &&
-        bus_bits > 0)
-        return 2.0 * clock_khz * 1e3 * (bus_bits / 8.0);
-#endif
-    (void)be;
-    return -1;
 }
 
 static int write_file(const char *path, const void *data, size_t bytes) {
@@ -460,7 +444,7 @@ int main(int argc, char **argv) {
     snprintf(files.prompts, sizeof files.prompts, "%s/prompts.i32", files.dir);
     snprintf(files.ckpt, sizeof files.ckpt, "%s/model.ckpt", files.dir);
     snprintf(files.hf, sizeof files.hf, "%s/hf", files.dir);
-    const double bandwidth = peak_bandwidth(be);
+    const double bandwidth = bench_peak_bandwidth(be);
 
     const double load = bench_load_average();
     printf("rollout on %s (%s backend, %s activations), %d threads, prompt %d + up to %d new tokens, "
