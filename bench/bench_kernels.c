@@ -161,6 +161,7 @@ typedef struct {
     float *dwte, *dwpe;
     /* optimizer */
     float *master, *grads, *adam_m, *adam_v;
+    float *step_vals; /* the optimizer's step values (ops.h EXITRL_STEP_*) */
     void *params_act;
     /* scratch */
     float *staging;
@@ -302,6 +303,10 @@ static void alloc_bufs(exitrl_backend *be, bufs *k) {
     k->adam_m = dev_alloc(be, f * k->P);
     k->adam_v = dev_alloc(be, f * k->P);
     k->params_act = dev_alloc(be, a * k->P);
+    k->step_vals = dev_alloc(be, sizeof(float) * EXITRL_STEP_NVALS);
+    float vals[EXITRL_STEP_NVALS];
+    exitrl_step_vals_set(vals, 3e-4f, 10, 0.9f, 0.95f);
+    be->upload(be, k->step_vals, vals, sizeof vals);
     fill(be, k, k->master, k->P, 0.02f, 0.0f, 0, 20);
     fill(be, k, k->grads, k->P, 0.001f, 0.0f, 0, 21);
     fill(be, k, k->adam_m, k->P, 0.0001f, 0.0f, 0, 22);
@@ -317,7 +322,7 @@ typedef enum {
     OP_ENCODER_FWD, OP_ENCODER_BWD, OP_LN_FWD, OP_RESLN_FWD, OP_LN_BWD,
     OP_MM_FWD_QKV, OP_MM_FWD_ATTPROJ, OP_MM_FWD_FC, OP_MM_FWD_FCPROJ, OP_MM_FWD_LMHEAD,
     OP_MM_BWD_QKV, OP_MM_BWD_ATTPROJ, OP_MM_BWD_FC, OP_MM_BWD_FCPROJ, OP_MM_BWD_LMHEAD,
-    OP_ATT_FWD, OP_ATT_BWD, OP_CLASSIFIER, OP_ADAMW, OP_SUMSQ, N_OPS
+    OP_ATT_FWD, OP_ATT_BWD, OP_CLASSIFIER, OP_ADAMW, OP_GRADNORM, N_OPS
 } op_id;
 
 static const char *const OP_NAMES[N_OPS] = {
@@ -325,7 +330,7 @@ static const char *const OP_NAMES[N_OPS] = {
     "layernorm_backward", "matmul_forward.qkv", "matmul_forward.attproj", "matmul_forward.fc_gelu",
     "matmul_forward.fcproj", "matmul_forward.lm_head", "matmul_backward.qkv", "matmul_backward.attproj",
     "matmul_backward.fc_gelu", "matmul_backward.fcproj", "matmul_backward.lm_head", "attention_forward",
-    "attention_backward", "classifier_forward_backward", "adamw_update", "sum_squares"};
+    "attention_backward", "classifier_forward_backward", "adamw_update", "grad_norm_clip"};
 
 /* A matmul of the model: inputs C_in, outputs OC, with a bias and / or GELU. */
 typedef struct {
@@ -352,7 +357,6 @@ typedef struct {
     cublasHandle_t blas;
     op_id op;
     int impl;
-    int step; /* AdamW's step counter */
 } op_call;
 
 static void gemm_bf16(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int kk,
@@ -412,10 +416,10 @@ static void run(op_call *c) {
         be->classifier_forward_backward(be, k->logits, k->losses, k->loss_w, k->targets, N, k->V, k->Vp);
         break;
     case OP_ADAMW:
-        be->adamw_update(be, k->master, k->params_act, k->grads, k->adam_m, k->adam_v, k->P, 3e-4f, 0.9f, 0.95f,
-                         1e-8f, 0.1f, 1.0f, ++c->step);
+        be->adamw_update(be, k->master, k->params_act, k->grads, k->adam_m, k->adam_v, k->P, k->step_vals, 0.9f,
+                         0.95f, 1e-8f, 0.1f);
         break;
-    case OP_SUMSQ: (void)be->sum_squares(be, k->grads, k->P); break;
+    case OP_GRADNORM: be->grad_norm_clip(be, k->step_vals, k->grads, k->P, 0.0f); break;
     default: break;
     }
 }
@@ -485,7 +489,7 @@ static void op_cost(const bufs *k, op_id op, double act, double *bytes, double *
     case OP_ATT_BWD: *bytes = act * 8 * N * C + lse; *flops = 2.5 * att_fwd; break;
     case OP_CLASSIFIER: *bytes = act * (N * V + N * Vp) + 3 * N * 4; break;
     case OP_ADAMW: *bytes = (double)k->P * (7 * f + act); break;
-    case OP_SUMSQ: *bytes = (double)k->P * f; break;
+    case OP_GRADNORM: *bytes = (double)k->P * f; break;
     default: *bytes = 0; break;
     }
 }
@@ -623,7 +627,7 @@ static void shape_text(const bufs *k, op_id op, char *buf, size_t n) {
         snprintf(buf, n, "B=%d T=%d NH=%d hs=%d causal", k->B, k->T, k->NH, k->C / k->NH);
     } else if (op == OP_CLASSIFIER) {
         snprintf(buf, n, "N=%d V=%d Vp=%d", k->N, k->V, k->Vp);
-    } else if (op == OP_ADAMW || op == OP_SUMSQ) {
+    } else if (op == OP_ADAMW || op == OP_GRADNORM) {
         snprintf(buf, n, "n=%zu", k->P);
     } else {
         snprintf(buf, n, "N=%d C=%d", k->N, k->C);
@@ -786,14 +790,14 @@ int main(int argc, char **argv) {
     for (int i = 0; i < N_OPS; i++) op_cost(&k, (op_id)i, (double)exitrl_dtype_size(be->act_dtype), &res[i].bytes,
                                             &res[i].flops);
     for (int i = 0; i < N_OPS; i++) {
-        op_call c = {be, &k, blas, (op_id)i, IMPL_OURS, 0};
+        op_call c = {be, &k, blas, (op_id)i, IMPL_OURS};
         if (i == OP_ATT_BWD || i == OP_LN_BWD) { /* their inputs: the forward's outputs */
-            op_call fwd = {be, &k, blas, i == OP_ATT_BWD ? OP_ATT_FWD : OP_LN_FWD, IMPL_OURS, 0};
+            op_call fwd = {be, &k, blas, i == OP_ATT_BWD ? OP_ATT_FWD : OP_LN_FWD, IMPL_OURS};
             run(&fwd);
         }
         res[i].ms = time_op(&c, stream, o.reps, o.warmup);
         if (is_mm_fwd((op_id)i) || is_mm_bwd((op_id)i)) {
-            op_call p = {be, &k, blas, (op_id)i, IMPL_CUBLAS, 0};
+            op_call p = {be, &k, blas, (op_id)i, IMPL_CUBLAS};
             peer_entry *e = add_peer(&res[i], "cublas");
             e->ms = time_op(&p, stream, o.reps, o.warmup);
             snprintf(e->impl, sizeof e->impl, "cublasGemmEx bf16, fp32 compute, no epilogue%s",
@@ -807,7 +811,7 @@ int main(int argc, char **argv) {
     snprintf(cf->impl, sizeof cf->impl, "exitrl CUDA backend with EXITRL_ATTENTION=cudnn");
     snprintf(cb->impl, sizeof cb->impl, "exitrl CUDA backend with EXITRL_ATTENTION=cudnn");
     {
-        op_call fwd = {be, &k, blas, OP_ATT_FWD, IMPL_OURS, 0};
+        op_call fwd = {be, &k, blas, OP_ATT_FWD, IMPL_OURS};
         run(&fwd);
         float *ours = download_att(be, &k);
         char why2[256] = "";
@@ -820,7 +824,7 @@ int main(int argc, char **argv) {
         } else {
             be->sync(be);
             cudaStream_t s2 = CUDA_CTX(be2)->stream;
-            op_call c2 = {be2, &k, blas, OP_ATT_FWD, IMPL_CUDNN, 0};
+            op_call c2 = {be2, &k, blas, OP_ATT_FWD, IMPL_CUDNN};
             cf->ms = time_op(&c2, s2, o.reps, o.warmup);
             float *theirs = download_att(be2, &k);
             double diff = 0;

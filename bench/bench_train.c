@@ -1,4 +1,4 @@
-/* Training-step benchmark: tokens/s of exitrl's gpt_forward_backward + gpt_update against PyTorch
+/* Training-step benchmark: tokens/s of exitrl's gpt_train_step (forward, backward, AdamW) against PyTorch
  * peers (bench/peers/train_step_torch.py) on the same shapes, measured in the same run.
  * - CPU backend: fp32, the peer is PyTorch eager on the CPU with the same thread count ("torch.cpu").
  * - CUDA backend: bf16 activations with fp32 master weights; the peers are PyTorch eager and
@@ -165,10 +165,9 @@ static double run_ours(exitrl_backend *be, const gpt_config *c, int B, int T, co
     const gpt_adamw_params opt = {3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
     for (int i = 0; i < o->warmup + o->steps; i++) {
         double t0 = bench_now();
-        gpt_zero_grad(&m);
-        gpt_forward_backward(&m, B, T);
-        gpt_update(&m, &opt);
-        be->sync(be); /* the optimizer step runs asynchronously on a GPU */
+        /* The whole step (replayed from a CUDA graph after the second call on a GPU); reading the
+         * loss and the gradient norm waits for it. */
+        gpt_train_step(&m, B, T, &opt, NULL);
         if (i >= o->warmup) times[i - o->warmup] = bench_now() - t0;
     }
     double step_s = bench_median(times, o->steps);

@@ -16,7 +16,8 @@ the L2 cache flushed before it, the median of --reps calls after --warmup.
                                backward to the bf16 logits (what autocast runs)
   adamw_update                 torch.optim.AdamW(fused=True).step() on one fp32 tensor of --params
                                values (exitrl also writes the bf16 copy of the weights)
-  sum_squares                  torch.linalg.vector_norm(grads).item() (exitrl also returns to host)
+  grad_norm_clip               torch.linalg.vector_norm(grads) and the clip scale, left on the
+                               device like exitrl's (the scale is applied inside AdamW, not here)
 
 Usage: python3 kernels_torch.py --B 16 --T 1024 --C 768 --NH 12 --V 265 --Vp 320 --params N
            [--reps 30] [--warmup 3] [--device cpu]   (cpu: a smoke test of the script only)
@@ -185,8 +186,12 @@ def main():
     opt = torch.optim.AdamW([p], lr=3e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1, **fused)
     emit("adamw_update", "torch.eager", "torch.optim.AdamW(fused=True).step(), one fp32 tensor",
          time_ms(opt.step))
-    emit("sum_squares", "torch.eager", "torch.linalg.vector_norm(grads).item()",
-         time_ms(lambda: torch.linalg.vector_norm(p.grad).item()))
+    def norm_and_scale():
+        norm = torch.linalg.vector_norm(p.grad)
+        return (1.0 / (norm + 1e-6)).clamp(max=1.0)
+
+    emit("grad_norm_clip", "torch.eager", "torch.linalg.vector_norm(grads) and the clip scale, on the device",
+         time_ms(norm_and_scale))
     return 0
 
 
