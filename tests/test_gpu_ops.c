@@ -707,6 +707,69 @@ static void test_decode_ops(const pair *p, int B, int S, int C, int NH) {
     free(idx); free(gathered); free(done); free(acc0); free(acc);
 }
 
+/* attention_decode over long caches, where the CUDA backend may split each (sequence, head) along
+ * the cache (flash-decoding) when B * NH blocks would underfill the GPU: which path runs depends
+ * on B * NH against the GPU's SM count (and on S), never on pos[], so the small-B cases here take
+ * the split path and the wide one the single pass on any GPU (on the 4-SM simulator B * NH >= 8
+ * is single too). Positions cover 0, split boundaries and S - 1; then the same buffers are reused
+ * with other positions (as a replayed CUDA graph does while sequences grow) and the output must
+ * stay bitwise the same on a rerun (fixed merge order). q is scaled up so the softmax is peaked
+ * and the split holding the maximum matters. Tolerances as test_decode_ops: fp32 1e-4 rtol +
+ * 1e-4 * max atol (summation order, __expf); bf16 2e-2 rtol + 1e-2 * max (output rounding). */
+static void test_attention_decode_long(const pair *p, int B, int S, int C, int NH, const int *pos_a,
+                                       const int *pos_b) {
+    char what[160];
+    size_t BC = (size_t)B * C, BSC = (size_t)B * S * C;
+    float *kc = host_random(p, BSC, 120, 1.0f, 0.0f), *vc = host_random(p, BSC, 121, 1.0f, 0.0f);
+    float *qkv = host_random(p, 3 * BC, 122, 4.0f, 0.0f);
+    void *d_kc = gpu_act(p, kc, BSC), *d_vc = gpu_act(p, vc, BSC), *d_qkv = gpu_act(p, qkv, 3 * BC);
+    int *d_pos = gpu_ints(p, pos_a, B);
+    float *ref = xmalloc(BC);
+    for (int round = 0; round < 2; round++) {
+        const int *pos = round ? pos_b : pos_a;
+        p->gpu->upload(p->gpu, d_pos, pos, (size_t)B * sizeof(int));
+        p->cpu->attention_decode(p->cpu, ref, qkv, kc, vc, pos, B, S, C, NH);
+        void *d_out = gpu_act_nan(p, BC);
+        p->gpu->attention_decode(p->gpu, d_out, d_qkv, d_kc, d_vc, d_pos, B, S, C, NH);
+        float *g = read_act(p, d_out, BC);
+        int n = snprintf(what, sizeof what, "attention_decode long B=%d S=%d C=%d NH=%d pos", B, S, C, NH);
+        for (int b = 0; b < B && b < 4 && n < (int)sizeof what - 8; b++)
+            n += snprintf(what + n, sizeof what - n, " %d", pos[b]);
+        if (B > 4) snprintf(what + n, sizeof what - n, " ...");
+        expect_close(p, what, g, ref, BC, act_tol(p, 1e-4, 2e-2), act_tol(p, 1e-4, 1e-2));
+        p->gpu->attention_decode(p->gpu, d_out, d_qkv, d_kc, d_vc, d_pos, B, S, C, NH);
+        float *again = read_act(p, d_out, BC);
+        expect_close(p, "attention_decode long: rerun bitwise identical", again, g, BC, 0.0, 0.0);
+        free(g); free(again);
+        gfree(p, d_out);
+    }
+    gfree(p, d_kc); gfree(p, d_vc); gfree(p, d_qkv); gfree(p, d_pos);
+    free(kc); free(vc); free(qkv); free(ref);
+}
+
+static void run_attention_decode_long_suite(const pair *p) {
+    /* hs 64. Splits on the 4-SM simulator / a 132-SM GPU (chunk = ceil(S / splits) positions):
+     * 8 / 8 of 128; 4 of 512 / 16 of 128; 3 of 500 / 11 of 137 (S not a multiple); single pass
+     * (B * NH = 12 >= 2 * 4 SMs) / 16 of 128. Second positions sit on chunk boundaries. */
+    const int a1[] = {1023}, b1[] = {128};
+    test_attention_decode_long(p, 1, 1024, 128, 2, a1, b1);
+    const int a2[] = {2046}, b2[] = {0};
+    test_attention_decode_long(p, 1, 2048, 256, 4, a2, b2);
+    const int a3[] = {5, 1200, 1499}, b3[] = {499, 500, 1498};
+    test_attention_decode_long(p, 3, 1500, 128, 2, a3, b3);
+    const int a4[] = {2047, 3, 1000}, b4[] = {127, 2047, 1};
+    test_attention_decode_long(p, 3, 2048, 256, 4, a4, b4);
+    /* wide: B * NH = 320 blocks fill GPUs of up to 160 SMs, so the single pass runs over long
+     * prefixes (hs 16 and S 512 keep the cache small for the simulator) */
+    enum { WB = 80 };
+    int aw[WB], bw[WB];
+    for (int b = 0; b < WB; b++) { /* mostly short (the simulator is slow), every 16th near S - 1 */
+        aw[b] = b % 16 == 0 ? 511 - b / 16 : (b * 7) % 40;
+        bw[b] = b % 16 == 5 ? 511 : (b * 5) % 33;
+    }
+    test_attention_decode_long(p, WB, 512, 64, 4, aw, bw);
+}
+
 /* One sample_step per rule set on B sequences: tokens, log-probs, positions and stop flags. */
 static void test_sample_step(const pair *p, struct exitrl_sampling sp, const char *rule) {
     char what[160];
@@ -901,6 +964,7 @@ static void run_suite(const pair *p) {
     test_decode_ops(p, 3, 70, 64, 4);   /* hs 16 */
     test_decode_ops(p, 2, 33, 128, 2);  /* hs 64 */
     test_decode_ops(p, 2, 9, 256, 2);   /* hs 128, fewer positions than warps for some rows */
+    run_attention_decode_long_suite(p);
     test_sampling(p);
     test_rl_ops(p, 6, 8, 96);
     test_rl_ops(p, 3, 1, 8); /* G = 1: no advantage signal */
@@ -1023,14 +1087,23 @@ int main(int argc, char **argv) {
     exitrl_backend *cpu = exitrl_backend_cpu_create();
     char why[256];
     unsetenv("EXITRL_ATTENTION");
+    /* --decode-long-only: just the long-cache attention_decode cases (for the slow CPU simulator) */
+    int decode_long_only = argc == 2 && strcmp(argv[1], "--decode-long-only") == 0;
     for (int bf16 = 0; bf16 <= 1; bf16++) {
         exitrl_backend *gpu = exitrl_backend_cuda_create(0, !bf16, why, sizeof why);
         CHECK(gpu != NULL, "exitrl_backend_cuda_create(fp32_mode=%d): %s", !bf16, why);
         if (!gpu) continue;
         CHECK(gpu->act_dtype == (bf16 ? EXITRL_BF16 : EXITRL_F32), "act_dtype %d", gpu->act_dtype);
         pair p = {cpu, gpu, bf16, bf16 ? "bf16" : "fp32"};
-        run_suite(&p);
+        if (decode_long_only)
+            run_attention_decode_long_suite(&p);
+        else
+            run_suite(&p);
         gpu->destroy(gpu);
+    }
+    if (decode_long_only) {
+        cpu->destroy(cpu);
+        return test_finish("test_gpu_ops --decode-long-only");
     }
     test_stochastic_rounding();
     /* a bad setting is refused with a reason, not ignored */

@@ -148,6 +148,10 @@ cudaError_t cudaGetDeviceCount(int *n) {
     return cudaSuccess;
 }
 cudaError_t cudaSetDevice(int) { return cudaSuccess; }
+cudaError_t cudaGetDevice(int *d) {
+    *d = 0;
+    return cudaSuccess;
+}
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int) {
     memset(p, 0, sizeof *p);
     strcpy(p->name, "cudasim (CPU)");
@@ -158,8 +162,8 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int) {
     p->totalGlobalMem = (size_t)8 << 30;
     return cudaSuccess;
 }
-cudaError_t cudaDeviceGetAttribute(int *v, int, int) {
-    *v = 9;
+cudaError_t cudaDeviceGetAttribute(int *v, int attr, int) {
+    *v = attr == cudaDevAttrMultiProcessorCount ? 4 : 9; /* as cudaGetDeviceProperties; else the major version */
     return cudaSuccess;
 }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) {
