@@ -89,26 +89,6 @@ extern "C" void cuda_classifier_forward_backward(exitrl_backend *be, void *logit
     CUDA_AFTER_LAUNCH(ctx, "classifier_forward_backward");
 }
 
-/* Block-wide max (fp32) and sum (fp64) in a fixed order; every thread gets the result. */
-__device__ float cls_block_max(float v, float *red) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    __syncthreads();
-    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = v;
-    __syncthreads();
-    float r = red[0];
-    for (int w = 1; w < CLS_THREADS / 32; w++) r = fmaxf(r, red[w]);
-    return r;
-}
-__device__ double cls_block_sum_double(double v, double *red) {
-    v = warp_sum_double(v);
-    __syncthreads();
-    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = v;
-    __syncthreads();
-    double r = 0.0;
-    for (int w = 0; w < CLS_THREADS / 32; w++) r += red[w];
-    return r;
-}
-
 template <typename act_t>
 __global__ void __launch_bounds__(CLS_THREADS)
 grpo_classifier_kernel(act_t *logits, const int *targets, const float *lp_old, const float *lp_ref, const float *adv,
@@ -136,10 +116,10 @@ grpo_classifier_kernel(act_t *logits, const int *targets, const float *lp_old, c
     if (tid == 0) sh_z_target = to_f32(row[tgt]) * inv_temp; /* read before the row is overwritten */
     float zmax = -INFINITY;
     for (int v = tid; v < V; v += blockDim.x) zmax = fmaxf(zmax, to_f32(row[v]) * inv_temp);
-    zmax = cls_block_max(zmax, red_f);
+    zmax = block_max<CLS_THREADS>(zmax, red_f);
     double s = 0.0;
     for (int v = tid; v < V; v += blockDim.x) s += (double)__expf(to_f32(row[v]) * inv_temp - zmax);
-    double sum = cls_block_sum_double(s, red_d);
+    double sum = block_sum<CLS_THREADS>(s, red_d);
     if (tid == 0) {
         const double lp = (double)sh_z_target - zmax - log(sum);
         const double lo = 1.0 - (double)eps_low, hi = 1.0 + (double)eps_high;

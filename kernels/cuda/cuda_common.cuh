@@ -1,6 +1,15 @@
 /* Device helpers shared by the CUDA kernels: element-type conversion (every kernel is a template on
- * the activation type, float or __nv_bfloat16, and computes in fp32), warp reductions, GELU and
- * the device-side bad-input report. */
+ * the activation type, float or __nv_bfloat16, and computes in fp32), warp and block reductions,
+ * GELU and the device-side bad-input report.
+ *
+ * Block reductions (deterministic: a fixed order that depends only on NT):
+ *   template <int NT, typename T> __device__ T block_sum(T v, T *red);
+ *   template <int NT, typename T> __device__ T block_max(T v, T *red);
+ * T is float or double; the block has exactly NT threads (a multiple of 32, blockDim.x == NT) and
+ * every thread must call (they contain barriers); every thread gets the result. red is shared
+ * memory of NT / 32 elements of T, free for reuse once the call returns: a leading barrier lets
+ * back-to-back calls share one red. Order: each warp's xor butterfly (offsets 16, 8, 4, 2, 1),
+ * then the warp results in warp order, a sum starting from 0 and a max from warp 0's value. */
 #ifndef EXITRL_CUDA_COMMON_CUH
 #define EXITRL_CUDA_COMMON_CUH
 
@@ -34,6 +43,34 @@ __device__ __forceinline__ float warp_sum(float v) {
 __device__ __forceinline__ double warp_sum_double(double v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
+}
+
+/* max for the block reduction's value types (fmaxf / fmax: a NaN operand yields the other one). */
+__device__ __forceinline__ float max_of(float a, float b) { return fmaxf(a, b); }
+__device__ __forceinline__ double max_of(double a, double b) { return fmax(a, b); }
+
+/* Stores each warp's result v (lane 0) into red[warp] between barriers; see block_sum. */
+template <int NT, typename T> __device__ __forceinline__ void block_publish_warp(T v, T *red) {
+    static_assert(NT % 32 == 0 && NT >= 32 && NT <= 1024, "block reductions need a whole number of warps");
+    __syncthreads(); /* red may still be read by a previous reduction */
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = v;
+    __syncthreads();
+}
+
+template <int NT, typename T> __device__ __forceinline__ T block_sum(T v, T *red) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    block_publish_warp<NT>(v, red);
+    T r = T(0);
+    for (int w = 0; w < NT / 32; w++) r += red[w];
+    return r;
+}
+
+template <int NT, typename T> __device__ __forceinline__ T block_max(T v, T *red) {
+    for (int o = 16; o > 0; o >>= 1) v = max_of(v, __shfl_xor_sync(0xffffffffu, v, o));
+    block_publish_warp<NT>(v, red);
+    T r = red[0];
+    for (int w = 1; w < NT / 32; w++) r = max_of(r, red[w]);
+    return r;
 }
 
 /* GELU, tanh approximation (GPT-2), and its derivative; the same formulas as kernels/cpu/matmul.c. */

@@ -70,17 +70,6 @@ extern "C" void cuda_group_advantage(exitrl_backend *be, float *adv, const float
     CUDA_AFTER_LAUNCH(ctx, "group_advantage");
 }
 
-/* Block-wide fp64 sum in a fixed order; valid in every thread. */
-__device__ double rl_block_sum(double v, double *red) {
-    v = warp_sum_double(v);
-    __syncthreads();
-    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = v;
-    __syncthreads();
-    double r = 0.0;
-    for (int w = 0; w < RL_THREADS / 32; w++) r += red[w];
-    return r;
-}
-
 /* One block per group: centroid (fp64, into scratch), each member's distance to it, then the
  * scale. dist[] holds the G distances in shared memory (dynamic, G doubles). */
 __global__ void __launch_bounds__(RL_THREADS) diversity_scale_kernel(float *d, const float *emb, double *centroids,
@@ -102,7 +91,7 @@ __global__ void __launch_bounds__(RL_THREADS) diversity_scale_kernel(float *d, c
             double diff = e[(size_t)i * C + c] - centroid[c];
             q += diff * diff;
         }
-        q = rl_block_sum(q, red);
+        q = block_sum<RL_THREADS>(q, red);
         if (threadIdx.x == 0) dist[i] = sqrt(q);
     }
     __syncthreads();

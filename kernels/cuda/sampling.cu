@@ -20,26 +20,6 @@ __device__ __forceinline__ bool ranks_before(float pa, int ia, float pb, int ib)
     return pa > pb || (pa == pb && ia < ib);
 }
 
-/* Block-wide max and sum (fixed order); every thread gets the result. */
-__device__ float sample_block_max(float v, float *red) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    __syncthreads(); /* red may still be read from a previous reduction */
-    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = v;
-    __syncthreads();
-    float r = red[0];
-    for (int w = 1; w < SAMPLE_WARPS; w++) r = fmaxf(r, red[w]);
-    return r;
-}
-__device__ float sample_block_sum(float v, float *red) {
-    v = warp_sum(v);
-    __syncthreads();
-    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = v;
-    __syncthreads();
-    float r = 0.0f;
-    for (int w = 0; w < SAMPLE_WARPS; w++) r += red[w];
-    return r;
-}
-
 template <typename act_t>
 __global__ void __launch_bounds__(SAMPLE_THREADS)
 sample_step_kernel(const act_t *logits, struct exitrl_sampling sp, int *tok_buf, float *logprob_buf, int *pos,
@@ -92,7 +72,7 @@ sample_step_kernel(const act_t *logits, struct exitrl_sampling sp, int *tok_buf,
             }
         float s = 0.0f;
         for (int v = tid; v < V; v += SAMPLE_THREADS) s += __expf(to_f32(row[v]) - best);
-        float sum = sample_block_sum(s, red);
+        float sum = block_sum<SAMPLE_THREADS>(s, red);
         chosen = best_id;
         logprob = -logf(sum); /* logits[best] - logsumexp */
     } else {
@@ -103,14 +83,14 @@ sample_step_kernel(const act_t *logits, struct exitrl_sampling sp, int *tok_buf,
         float inv_t = 1.0f / sp.temperature;
         float mx = -INFINITY;
         for (int v = tid; v < V; v += SAMPLE_THREADS) mx = fmaxf(mx, to_f32(row[v]) * inv_t);
-        mx = sample_block_max(mx, red);
+        mx = block_max<SAMPLE_THREADS>(mx, red);
         float s = 0.0f;
         for (int v = tid; v < V; v += SAMPLE_THREADS) {
             float e = __expf(to_f32(row[v]) * inv_t - mx);
             prob[v] = e;
             s += e;
         }
-        float sum = sample_block_sum(s, red);
+        float sum = block_sum<SAMPLE_THREADS>(s, red);
         float lse = mx + logf(sum);
         for (int v = tid; v < V; v += SAMPLE_THREADS) prob[v] /= sum;
         __syncthreads();
