@@ -35,12 +35,8 @@ template <typename act_t> __device__ __forceinline__ float round_to_act(float x)
     return to_f32<act_t>(from_f32<act_t>(x));
 }
 
-/* Sums and maxima over the 32 lanes of a warp (a fixed butterfly: deterministic). */
+/* Sum over the 32 lanes of a warp (a fixed butterfly: deterministic). */
 __device__ __forceinline__ float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-__device__ __forceinline__ double warp_sum_double(double v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }

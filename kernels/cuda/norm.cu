@@ -8,25 +8,14 @@
 #define NORM_THREADS 256
 #define NORM_BLOCKS 1024 /* fixed, not per device: the summation order must not depend on the GPU */
 
-/* Sum over the block of v, in a fixed tree order; the result is valid in thread 0. */
-__device__ double block_sum_double(double v) {
-    __shared__ double warp_sums[NORM_THREADS / 32];
-    v = warp_sum_double(v);
-    if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = v;
-    __syncthreads();
-    double total = 0.0;
-    if (threadIdx.x == 0)
-        for (int w = 0; w < NORM_THREADS / 32; w++) total += warp_sums[w];
-    return total;
-}
-
 __global__ void __launch_bounds__(NORM_THREADS) sum_squares_partial_kernel(double *partial, const float *x, size_t n) {
     double acc = 0.0;
     for (size_t i = blockIdx.x * (size_t)NORM_THREADS + threadIdx.x; i < n; i += (size_t)NORM_BLOCKS * NORM_THREADS) {
         double xi = x[i];
         acc += xi * xi;
     }
-    double total = block_sum_double(acc);
+    __shared__ double red[NORM_THREADS / 32];
+    double total = block_sum<NORM_THREADS>(acc, red);
     if (threadIdx.x == 0) partial[blockIdx.x] = total;
 }
 
@@ -34,7 +23,8 @@ __global__ void __launch_bounds__(NORM_THREADS)
 grad_norm_final_kernel(float *vals, const double *partial, float max_norm) {
     double acc = 0.0;
     for (int i = threadIdx.x; i < NORM_BLOCKS; i += NORM_THREADS) acc += partial[i];
-    double total = block_sum_double(acc);
+    __shared__ double red[NORM_THREADS / 32];
+    double total = block_sum<NORM_THREADS>(acc, red);
     if (threadIdx.x == 0) {
         /* The same float expressions as the CPU reference. */
         float norm = (float)sqrt(total);
