@@ -313,6 +313,7 @@ int exit_iteration(exit_trainer *t, uint64_t it, exit_iter_stats *st) {
     }
     if (t->cfg->kl_beta > 0 && (it + 1) % (uint64_t)t->cfg->ref_every == 0)
         grpo_reference_update(&t->ref, t->m, (float)t->cfg->ref_alpha);
+    t->m->be->sync(t->m->be); /* the update phase's time must include its device work */
     double t5 = now_seconds();
     update_buffer(t, it, st);
     double t6 = now_seconds();
