@@ -6,7 +6,7 @@
 # kernels/cuda/*.cu launches into simulator calls. Slow: the training-step test takes many minutes.
 # Usage: tools/cudasim/build.sh [OUT_DIR] [SANITIZER_FLAGS]
 #   default OUT_DIR /tmp/cudasim-build, default flags "-fsanitize=address,undefined"
-#   then run OUT_DIR/test_gpu_ops, OUT_DIR/test_gpu_train_step and OUT_DIR/test_gpu_rollout
+#   then run OUT_DIR/test_gpu_ops, OUT_DIR/test_gpu_train_step and OUT_DIR/test_gpu_rollout --quick
 set -e
 S=$(cd "$(dirname "$0")" && pwd); R=$(cd "$S/../.." && pwd)
 O=${1:-/tmp/cudasim-build}; SAN=${2:--fsanitize=address,undefined -fno-omit-frame-pointer}
