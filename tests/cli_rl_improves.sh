@@ -23,8 +23,8 @@
 # above the sampling noise of the difference (at most ~0.009: 512 x 8 draws per score). Before and
 # after are scored on the same problems with the same sampling seed.
 #
-# Cost: ~270 CPU-seconds, ~220 s wall on 2 idle cores (pretrain 1000 steps ~60%, RL 200 iterations
-# ~35%, eval the rest).
+# Cost: ~220-270 CPU-seconds; 150-320 s wall on 2 cores, depending on load (pretrain 1000 steps
+# ~60%, RL 200 iterations ~35%, eval the rest).
 # Labelled `slow`: the asan preset leaves it out (far too slow under the sanitizers, and their
 # floating point differs from the Release build this was measured on).
 set -u
