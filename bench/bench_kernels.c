@@ -10,6 +10,8 @@
  *                     (dweight accumulated in fp32, like ours) without dbias
  *   cudnn             attention: the backend's cuDNN fused attention (EXITRL_ATTENTION=cudnn, a
  *                     second backend), recorded as unavailable with the reason when it cannot open
+ *   simt              attention: our CUDA-core flash kernels in bf16 (EXITRL_ATTENTION=simt), what
+ *                     the default tensor-core kernels replace
  *   torch.eager,      the other ops and attention: the equivalent PyTorch ops on the GPU in bf16
  *   torch.sdpa.*      (bench/peers/kernels_torch.py, run by the Python interpreter afterwards)
  *   roofline          every line records the op's minimum bytes over the peak DRAM bandwidth
@@ -53,7 +55,7 @@ int main(int argc, char **argv) {
 #define FLUSH_BYTES ((size_t)256 << 20) /* several times any L2 so far (H100 50 MB, H200 60 MB) */
 #define QUICK_FLUSH_BYTES ((size_t)16 << 20)
 #define POOL 4194304                    /* random values uploaded per chunk */
-#define MAX_PEERS 4
+#define MAX_PEERS 6
 #define ATT_TARGET "ratio >= 1: our attention at least as fast as cuDNN fused attention (T=1024, hs=64)"
 
 typedef struct {
@@ -316,7 +318,7 @@ static void alloc_bufs(exitrl_backend *be, bufs *k) {
 
 /* ---- the ops ---- */
 
-enum { IMPL_OURS, IMPL_CUBLAS, IMPL_CUDNN };
+enum { IMPL_OURS, IMPL_CUBLAS, IMPL_OTHER_BACKEND };
 
 typedef enum {
     OP_ENCODER_FWD, OP_ENCODER_BWD, OP_LN_FWD, OP_RESLN_FWD, OP_LN_BWD,
@@ -537,6 +539,44 @@ static float *download_att(exitrl_backend *be, const bufs *k) {
     for (size_t i = 0; i < n; i++) out[i] = bf16_to_float(raw[i]);
     free(raw);
     return out;
+}
+
+/* Times attention forward and backward on a second backend created with EXITRL_ATTENTION=env, as the
+ * peers pf, pb of ours (whose forward output is `ours`), or records why that backend cannot open. */
+static void time_attention_peer(exitrl_backend *be, bufs *k, cublasHandle_t blas, const float *ours, const char *env,
+                                peer_entry *pf, peer_entry *pb, const bench_opts *o) {
+    snprintf(pf->impl, sizeof pf->impl, "exitrl CUDA backend with EXITRL_ATTENTION=%s", env);
+    snprintf(pb->impl, sizeof pb->impl, "%s", pf->impl);
+    char why[256] = "";
+    setenv("EXITRL_ATTENTION", env, 1);
+    exitrl_backend *be2 = exitrl_backend_cuda_create(0, 0, why, sizeof why);
+    unsetenv("EXITRL_ATTENTION");
+    if (!be2) {
+        snprintf(pf->unavailable, sizeof pf->unavailable, "%s", why[0] ? why : "backend creation failed");
+        snprintf(pb->unavailable, sizeof pb->unavailable, "%s", pf->unavailable);
+        return;
+    }
+    be->sync(be);
+    cudaStream_t s2 = CUDA_CTX(be2)->stream;
+    op_call c2 = {be2, k, blas, OP_ATT_FWD, IMPL_OTHER_BACKEND};
+    pf->ms = time_op(&c2, s2, o->reps, o->warmup);
+    const int fell_fwd = cuda_attention_cudnn_fallbacks(CUDA_CTX(be2));
+    float *theirs = download_att(be2, k);
+    double diff = 0;
+    for (size_t i = 0; i < (size_t)k->N * k->C; i++) diff = fmax(diff, fabs((double)ours[i] - theirs[i]));
+    pf->check_diff = diff;
+    free(theirs);
+    c2.op = OP_ATT_BWD; /* from that backend's own forward outputs, just computed */
+    pb->ms = time_op(&c2, s2, o->reps, o->warmup);
+    /* A shape cuDNN refused ran the flash kernels (named on stderr): not a cuDNN timing. */
+    const int fell_bwd = cuda_attention_cudnn_fallbacks(CUDA_CTX(be2)) - fell_fwd;
+    if (fell_fwd)
+        snprintf(pf->unavailable, sizeof pf->unavailable,
+                 "cuDNN refused this shape (reason on stderr); the flash kernels ran instead");
+    if (fell_bwd)
+        snprintf(pb->unavailable, sizeof pb->unavailable,
+                 "cuDNN refused this shape (reason on stderr); the flash kernels ran instead");
+    be2->destroy(be2);
 }
 
 /* Runs the PyTorch peer script and attaches its figures to the ops by name. Returns 0 or -1. */
@@ -805,36 +845,17 @@ int main(int argc, char **argv) {
         }
     }
 
-    /* cuDNN fused attention: the backend's second implementation, in a backend of its own. */
+    /* The backend's other attention implementations, each in a backend of its own: cuDNN's fused
+     * attention and our CUDA-core kernels (what the tensor-core kernels replace in bf16). */
     op_result *af = &res[OP_ATT_FWD], *ab = &res[OP_ATT_BWD];
     peer_entry *cf = add_peer(af, "cudnn"), *cb = add_peer(ab, "cudnn");
-    snprintf(cf->impl, sizeof cf->impl, "exitrl CUDA backend with EXITRL_ATTENTION=cudnn");
-    snprintf(cb->impl, sizeof cb->impl, "exitrl CUDA backend with EXITRL_ATTENTION=cudnn");
+    peer_entry *sf = add_peer(af, "simt"), *sb = add_peer(ab, "simt");
     {
         op_call fwd = {be, &k, blas, OP_ATT_FWD, IMPL_OURS};
         run(&fwd);
         float *ours = download_att(be, &k);
-        char why2[256] = "";
-        setenv("EXITRL_ATTENTION", "cudnn", 1);
-        exitrl_backend *be2 = exitrl_backend_cuda_create(0, 0, why2, sizeof why2);
-        unsetenv("EXITRL_ATTENTION");
-        if (!be2) {
-            snprintf(cf->unavailable, sizeof cf->unavailable, "%s", why2[0] ? why2 : "backend creation failed");
-            snprintf(cb->unavailable, sizeof cb->unavailable, "%s", cf->unavailable);
-        } else {
-            be->sync(be);
-            cudaStream_t s2 = CUDA_CTX(be2)->stream;
-            op_call c2 = {be2, &k, blas, OP_ATT_FWD, IMPL_CUDNN};
-            cf->ms = time_op(&c2, s2, o.reps, o.warmup);
-            float *theirs = download_att(be2, &k);
-            double diff = 0;
-            for (size_t i = 0; i < (size_t)k.N * k.C; i++) diff = fmax(diff, fabs((double)ours[i] - theirs[i]));
-            cf->check_diff = diff;
-            free(theirs);
-            c2.op = OP_ATT_BWD; /* from cuDNN's own forward outputs, just computed */
-            cb->ms = time_op(&c2, s2, o.reps, o.warmup);
-            be2->destroy(be2);
-        }
+        time_attention_peer(be, &k, blas, ours, "cudnn", cf, cb, &o);
+        time_attention_peer(be, &k, blas, ours, "simt", sf, sb, &o);
         free(ours);
     }
 
@@ -862,8 +883,10 @@ int main(int argc, char **argv) {
         if (!res[i].n_peers) write_op(&rec, (op_id)i, &res[i], NULL);
         for (int j = 0; j < res[i].n_peers; j++) write_op(&rec, (op_id)i, &res[i], &res[i].peers[j]);
     }
-    if (cf->unavailable[0]) printf("cuDNN attention peer unavailable: %s\n", cf->unavailable);
-    else printf("cuDNN attention output vs ours: max abs difference %.3g\n", cf->check_diff);
+    for (const peer_entry *p = cf; p; p = p == cf ? sf : NULL) {
+        if (p->unavailable[0]) printf("%s attention peer unavailable: %s\n", p->name, p->unavailable);
+        else printf("%s attention output vs ours: max abs difference %.3g\n", p->name, p->check_diff);
+    }
     rc |= fclose(out) != 0;
     if (out_path) printf("appended to %s\n", out_path);
     else printf("quick run: nothing appended (give --out to keep the results)\n");

@@ -985,9 +985,13 @@ static void run_suite(const pair *p) {
  * B*NH*T is not a multiple of 4), which the cuDNN path routes through scratch. The fp32 parity mode
  * must refuse EXITRL_ATTENTION=cudnn. The check is skipped, printed and not counted, only when cuDNN
  * attention is unavailable in this build or with the loaded cuDNN ("is unavailable" in the reason);
- * any other refusal, e.g. no cuDNN engine for the graph on this GPU, fails with cuDNN's message. */
+ * any other refusal, e.g. no cuDNN engine for the graph on this GPU, fails with cuDNN's message:
+ * EXITRL_ATTENTION_STRICT=1 turns the backend's run-time fallback to the flash kernels (for a shape
+ * cuDNN refuses) into a stop with the reason, so no case passes on the flash kernels unnoticed.
+ * (T = 1 runs the flash kernels by design: cuDNN's fused attention has no key length 1.) */
 static void test_cudnn_attention(exitrl_backend *cpu) {
     char why[2048];
+    setenv("EXITRL_ATTENTION_STRICT", "1", 1);
     setenv("EXITRL_ATTENTION", "cudnn", 1);
     exitrl_backend *gpu = exitrl_backend_cuda_create(0, 1, why, sizeof why);
     CHECK(gpu == NULL && strstr(why, "EXITRL_ATTENTION=cudnn") && strstr(why, "fp32"),
@@ -997,9 +1001,11 @@ static void test_cudnn_attention(exitrl_backend *cpu) {
     unsetenv("EXITRL_ATTENTION");
     if (!gpu && strstr(why, "is unavailable")) {
         printf("SKIP cuDNN attention: %s\n", why);
+        unsetenv("EXITRL_ATTENTION_STRICT");
         return;
     }
     CHECK(gpu != NULL, "exitrl_backend_cuda_create with EXITRL_ATTENTION=cudnn: %s", why);
+    unsetenv("EXITRL_ATTENTION_STRICT"); /* read when the backend was created */
     if (!gpu) return;
     pair p = {cpu, gpu, 1, "cudnn"};
     printf("[cudnn attention]\n");
@@ -1029,6 +1035,22 @@ static void test_cudnn_attention(exitrl_backend *cpu) {
     gfree(&p, d_qkv); gfree(&p, d_out); gfree(&p, d_lse_buf); gfree(&p, lse_in); gfree(&p, d_dout);
     gfree(&p, d_out_in); gfree(&p, d_dqkv);
     free(qkv); free(out); free(lse); free(dout); free(dqkv);
+    gpu->destroy(gpu);
+}
+
+/* ---- bf16 attention on the CUDA-core kernels (EXITRL_ATTENTION=simt) ----
+ * The bf16 suite above runs the tensor-core kernels (attention_mma.cu); the CUDA-core kernels it
+ * does not reach in bf16 run the same attention cases here, with the same tolerances. */
+static void test_simt_attention(exitrl_backend *cpu) {
+    char why[512];
+    setenv("EXITRL_ATTENTION", "simt", 1);
+    exitrl_backend *gpu = exitrl_backend_cuda_create(0, 0, why, sizeof why);
+    unsetenv("EXITRL_ATTENTION");
+    CHECK(gpu != NULL, "exitrl_backend_cuda_create with EXITRL_ATTENTION=simt: %s", why);
+    if (!gpu) return;
+    pair p = {cpu, gpu, 1, "bf16 simt"};
+    printf("[bf16 simt attention]\n");
+    run_attention_suite(&p);
     gpu->destroy(gpu);
 }
 
@@ -1087,8 +1109,10 @@ int main(int argc, char **argv) {
     exitrl_backend *cpu = exitrl_backend_cpu_create();
     char why[256];
     unsetenv("EXITRL_ATTENTION");
-    /* --decode-long-only: just the long-cache attention_decode cases (for the slow CPU simulator) */
+    /* For the slow CPU simulator: --decode-long-only runs just the long-cache attention_decode
+     * cases, --attention-only the attention cases (fp32, bf16, bf16 simt). */
     int decode_long_only = argc == 2 && strcmp(argv[1], "--decode-long-only") == 0;
+    int attention_only = argc == 2 && strcmp(argv[1], "--attention-only") == 0;
     for (int bf16 = 0; bf16 <= 1; bf16++) {
         exitrl_backend *gpu = exitrl_backend_cuda_create(0, !bf16, why, sizeof why);
         CHECK(gpu != NULL, "exitrl_backend_cuda_create(fp32_mode=%d): %s", !bf16, why);
@@ -1097,14 +1121,18 @@ int main(int argc, char **argv) {
         pair p = {cpu, gpu, bf16, bf16 ? "bf16" : "fp32"};
         if (decode_long_only)
             run_attention_decode_long_suite(&p);
+        else if (attention_only)
+            run_attention_suite(&p);
         else
             run_suite(&p);
         gpu->destroy(gpu);
     }
-    if (decode_long_only) {
+    if (decode_long_only || attention_only) {
+        if (attention_only) test_simt_attention(cpu);
         cpu->destroy(cpu);
-        return test_finish("test_gpu_ops --decode-long-only");
+        return test_finish(decode_long_only ? "test_gpu_ops --decode-long-only" : "test_gpu_ops --attention-only");
     }
+    test_simt_attention(cpu);
     test_stochastic_rounding();
     /* a bad setting is refused with a reason, not ignored */
     setenv("EXITRL_ATTENTION", "fastest", 1);

@@ -15,7 +15,8 @@
  * 5, in exchange for no fp32 atomics and run-to-run identical gradients.
  *
  * Supported head sizes: 16, 32, 64, 128 (the kernels are unrolled per size); others are a clear
- * error. The kernels use CUDA cores (fp32 FMA), not tensor cores. */
+ * error. The kernels use CUDA cores (fp32 FMA): they run the fp32 parity mode, and bf16 only with
+ * EXITRL_ATTENTION=simt; bf16 attention otherwise runs on tensor cores (attention_mma.cu). */
 #include <math.h>
 
 #include "cuda_common.cuh"
@@ -300,16 +301,22 @@ static void flash_forward_launch(cuda_ctx *ctx, act_t *out, float *lse, const ac
     CUDA_AFTER_LAUNCH(ctx, "attention_forward");
 }
 
-template <typename act_t, int HS>
-static void flash_backward_launch(cuda_ctx *ctx, act_t *dqkv, const act_t *dout, const act_t *qkv, const act_t *out,
-                                  const float *lse, int B, int T, int C, int NH) {
-    constexpr int R = att_tile<HS>::R;
+/* D = rowsum(dO * O) per (b, h, t), into scratch memory; the first step of every backward. */
+template <typename act_t>
+static const float *attention_rowdot(cuda_ctx *ctx, const act_t *dout, const act_t *out, int B, int T, int C, int NH) {
     float *D = (float *)cuda_scratch(ctx, SCRATCH_ATT_D, (size_t)B * NH * T * sizeof(float));
     size_t rows = (size_t)B * T * NH;
     attention_rowdot_kernel<act_t><<<cuda_blocks_for(rows * 32, 256), 256, 0, ctx->stream>>>(D, dout, out, B, T, C,
                                                                                            NH);
     CUDA_AFTER_LAUNCH(ctx, "attention_backward (rowdot)");
+    return D;
+}
 
+template <typename act_t, int HS>
+static void flash_backward_launch(cuda_ctx *ctx, act_t *dqkv, const act_t *dout, const act_t *qkv, const act_t *out,
+                                  const float *lse, int B, int T, int C, int NH) {
+    constexpr int R = att_tile<HS>::R;
+    const float *D = attention_rowdot(ctx, dout, out, B, T, C, NH);
     float scale = 1.0f / sqrtf((float)HS);
     dim3 grid((T + R - 1) / R, B * NH);
     size_t smem_dkv = att_dkv_smem_floats<HS>() * sizeof(float);
@@ -367,8 +374,10 @@ extern "C" void cuda_attention_forward(exitrl_backend *be, void *out, float *lse
     int hs = check_attention_shape("attention_forward", B, T, C, NH);
     if (ctx->fp32)
         attention_forward_typed<float>(ctx, (float *)out, lse, (const float *)qkv, B, T, C, NH, hs);
-    else
+    else if (ctx->attention_simt)
         attention_forward_typed<bf16>(ctx, (bf16 *)out, lse, (const bf16 *)qkv, B, T, C, NH, hs);
+    else
+        cuda_attention_mma_forward(ctx, out, lse, qkv, B, T, C, NH, hs);
 }
 
 extern "C" void cuda_attention_backward(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
@@ -378,7 +387,11 @@ extern "C" void cuda_attention_backward(exitrl_backend *be, void *dqkv, const vo
     if (ctx->fp32)
         attention_backward_typed<float>(ctx, (float *)dqkv, (const float *)dout, (const float *)qkv,
                                         (const float *)out, lse, B, T, C, NH, hs);
-    else
+    else if (ctx->attention_simt)
         attention_backward_typed<bf16>(ctx, (bf16 *)dqkv, (const bf16 *)dout, (const bf16 *)qkv, (const bf16 *)out, lse,
                                        B, T, C, NH, hs);
+    else
+        cuda_attention_mma_backward(ctx, dqkv, dout, qkv, lse,
+                                    attention_rowdot(ctx, (const bf16 *)dout, (const bf16 *)out, B, T, C, NH), B, T, C,
+                                    NH, hs);
 }

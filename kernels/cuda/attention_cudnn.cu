@@ -21,18 +21,24 @@
  * so nothing is transposed or copied; K and V enter their matmuls as [B, NH, hs, T] views (the last
  * two strides swapped). Stats/lse is [B, NH, T, 1], packed.
  *
- * Limits, each a clear error: bf16 only (cuDNN has no fp32 fused attention, so the fp32 parity mode
- * refuses EXITRL_ATTENTION=cudnn when the backend is created); head size a multiple of 8 and at
- * most 256; qkv, out, dout and dqkv 16-byte aligned (lse may be misaligned: it then goes through
- * scratch); a cuDNN 9 library of 9.16 or newer at run time (older backwards need a padding-mask
- * workaround for T % 128 != 0 that this file does not build). cuDNN's backward is not guaranteed to
- * be bitwise reproducible from run to run, unlike the flash kernel's.
+ * Limits: bf16 only (cuDNN has no fp32 fused attention, so the fp32 parity mode refuses
+ * EXITRL_ATTENTION=cudnn when the backend is created); a cuDNN 9 library of 9.16 or newer at run
+ * time (older backwards need a padding-mask workaround for T % 128 != 0 that this file does not
+ * build). T == 1 always runs the flash kernels (cuDNN's fused attention has no key length 1).
+ * A call cuDNN cannot take (head size not a multiple of 8 or above 256; qkv, out, dout or dqkv not
+ * 16-byte aligned -- lse may be misaligned, it then goes through scratch; no engine or plan for
+ * this shape; the plan cache full) runs the flash kernels instead, with one line on stderr for the
+ * first such call of each shape, and is counted (cuda_attention_cudnn_fallbacks), so a benchmark
+ * can tell; with EXITRL_ATTENTION_STRICT=1 (the tests) it stops the program with the reason
+ * instead. cuDNN's backward is not guaranteed to be bitwise reproducible from run to run, unlike
+ * the flash kernel's.
  *
  * Plans. One execution plan per (direction, B, T, C, NH), built on first use and cached in the
  * context, like matmul.cu's cuBLASLt plans (cuDNN compiles the kernels at run time, so a new shape
- * costs a moment once). Building a plan allocates, so a new shape must not first appear inside a
- * CUDA graph capture. cuda_attention_cudnn_init builds one small forward and backward plan, so a
- * cuDNN that cannot run the graph is reported when the backend is created, with cuDNN's messages.
+ * costs a moment once; at most MAX_PLANS shapes, later ones run the flash kernels). Building a plan
+ * allocates, so a new shape must not first appear inside a CUDA graph capture.
+ * cuda_attention_cudnn_init builds one small forward and backward plan, so a cuDNN that cannot run
+ * the graph is reported when the backend is created, with cuDNN's messages.
  * Workspace (cuDNN's, plus our fp32 buffers) comes from the SCRATCH_CUDNN slot; every call runs on
  * the backend's stream (cudnnSetStream). Without EXITRL_HAVE_CUDNN this file only reports that. */
 #include <math.h>
@@ -89,6 +95,7 @@ static int version_ok(char *why, size_t why_len) {
 
 #define MAX_DESCS 160 /* descriptors one plan is built from (the backward uses 73) */
 #define MAX_OPS 48
+#define MAX_PLANS 64 /* cached shapes (each holds compiled kernels); rollout prefills vary B and T */
 
 /* Unique ids of the tensors a variant pack binds to memory; virtual tensors count up from 100. */
 enum {
@@ -119,6 +126,7 @@ typedef struct {
     cudnnBackendDescriptor_t plan; /* the finalized execution plan */
     cudnnBackendDescriptor_t cfg;  /* the engine configuration it was made from */
     int64_t workspace;             /* bytes of workspace the plan asks for */
+    int refused;                   /* 1: cuDNN cannot run this shape (plan NULL): flash runs it */
     /* Every descriptor the plan was built from, destroyed with it. */
     cudnnBackendDescriptor_t descs[MAX_DESCS];
     int ndesc;
@@ -132,6 +140,10 @@ typedef struct {
     cudnnHandle_t handle;
     att_plan **plans;
     int count, cap;
+    int strict;       /* EXITRL_ATTENTION_STRICT=1: a refusal stops the program */
+    int fallbacks;    /* calls that ran the flash kernels because cuDNN could not take them */
+    int warned_align; /* the misaligned-pointer warning was printed */
+    int warned_full;  /* the plan-cache-full warning was printed */
 } att_state;
 
 static void plan_free(att_plan *p) {
@@ -637,23 +649,64 @@ static att_plan *build_plan(cudnnHandle_t handle, const plan_key *key, char *why
     return p;
 }
 
-static att_plan *get_plan(cuda_ctx *ctx, const plan_key *key, const char *op) {
-    att_state *s = (att_state *)ctx->cudnn_att;
-    if (!s) CUDA_UNSUPPORTED("%s: the cuDNN attention state is missing (backend created without EXITRL_ATTENTION=cudnn)", op);
-    for (int i = 0; i < s->count; i++)
-        if (memcmp(&s->plans[i]->key, key, sizeof *key) == 0) return s->plans[i];
+/* Appends p to the cache (0), or -1 when out of host memory. */
+static int cache_add(att_state *s, att_plan *p) {
     if (s->count == s->cap) {
         int cap = s->cap ? 2 * s->cap : 16;
         att_plan **items = (att_plan **)realloc(s->plans, cap * sizeof *items);
-        if (!items) CUDA_UNSUPPORTED("%s: out of host memory for the cuDNN plan cache", op);
+        if (!items) return -1;
         s->plans = items;
         s->cap = cap;
     }
-    char why[2048];
-    att_plan *p = build_plan(s->handle, key, why, sizeof why);
-    if (!p) CUDA_UNSUPPORTED("%s: %s", op, why);
     s->plans[s->count++] = p;
-    return p;
+    return 0;
+}
+
+/* A call cuDNN cannot take: fatal when strict, else counted, with one line on stderr when warn. */
+static void refuse(att_state *s, const char *op, const plan_key *key, int warn, const char *why) {
+    if (s->strict)
+        CUDA_UNSUPPORTED("%s (cudnn, B=%d T=%d C=%d NH=%d): %s", op, key->B, key->T, key->C, key->NH, why);
+    s->fallbacks++;
+    if (warn)
+        fprintf(stderr, "exitrl: cuda: %s: cuDNN attention cannot run B=%d T=%d C=%d NH=%d (%s); running the flash "
+                "kernels for it\n", op, key->B, key->T, key->C, key->NH, why);
+}
+
+/* The plan for key, built on first use; NULL when cuDNN cannot run this shape (refused, see refuse),
+ * remembered so that the refusal is reported and the build tried once per shape. */
+static att_plan *get_plan(cuda_ctx *ctx, const plan_key *key, const char *op, const char *shape_why) {
+    att_state *s = (att_state *)ctx->cudnn_att;
+    if (!s) CUDA_UNSUPPORTED("%s: the cuDNN attention state is missing (backend created without EXITRL_ATTENTION=cudnn)", op);
+    for (int i = 0; i < s->count; i++)
+        if (memcmp(&s->plans[i]->key, key, sizeof *key) == 0) {
+            if (s->plans[i]->refused) refuse(s, op, key, 0, "refused before");
+            return s->plans[i]->plan ? s->plans[i] : NULL;
+        }
+    if (s->count >= MAX_PLANS) {
+        refuse(s, op, key, !s->warned_full, "the cuDNN plan cache is full (MAX_PLANS shapes)");
+        s->warned_full = 1;
+        return NULL;
+    }
+    char why[2048];
+    att_plan *p = NULL;
+    if (shape_why) {
+        snprintf(why, sizeof why, "%s", shape_why);
+    } else {
+        p = build_plan(s->handle, key, why, sizeof why);
+        if (p && cache_add(s, p) != 0) {
+            plan_free(p);
+            CUDA_UNSUPPORTED("%s: out of host memory for the cuDNN plan cache", op);
+        }
+        if (p) return p;
+    }
+    /* Remember the refusal (a plan record without a plan). */
+    att_plan *r = (att_plan *)calloc(1, sizeof *r);
+    if (!r) CUDA_UNSUPPORTED("%s: out of host memory for the cuDNN plan cache", op);
+    r->key = *key;
+    r->refused = 1;
+    if (cache_add(s, r) != 0) CUDA_UNSUPPORTED("%s: out of host memory for the cuDNN plan cache", op);
+    refuse(s, op, key, 1, why);
+    return NULL;
 }
 
 static plan_key make_key(int backward, int B, int T, int C, int NH) {
@@ -673,21 +726,29 @@ static size_t round256(size_t x) { return (x + 255) & ~(size_t)255; }
 
 static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
-static void check_shape(cuda_ctx *ctx, const char *op, int B, int T, int C, int NH) {
-    if (ctx->fp32)
-        CUDA_UNSUPPORTED("%s (cudnn): cuDNN's fused attention has no fp32 kernels (fp32 parity mode)", op);
-    if (B < 1 || T < 1 || C < 1 || NH < 1 || C % NH)
-        CUDA_UNSUPPORTED("%s (cudnn): B=%d T=%d C=%d NH=%d (need positive sizes and C %% NH == 0)", op, B, T, C, NH);
+/* 1 when cuDNN should be tried at all: valid sizes (the flash kernels report invalid ones) and
+ * T > 1 (cuDNN's fused attention has no key length 1; PyTorch gates it off there too). */
+static int cudnn_shape(int B, int T, int C, int NH) { return B >= 1 && T > 1 && C >= 1 && NH >= 1 && C % NH == 0; }
+
+/* Why cuDNN's fused attention cannot take this (valid) shape (a constant text), or NULL; fp32 mode
+ * was refused when the backend was created. */
+static const char *shape_refusal(int C, int NH) {
     int hs = C / NH;
-    if (hs % 8 != 0 || hs > 256)
-        CUDA_UNSUPPORTED("%s (cudnn): head size C/NH = %d/%d = %d is not supported by cuDNN's fused attention (it "
-                         "needs a multiple of 8, at most 256)",
-                         op, C, NH, hs);
+    if (hs % 8 != 0 || hs > 256) return "head size C/NH is not a multiple of 8 at most 256";
+    return NULL;
 }
 
-static void check_aligned(const char *op, const char *name, const void *p) {
-    if (!aligned16(p))
-        CUDA_UNSUPPORTED("%s (cudnn): %s = %p is not 16-byte aligned, which cuDNN's fused attention needs", op, name, p);
+/* 1 when every pointer is 16-byte aligned; else counts a refusal (one warning per backend). */
+static int pointers_ok(cuda_ctx *ctx, const char *op, const plan_key *key, const void *const *ptrs, int n) {
+    att_state *s = (att_state *)ctx->cudnn_att;
+    for (int i = 0; i < n; i++)
+        if (!aligned16(ptrs[i])) {
+            if (!s) CUDA_UNSUPPORTED("%s: the cuDNN attention state is missing", op);
+            refuse(s, op, key, !s->warned_align, "a tensor pointer is not 16-byte aligned");
+            s->warned_align = 1;
+            return 0;
+        }
+    return 1;
 }
 
 /* Binds the tensors to memory and runs the plan on the backend's stream. */
@@ -710,11 +771,15 @@ extern "C" void cuda_attention_cudnn_forward(exitrl_backend *be, void *out, floa
                                              int C, int NH) {
     const char *op = "attention_forward";
     cuda_ctx *ctx = CUDA_CTX(be);
-    check_shape(ctx, op, B, T, C, NH);
-    check_aligned(op, "qkv", qkv);
-    check_aligned(op, "out", out);
     plan_key key = make_key(0, B, T, C, NH);
-    att_plan *p = get_plan(ctx, &key, op);
+    const void *ptrs_in[] = {qkv, out};
+    att_plan *p = NULL;
+    if (cudnn_shape(B, T, C, NH) && pointers_ok(ctx, op, &key, ptrs_in, 2))
+        p = get_plan(ctx, &key, op, shape_refusal(C, NH));
+    if (!p) {
+        cuda_attention_forward(be, out, lse, qkv, B, T, C, NH);
+        return;
+    }
 
     /* Stats go straight to lse when it is aligned, else (and when lse is NULL) through scratch. */
     size_t ws = round256((size_t)p->workspace), stats_bytes = (size_t)B * NH * T * sizeof(float);
@@ -735,13 +800,15 @@ extern "C" void cuda_attention_cudnn_backward(exitrl_backend *be, void *dqkv, co
                                               const void *out, const float *lse, int B, int T, int C, int NH) {
     const char *op = "attention_backward";
     cuda_ctx *ctx = CUDA_CTX(be);
-    check_shape(ctx, op, B, T, C, NH);
-    check_aligned(op, "dqkv", dqkv);
-    check_aligned(op, "dout", dout);
-    check_aligned(op, "qkv", qkv);
-    check_aligned(op, "out", out);
     plan_key key = make_key(1, B, T, C, NH);
-    att_plan *p = get_plan(ctx, &key, op);
+    const void *ptrs_in[] = {dqkv, dout, qkv, out};
+    att_plan *p = NULL;
+    if (cudnn_shape(B, T, C, NH) && pointers_ok(ctx, op, &key, ptrs_in, 4))
+        p = get_plan(ctx, &key, op, shape_refusal(C, NH));
+    if (!p) {
+        cuda_attention_backward(be, dqkv, dout, qkv, out, lse, B, T, C, NH);
+        return;
+    }
 
     /* scratch: [cuDNN workspace | softmax_sum (fp32 B*NH*T) | dQ accumulator (fp32 B*NH*T*hs) |
      *           aligned copy of lse when lse is not 16-byte aligned] */
@@ -774,6 +841,11 @@ extern "C" void cuda_attention_cudnn_backward(exitrl_backend *be, void *dqkv, co
 
 extern "C" int cuda_attention_cudnn_available(char *why, size_t why_len) { return version_ok(why, why_len); }
 
+extern "C" int cuda_attention_cudnn_fallbacks(const cuda_ctx *ctx) {
+    const att_state *s = (const att_state *)ctx->cudnn_att;
+    return s ? s->fallbacks : 0;
+}
+
 extern "C" void cuda_attention_cudnn_release(cuda_ctx *ctx) {
     att_state *s = (att_state *)ctx->cudnn_att;
     if (!s) return;
@@ -802,6 +874,8 @@ extern "C" int cuda_attention_cudnn_init(cuda_ctx *ctx, char *why, size_t why_le
         return -1;
     }
     ctx->cudnn_att = s;
+    const char *strict = getenv("EXITRL_ATTENTION_STRICT");
+    s->strict = strict && strcmp(strict, "1") == 0;
     cudnnStatus_t st = cudnnCreate(&s->handle);
     if (st == CUDNN_STATUS_SUCCESS) st = cudnnSetStream(s->handle, ctx->stream);
     if (st != CUDNN_STATUS_SUCCESS) {
@@ -823,18 +897,12 @@ extern "C" int cuda_attention_cudnn_init(cuda_ctx *ctx, char *why, size_t why_le
             cuda_attention_cudnn_release(ctx);
             return -1;
         }
-        if (s->count == s->cap) {
-            att_plan **items = (att_plan **)realloc(s->plans, (s->cap + 4) * sizeof *items);
-            if (!items) {
-                plan_free(p);
-                snprintf(why, why_len, "EXITRL_ATTENTION=cudnn: out of host memory");
-                cuda_attention_cudnn_release(ctx);
-                return -1;
-            }
-            s->plans = items;
-            s->cap += 4;
+        if (cache_add(s, p) != 0) {
+            plan_free(p);
+            snprintf(why, why_len, "EXITRL_ATTENTION=cudnn: out of host memory");
+            cuda_attention_cudnn_release(ctx);
+            return -1;
         }
-        s->plans[s->count++] = p;
     }
     return 0;
 }
@@ -864,6 +932,11 @@ extern "C" int cuda_attention_cudnn_init(cuda_ctx *ctx, char *why, size_t why_le
 }
 
 extern "C" void cuda_attention_cudnn_release(cuda_ctx *ctx) { (void)ctx; }
+
+extern "C" int cuda_attention_cudnn_fallbacks(const cuda_ctx *ctx) {
+    (void)ctx;
+    return 0;
+}
 
 extern "C" void cuda_attention_cudnn_forward(exitrl_backend *be, void *out, float *lse, const void *qkv, int B, int T,
                                              int C, int NH) {

@@ -3,10 +3,15 @@
  * family (encoder.cu, layernorm.cu, matmul.cu, attention.cu, classifier.cu, adamw.cu, norm.cu).
  *
  * Environment, read when the backend is created:
- *   EXITRL_ATTENTION=flash|cudnn  attention_forward/backward implementation: flash (default, our
- *                                 kernels in attention.cu) or cudnn (cuDNN's fused attention,
- *                                 attention_cudnn.cu; bf16 only, needs a build with cuDNN; any
- *                                 reason it cannot run is reported here, at create time)
+ *   EXITRL_ATTENTION=flash|simt|cudnn  attention_forward/backward implementation: flash
+ *                                 (default: our flash attention, on tensor cores in bf16,
+ *                                 attention_mma.cu, and on CUDA cores in the fp32 mode,
+ *                                 attention.cu), simt (the CUDA-core kernels in bf16 too) or cudnn
+ *                                 (cuDNN's fused attention, attention_cudnn.cu; bf16 only, needs a
+ *                                 build with cuDNN; any reason it cannot run is reported here, at
+ *                                 create time)
+ *   EXITRL_ATTENTION_STRICT=0|1   1: a shape cuDNN refuses at run time stops the program (the
+ *                                 tests); 0 (default): it runs the flash kernels, named on stderr
  *   EXITRL_STOCHASTIC_ROUNDING=0|1
  *   EXITRL_CUDA_SYNC_EACH_OP=0|1  debugging: name the op whose kernel faulted
  *   EXITRL_CUDA_NO_GRAPHS=0|1     1: no CUDA graphs; the training and decode steps run op by op */
@@ -329,9 +334,9 @@ extern "C" void exitrl_cuda_info(char *buf, size_t len) {
     {
         char why[512];
         if (cuda_attention_cudnn_available(why, sizeof why))
-            append(buf, len, &used, "  attention: flash (default), cudnn (EXITRL_ATTENTION=cudnn, bf16 only)\n");
+            append(buf, len, &used, "  attention: flash (default), simt, cudnn (EXITRL_ATTENTION=cudnn, bf16 only)\n");
         else
-            append(buf, len, &used, "  attention: flash (default); cudnn unavailable: %s\n", why);
+            append(buf, len, &used, "  attention: flash (default), simt; cudnn unavailable: %s\n", why);
     }
     int count = 0;
     cudaError_t err = cudaGetDeviceCount(&count);
@@ -414,8 +419,9 @@ extern "C" exitrl_backend *exitrl_backend_cuda_create(int device, int fp32_mode,
 
     const char *att = getenv("EXITRL_ATTENTION");
     int use_cudnn = att && strcmp(att, "cudnn") == 0;
-    if (att && *att && strcmp(att, "flash") != 0 && !use_cudnn) {
-        set_why(why, why_len, "EXITRL_ATTENTION='%s' (expected flash or cudnn)", att);
+    ctx->attention_simt = att && strcmp(att, "simt") == 0;
+    if (att && *att && strcmp(att, "flash") != 0 && !use_cudnn && !ctx->attention_simt) {
+        set_why(why, why_len, "EXITRL_ATTENTION='%s' (expected flash, simt or cudnn)", att);
         goto fail;
     }
     /* No fp32 fallback: a parity run must test the implementation it names. */

@@ -53,6 +53,7 @@ typedef struct cuda_ctx {
     size_t lt_workspace_bytes;
     void *matmul_plans;        /* owned by matmul.cu: cached cuBLASLt plans per shape */
     void *cudnn_att;           /* owned by attention_cudnn.cu: cuDNN handle and plans (EXITRL_ATTENTION=cudnn) */
+    int attention_simt;        /* EXITRL_ATTENTION=simt: bf16 attention on the CUDA-core kernels of attention.cu */
     int stochastic_rounding;   /* EXITRL_STOCHASTIC_ROUNDING=1: bf16 param copies rounded stochastically */
     int sync_each_op;          /* EXITRL_CUDA_SYNC_EACH_OP=1: sync after each launch to name a failing op */
     int capturing;             /* a CUDA graph capture is under way on `stream` */
@@ -125,6 +126,12 @@ void cuda_attention_forward(exitrl_backend *be, void *out, float *lse, const voi
                             int T, int C, int NH);
 void cuda_attention_backward(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
                              const void *out, const float *lse, int B, int T, int C, int NH);
+/* bf16 attention on tensor cores (attention_mma.cu), called by the ops above: hs is C / NH (16, 32,
+ * 64 or 128, checked by the caller); D = rowsum(dO * O) per (b, h, t), computed by the caller. */
+void cuda_attention_mma_forward(cuda_ctx *ctx, void *out, float *lse, const void *qkv, int B, int T, int C, int NH,
+                                int hs);
+void cuda_attention_mma_backward(cuda_ctx *ctx, void *dqkv, const void *dout, const void *qkv, const float *lse,
+                                 const float *D, int B, int T, int C, int NH, int hs);
 /* cuDNN fused attention (attention_cudnn.cu), the ops when EXITRL_ATTENTION=cudnn. init creates the
  * handle on ctx->stream and checks that cuDNN can run the graphs on this GPU: 0, or -1 with the
  * reason in why (not built with cuDNN, cuDNN too old, fp32 mode, no engine: cuDNN's message).
@@ -133,6 +140,11 @@ void cuda_attention_backward(exitrl_backend *be, void *dqkv, const void *dout, c
 int cuda_attention_cudnn_init(cuda_ctx *ctx, char *why, size_t why_len);
 void cuda_attention_cudnn_release(cuda_ctx *ctx);
 int cuda_attention_cudnn_available(char *why, size_t why_len);
+/* Calls since the backend was created that ran the flash kernels because cuDNN could not take them
+ * (no engine or plan for the shape, unsupported head size, misaligned pointer, plan cache full);
+ * each such shape is also named once on stderr. T == 1 runs the flash kernels by design and is not
+ * counted. With EXITRL_ATTENTION_STRICT=1 such a call stops the program instead. */
+int cuda_attention_cudnn_fallbacks(const cuda_ctx *ctx);
 void cuda_attention_cudnn_forward(exitrl_backend *be, void *out, float *lse, const void *qkv, int B, int T, int C,
                                   int NH);
 void cuda_attention_cudnn_backward(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,

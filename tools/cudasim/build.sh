@@ -7,6 +7,8 @@
 # Usage: tools/cudasim/build.sh [OUT_DIR] [SANITIZER_FLAGS]
 #   default OUT_DIR /tmp/cudasim-build, default flags "-fsanitize=address,undefined"
 #   then run OUT_DIR/test_gpu_ops, OUT_DIR/test_gpu_train_step and OUT_DIR/test_gpu_rollout --quick
+#   (test_gpu_ops --attention-only runs just the attention cases: fp32, bf16 on the tensor-core
+#   kernels, whose mma.sync the simulator emulates from the PTX fragment layouts, and bf16 simt)
 set -e
 S=$(cd "$(dirname "$0")" && pwd); R=$(cd "$S/../.." && pwd)
 O=${1:-/tmp/cudasim-build}; SAN=${2:--fsanitize=address,undefined -fno-omit-frame-pointer}

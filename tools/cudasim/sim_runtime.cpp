@@ -43,6 +43,7 @@ struct Block {
     Barrier block_bar;
     std::vector<Barrier> warp_bar;
     std::vector<double> xchg;
+    std::vector<uint32_t> xchg32; // sim_warp_gather: SIM_GATHER_MAX words per thread
     void *smem = nullptr;
 };
 thread_local Block *cur_block = nullptr;
@@ -64,6 +65,14 @@ static double shfl(double v, int lane_mask) {
 float __shfl_xor_sync(unsigned, float v, int m) { return (float)shfl(v, m); }
 double __shfl_xor_sync(unsigned, double v, int m) { return shfl(v, m); }
 int __shfl_xor_sync(unsigned, int v, int m) { return (int)shfl(v, m); }
+void sim_warp_gather(const uint32_t *mine, int n, uint32_t *all) {
+    unsigned t = threadIdx.x, w0 = t & ~31u;
+    for (int i = 0; i < n; i++) cur_block->xchg32[t * SIM_GATHER_MAX + i] = mine[i];
+    cur_block->warp_bar[t / 32].wait();
+    for (unsigned l = 0; l < 32 && w0 + l < blockDim.x; l++)
+        for (int i = 0; i < n; i++) all[l * n + i] = cur_block->xchg32[(w0 + l) * SIM_GATHER_MAX + i];
+    cur_block->warp_bar[t / 32].wait();
+}
 
 int atomicCAS(int *addr, int compare, int val) {
     std::lock_guard<std::mutex> l(atomic_mutex);
@@ -110,6 +119,7 @@ static void run_grid_now(dim3 g, dim3 b, size_t smem, const std::function<void()
             blk.warp_bar = std::vector<Barrier>((b.x + 31) / 32);
             for (unsigned w = 0; w < blk.warp_bar.size(); w++) blk.warp_bar[w].expected = (int)std::min(32u, b.x - 32 * w);
             blk.xchg.assign(b.x, 0.0);
+            blk.xchg32.assign((size_t)b.x * SIM_GATHER_MAX, 0u);
             // poison shared memory: kernels must not read what they did not write
             blk.smem = smem ? malloc(smem) : nullptr;
             if (blk.smem) {

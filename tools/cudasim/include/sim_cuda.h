@@ -1,8 +1,10 @@
 // CPU simulator of the CUDA subset exitrl's kernels/cuda uses: one pthread per CUDA thread, blocks
 // run one after another, __syncthreads / __syncwarp are real barriers, warp shuffles go through an
-// exchange buffer, device memory is host memory (so ASan checks bounds), cuBLASLt is a reference
-// column-major GEMM with the documented epilogues, CUB's radix sort is std::stable_sort.
+// exchange buffer, mma.sync m16n8k16 (bf16) is emulated with shuffles, device memory is host
+// memory (so ASan checks bounds), cuBLASLt is a reference column-major GEMM with the documented
+// epilogues, CUB's radix sort is std::stable_sort.
 #pragma once
+#define CUDASIM 1 /* kernels that use an instruction the simulator emulates check this */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -198,6 +200,7 @@ inline uint32_t __float_as_uint(float f) {
     memcpy(&u, &f, 4);
     return u;
 }
+inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 b) { return b.x; }
 inline float __expf(float x) { return expf(x); }
 inline float __logf(float x) { return logf(x); }
 inline int min(int a, int b) { return a < b ? a : b; }
@@ -208,10 +211,48 @@ void __syncwarp(unsigned mask = 0xffffffffu);
 float __shfl_xor_sync(unsigned mask, float v, int lane_mask);
 double __shfl_xor_sync(unsigned mask, double v, int lane_mask);
 int __shfl_xor_sync(unsigned mask, int v, int lane_mask);
+// Every lane of the warp gives n <= SIM_GATHER_MAX words and gets all lanes' words: all[lane * n + i].
+#define SIM_GATHER_MAX 8
+void sim_warp_gather(const uint32_t *mine, int n, uint32_t *all);
 int atomicCAS(int *addr, int compare, int val);
 void *sim_dynamic_smem();
 
 template <typename K> cudaError_t cudaFuncSetAttribute(K, int, int) { return cudaSuccess; }
+
+// mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32, d += a b, emulated from the fragment
+// layouts of the PTX ISA (g = lane / 4, t = lane % 4; the lower-indexed bf16 of a pair in the low
+// half): A 16x16 a[0] = (g, 2t..2t+1), a[1] = (g+8, 2t..), a[2] = (g, 2t+8..), a[3] = (g+8, 2t+8..);
+// B 16x8 b[0] = (k 2t..2t+1, n g), b[1] = (k 2t+8.., n g); C 16x8 c[0..1] = (g, 2t..2t+1),
+// c[2..3] = (g+8, 2t..2t+1). Every lane of the warp must call it.
+inline float sim_bf16_half(uint32_t pair, int hi) {
+    __nv_bfloat16 b;
+    b.x = (unsigned short)(hi ? pair >> 16 : pair & 0xffffu);
+    return __bfloat162float(b);
+}
+inline void mma_bf16_16816(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+    uint32_t mine[6] = {a[0], a[1], a[2], a[3], b[0], b[1]}, all[32 * 6];
+    sim_warp_gather(mine, 6, all);
+    float A[16][16], B[16][8]; // the whole tiles, rebuilt from the 32 lanes' fragments
+    for (int l = 0; l < 32; l++) {
+        int g = l / 4, t = l % 4;
+        const uint32_t *f = all + 6 * l;
+        for (int h = 0; h < 2; h++) {
+            A[g][2 * t + h] = sim_bf16_half(f[0], h);
+            A[g + 8][2 * t + h] = sim_bf16_half(f[1], h);
+            A[g][2 * t + 8 + h] = sim_bf16_half(f[2], h);
+            A[g + 8][2 * t + 8 + h] = sim_bf16_half(f[3], h);
+            B[2 * t + h][g] = sim_bf16_half(f[4], h);
+            B[2 * t + 8 + h][g] = sim_bf16_half(f[5], h);
+        }
+    }
+    int lane = (int)(threadIdx.x % 32), g = lane / 4, t = lane % 4;
+    for (int e = 0; e < 4; e++) {
+        int r = g + 8 * (e >> 1), c = 2 * t + (e & 1);
+        float acc = 0.0f;
+        for (int k = 0; k < 16; k++) acc += A[r][k] * B[k][c];
+        d[e] += acc;
+    }
+}
 
 void sim_run_grid(dim3 g, dim3 b, size_t smem, const std::function<void()> &body);
 
