@@ -133,7 +133,7 @@ static void parse_args(int argc, char **argv, bench_opts *o) {
     do {                                                                                         \
         cublasStatus_t s_ = (call);                                                              \
         if (s_ != CUBLAS_STATUS_SUCCESS) {                                                       \
-            fprintf(stderr, "bench_kernels: %s failed: status %d\n", #call, (int)s_);            \
+            fprintf(stderr, "bench_kernels: %s failed: %s\n", #call, cuda_cublas_status_text(s_)); \
             exit(1);                                                                             \
         }                                                                                        \
     } while (0)

@@ -957,6 +957,10 @@ static void run_suite(const pair *p) {
     test_matmul(p, 33, 32, 64, 0, 1, 0);    /* GELU without bias */
     test_matmul(p, 40, 96, 96, 1, 0, 1);    /* misaligned bias: fallback */
     test_matmul(p, 2100, 48, 40, 1, 1, 0);  /* many rows: 128 dbias chunks */
+    test_matmul(p, 1, 96, 288, 1, 0, 0);    /* N = 1 (a one-sequence decode step): BIAS epilogue, n = 1 */
+    test_matmul(p, 1, 64, 256, 1, 1, 0);    /* N = 1: GELU_AUX_BIAS, n = 1 */
+    test_matmul(p, 1, 64, 320, 0, 0, 0);    /* N = 1: plain GEMM (the decode lm head) */
+    test_matmul(p, 9, 36, 72, 1, 1, 0);     /* C % 8 != 0: A/B leading dimensions not 16-byte multiples */
     run_attention_suite(p);
     /* gpt2-124m's attention (16 tiles of 64 rows); EXITRL_TEST_SMALL=1 (tests/gpu_sanitize.sh,
      * whose tools slow kernels many times over) leaves it out: the cases above reach the same code. */

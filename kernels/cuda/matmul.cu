@@ -42,6 +42,7 @@ typedef struct {
 typedef struct {
     plan_key key;
     int supported; /* 0: cuBLASLt has no algorithm for this key */
+    int heuristic_status, heuristic_found; /* what the query answered (for the error message) */
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, ld;
     cublasLtMatmulAlgo_t algo;
@@ -136,10 +137,18 @@ static matmul_plan *get_plan(cuda_ctx *ctx, const plan_key *key, const void *bia
     cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(ctx->lt, p->desc, p->la, p->lb, p->ld, p->ld, pref, 1,
                                                        &result, &found);
     cublasLtMatmulPreferenceDestroy(pref);
-    /* NOT_SUPPORTED (or no result) means "no algorithm for this combination": a fallback case. */
-    if (st != CUBLAS_STATUS_SUCCESS && st != CUBLAS_STATUS_NOT_SUPPORTED)
-        CUDA_UNSUPPORTED("matmul: cublasLtMatmulAlgoGetHeuristic(m=%d n=%d k=%d epilogue=%d) failed: %s",
-                         key->m, key->n, key->k, key->epilogue, cuda_cublas_status_text(st));
+    p->heuristic_status = (int)st;
+    p->heuristic_found = found;
+    /* NOT_SUPPORTED (or no result) means "no algorithm for this combination": a fallback case. A
+     * fused epilogue has the unfused path, so any refusal of the query is one too: cuBLASLt has
+     * been seen to answer INVALID_VALUE for bias epilogues on degenerate shapes (a dimension of 1,
+     * e.g. n = N = 1 in a one-sequence decode step), and a failed query enqueues nothing. */
+    if (st != CUBLAS_STATUS_SUCCESS && st != CUBLAS_STATUS_NOT_SUPPORTED &&
+        key->epilogue == CUBLASLT_EPILOGUE_DEFAULT)
+        CUDA_UNSUPPORTED("matmul: cublasLtMatmulAlgoGetHeuristic(m=%d n=%d k=%d trans=%c%c lda=%lld ldb=%lld "
+                         "ldd=%lld) failed: %s",
+                         key->m, key->n, key->k, key->transa ? 'T' : 'N', key->transb ? 'T' : 'N',
+                         (long long)key->lda, (long long)key->ldb, (long long)key->ldd, cuda_cublas_status_text(st));
     p->supported = st == CUBLAS_STATUS_SUCCESS && found > 0 && result.state == CUBLAS_STATUS_SUCCESS;
     if (p->supported) p->algo = result.algo;
     return p;
@@ -155,9 +164,12 @@ static int lt_matmul(cuda_ctx *ctx, plan_key *key, void *d, const void *a, const
     matmul_plan *p = get_plan(ctx, key, bias, aux);
     if (!p->supported) {
         if (key->epilogue != CUBLASLT_EPILOGUE_DEFAULT) return -1;
-        CUDA_UNSUPPORTED("matmul: cuBLASLt has no algorithm for m=%d n=%d k=%d (types %d/%d, alignments %d/%d/%d)",
-                         key->m, key->n, key->k, key->ab_type, key->d_type, key->align_a, key->align_b,
-                         key->align_d);
+        CUDA_UNSUPPORTED("matmul: cuBLASLt has no algorithm for m=%d n=%d k=%d trans=%c%c lda=%lld ldb=%lld "
+                         "ldd=%lld (types %d/%d, alignments %d/%d/%d; heuristic: %s, %d results)",
+                         key->m, key->n, key->k, key->transa ? 'T' : 'N', key->transb ? 'T' : 'N',
+                         (long long)key->lda, (long long)key->ldb, (long long)key->ldd, key->ab_type, key->d_type,
+                         key->align_a, key->align_b, key->align_d,
+                         cuda_cublas_status_text((cublasStatus_t)p->heuristic_status), p->heuristic_found);
     }
     if (key->epilogue & CUBLASLT_EPILOGUE_BIAS) set_desc(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
     if (key->aux_ld) set_desc(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof aux);
