@@ -277,24 +277,12 @@ flash_backward_dq_kernel(act_t *dqkv, const act_t *dout, const act_t *qkv, const
 
 /* ---- launch ---- */
 
-/* Opts a kernel in to `bytes` of dynamic shared memory (once: *done remembers it), or fails
- * naming the limit. */
-template <typename kernel_t>
-static void set_smem(cuda_ctx *ctx, kernel_t kernel, size_t bytes, const char *op, int hs, bool *done) {
-    if (*done) return;
-    if (bytes > ctx->max_smem_optin)
-        CUDA_UNSUPPORTED("%s: head size %d needs %zu bytes of shared memory per block; %s allows %zu", op, hs, bytes,
-                         ctx->device_name, ctx->max_smem_optin);
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
-    *done = true;
-}
-
 template <typename act_t, int HS>
 static void flash_forward_launch(cuda_ctx *ctx, act_t *out, float *lse, const act_t *qkv, int B, int T, int C, int NH) {
     constexpr int R = att_tile<HS>::R;
     size_t smem = att_fwd_smem_floats<HS>() * sizeof(float);
     static bool configured = false;
-    set_smem(ctx, flash_forward_kernel<act_t, HS>, smem, "attention_forward", HS, &configured);
+    attention_smem_opt_in(ctx, flash_forward_kernel<act_t, HS>, smem, "attention_forward", HS, &configured);
     dim3 grid((T + R - 1) / R, B * NH);
     flash_forward_kernel<act_t, HS><<<grid, R * ATT_TPR, smem, ctx->stream>>>(out, lse, qkv, T, C, NH,
                                                                               1.0f / sqrtf((float)HS));
@@ -321,12 +309,13 @@ static void flash_backward_launch(cuda_ctx *ctx, act_t *dqkv, const act_t *dout,
     dim3 grid((T + R - 1) / R, B * NH);
     size_t smem_dkv = att_dkv_smem_floats<HS>() * sizeof(float);
     static bool configured_dkv = false, configured_dq = false;
-    set_smem(ctx, flash_backward_dkv_kernel<act_t, HS>, smem_dkv, "attention_backward", HS, &configured_dkv);
+    attention_smem_opt_in(ctx, flash_backward_dkv_kernel<act_t, HS>, smem_dkv, "attention_backward", HS,
+                          &configured_dkv);
     flash_backward_dkv_kernel<act_t, HS><<<grid, R * ATT_TPR, smem_dkv, ctx->stream>>>(dqkv, dout, qkv, lse, D, T, C,
                                                                                        NH, scale);
     CUDA_AFTER_LAUNCH(ctx, "attention_backward (dk, dv)");
     size_t smem_dq = att_dq_smem_floats<HS>() * sizeof(float);
-    set_smem(ctx, flash_backward_dq_kernel<act_t, HS>, smem_dq, "attention_backward", HS, &configured_dq);
+    attention_smem_opt_in(ctx, flash_backward_dq_kernel<act_t, HS>, smem_dq, "attention_backward", HS, &configured_dq);
     flash_backward_dq_kernel<act_t, HS><<<grid, R * ATT_TPR, smem_dq, ctx->stream>>>(dqkv, dout, qkv, lse, D, T, C,
                                                                                      NH, scale);
     CUDA_AFTER_LAUNCH(ctx, "attention_backward (dq)");

@@ -76,6 +76,11 @@ __device__ __forceinline__ void acc_to_a(uint32_t a[4], const float lo[4], const
     a[3] = pack_bf16(hi[2], hi[3]);
 }
 
+template <int N> __device__ __forceinline__ void zero_acc(float (*acc)[4]) {
+#pragma unroll
+    for (int nt = 0; nt < N; nt++) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+}
+
 /* Sum / max over the 4 lanes that share a row of a C fragment. */
 __device__ __forceinline__ float quad_sum(float v) {
     v += __shfl_xor_sync(0xffffffffu, v, 1);
@@ -172,8 +177,7 @@ mma_forward_kernel(bf16 *out, float *lse, const bf16 *qkv, int T, int C, int NH,
 
     stage_rows<HS>(Qs, base, row_stride, q0, T);
     float o[NO][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-#pragma unroll
-    for (int nt = 0; nt < NO; nt++) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.0f;
+    zero_acc<NO>(o);
 
     int q_last = min(q0 + MMA_TILE, T) - 1;
     for (int k0 = 0; k0 <= q_last; k0 += MMA_TILE) {
@@ -183,8 +187,7 @@ mma_forward_kernel(bf16 *out, float *lse, const bf16 *qkv, int T, int C, int NH,
         __syncthreads();
 
         float s[NS][4];
-#pragma unroll
-        for (int nt = 0; nt < NS; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+        zero_acc<NS>(s);
         rows_times_rows<HS, NS>(s, Qs, Ks, warp * 16, g, t);
 
         /* Scores in base 2, masked: key j visible to row i when j <= i (and j < T, implied for
@@ -268,8 +271,7 @@ mma_backward_dq_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const floa
     stage_rows<HS>(Qs, base, row_stride, q0, T);
     stage_rows<HS>(dOs, dout + (size_t)b * T * C + h * HS, C, q0, T);
     float dq[NO][4];
-#pragma unroll
-    for (int nt = 0; nt < NO; nt++) dq[nt][0] = dq[nt][1] = dq[nt][2] = dq[nt][3] = 0.0f;
+    zero_acc<NO>(dq);
 
     int q_last = min(q0 + MMA_TILE, T) - 1;
     for (int k0 = 0; k0 <= q_last; k0 += MMA_TILE) {
@@ -280,10 +282,8 @@ mma_backward_dq_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const floa
         __syncthreads();
 
         float s[NS][4], dp[NS][4];
-#pragma unroll
-        for (int nt = 0; nt < NS; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.0f;
+        zero_acc<NS>(s);
+        zero_acc<NS>(dp);
         rows_times_rows<HS, NS>(s, Qs, Ks, warp * 16, g, t);
         rows_times_rows<HS, NS>(dp, dOs, Vs, warp * 16, g, t);
 #pragma unroll
@@ -331,10 +331,8 @@ mma_backward_dkv_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const flo
     stage_rows<HS>(Ks, base + C, row_stride, k0, T);
     stage_rows<HS>(Vs, base + 2 * C, row_stride, k0, T);
     float dk[NO][4], dv[NO][4];
-#pragma unroll
-    for (int nt = 0; nt < NO; nt++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) dk[nt][e] = dv[nt][e] = 0.0f;
+    zero_acc<NO>(dk);
+    zero_acc<NO>(dv);
 
     for (int q0 = k0; q0 < T; q0 += MMA_TILE) { /* tiles are aligned: k0 is a query-tile start */
         __syncthreads(); /* the previous query tile is consumed (K, V are staged, the first time) */
@@ -350,10 +348,8 @@ mma_backward_dkv_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const flo
         __syncthreads();
 
         float s[NS][4], dp[NS][4]; /* rows: this warp's 16 keys; columns: the tile's 64 queries */
-#pragma unroll
-        for (int nt = 0; nt < NS; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.0f;
+        zero_acc<NS>(s);
+        zero_acc<NS>(dp);
         rows_times_rows<HS, NS>(s, Ks, Qs, warp * 16, g, t);
         rows_times_rows<HS, NS>(dp, Vs, dOs, warp * 16, g, t);
 #pragma unroll
@@ -384,21 +380,10 @@ mma_backward_dkv_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const flo
 
 /* ---- launch ---- */
 
-/* Opts a kernel in to `bytes` of dynamic shared memory once, or fails naming the limit. */
-template <typename kernel_t>
-static void mma_set_smem(cuda_ctx *ctx, kernel_t kernel, size_t bytes, const char *op, int hs, bool *done) {
-    if (*done) return;
-    if (bytes > ctx->max_smem_optin)
-        CUDA_UNSUPPORTED("%s: head size %d needs %zu bytes of shared memory per block; %s allows %zu", op, hs, bytes,
-                         ctx->device_name, ctx->max_smem_optin);
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
-    *done = true;
-}
-
 template <int HS>
 static void mma_forward_launch(cuda_ctx *ctx, bf16 *out, float *lse, const bf16 *qkv, int B, int T, int C, int NH) {
     static bool configured = false;
-    mma_set_smem(ctx, mma_forward_kernel<HS>, mma_fwd_smem<HS>(), "attention_forward", HS, &configured);
+    attention_smem_opt_in(ctx, mma_forward_kernel<HS>, mma_fwd_smem<HS>(), "attention_forward", HS, &configured);
     dim3 grid((T + MMA_TILE - 1) / MMA_TILE, B * NH);
     mma_forward_kernel<HS><<<grid, MMA_THREADS, mma_fwd_smem<HS>(), ctx->stream>>>(out, lse, qkv, T, C, NH,
                                                                                   LOG2E / sqrtf((float)HS));
@@ -411,11 +396,12 @@ static void mma_backward_launch(cuda_ctx *ctx, bf16 *dqkv, const bf16 *dout, con
     static bool configured_dkv = false, configured_dq = false;
     float scale = 1.0f / sqrtf((float)HS);
     dim3 grid((T + MMA_TILE - 1) / MMA_TILE, B * NH);
-    mma_set_smem(ctx, mma_backward_dkv_kernel<HS>, mma_dkv_smem<HS>(), "attention_backward", HS, &configured_dkv);
+    attention_smem_opt_in(ctx, mma_backward_dkv_kernel<HS>, mma_dkv_smem<HS>(), "attention_backward", HS,
+                          &configured_dkv);
     mma_backward_dkv_kernel<HS><<<grid, MMA_THREADS, mma_dkv_smem<HS>(), ctx->stream>>>(dqkv, dout, qkv, lse, D, T,
                                                                                        C, NH, scale, scale * LOG2E);
     CUDA_AFTER_LAUNCH(ctx, "attention_backward (tensor cores: dk, dv)");
-    mma_set_smem(ctx, mma_backward_dq_kernel<HS>, mma_dq_smem<HS>(), "attention_backward", HS, &configured_dq);
+    attention_smem_opt_in(ctx, mma_backward_dq_kernel<HS>, mma_dq_smem<HS>(), "attention_backward", HS, &configured_dq);
     mma_backward_dq_kernel<HS><<<grid, MMA_THREADS, mma_dq_smem<HS>(), ctx->stream>>>(dqkv, dout, qkv, lse, D, T, C,
                                                                                      NH, scale, scale * LOG2E);
     CUDA_AFTER_LAUNCH(ctx, "attention_backward (tensor cores: dq)");

@@ -82,6 +82,18 @@ __device__ __forceinline__ float gelu_tanh_grad(float x) {
     return 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
 }
 
+/* Host side, for the attention kernels: opts a kernel in to `bytes` of dynamic shared memory (once:
+ * *done remembers it), or fails naming the limit. */
+template <typename kernel_t>
+static void attention_smem_opt_in(cuda_ctx *ctx, kernel_t kernel, size_t bytes, const char *op, int hs, bool *done) {
+    if (*done) return;
+    if (bytes > ctx->max_smem_optin)
+        CUDA_UNSUPPORTED("%s: head size %d needs %zu bytes of shared memory per block; %s allows %zu", op, hs, bytes,
+                         ctx->device_name, ctx->max_smem_optin);
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+    *done = true;
+}
+
 /* Records the first bad input a kernel meets; the host reports it at the next sync. */
 __device__ __forceinline__ void report_bad_input(int *dev_err, int code, int a, int b, int c) {
     if (atomicCAS(dev_err, 0, code) == 0) {
