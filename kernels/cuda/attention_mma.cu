@@ -11,8 +11,9 @@
  *             each recomputes P = exp(S - lse).
  * Tiles are staged in shared memory as bf16. An operand read along its rows ("row" A, "col" B) is
  * stored [rows][HS] with rows padded by 8 elements (16 bytes), so the 8 rows a fragment load
- * touches start 4 banks apart; an operand read along its columns (V in P V, Q and dO in the
- * backward's second products, K in dQ) is stored transposed, [HS][64] padded likewise.
+ * touches begin in 8 different groups of 4 banks (no conflicts); an operand read along its
+ * columns (V in P V, Q and dO in the backward's second products, K in dQ) is stored transposed,
+ * [HS][64], padded likewise.
  * Rounding: P and dS are rounded to bf16 for their products (as cuDNN and FlashAttention do); the
  * softmax statistics, lse and all accumulations are fp32.
  * Head sizes 16, 32, 64, 128 (multiples of 16: the mma's k). */
