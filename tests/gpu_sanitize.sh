@@ -35,8 +35,8 @@ for tool in memcheck racecheck; do
     # processes the test starts on purpose (bad inputs that must exit(1)) are not instrumented:
     # they end without freeing, by design. EXITRL_TEST_SMALL=1 leaves out the gpt2-size attention
     # case, which the tools would slow down many times over (the small cases run the same code).
-    EXITRL_TEST_SMALL=1 EXITRL_CUDA_SYNC_EACH_OP=1 "$sanitizer" --tool "$tool" "${extra[@]}" --target-processes application-only \
-        --error-exitcode 99 "$exe" > "$log" 2>&1
+    EXITRL_TEST_SMALL=1 EXITRL_CUDA_SYNC_EACH_OP=1 "$sanitizer" --tool "$tool" "${extra[@]}" \
+        --target-processes application-only --error-exitcode 99 "$exe" > "$log" 2>&1
     rc=$?
     summary=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY|LEAK SUMMARY" "$log" | tr '\n' ' ')
     if [ $rc -eq 0 ]; then

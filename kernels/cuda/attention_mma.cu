@@ -92,34 +92,28 @@ __device__ __forceinline__ float quad_max(float v) {
     return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
 }
 
-/* ---- tiles: rows [row0, row0 + 64) of one head (columns [0, HS) from base), zero past T ---- */
-
+/* ---- tiles: rows [row0, row0 + 64) of one head (columns [0, HS) from base), zero past T, into a
+ * [64][HS] tile `rows` and/or a transposed [HS][64] tile `cols` (either may be NULL); each global
+ * element is read once even when both are wanted. ---- */
 template <int HS>
-__device__ __forceinline__ void stage_rows(bf16 *tile, const bf16 *base, size_t row_stride, int row0, int T) {
+__device__ __forceinline__ void stage(bf16 *rows, bf16 *cols, const bf16 *base, size_t row_stride, int row0, int T) {
     constexpr int PAIRS = HS / 2;
     for (int idx = threadIdx.x; idx < MMA_TILE * PAIRS; idx += MMA_THREADS) {
         int r = idx / PAIRS, c = 2 * (idx % PAIRS), t = row0 + r;
         uint32_t v = t < T ? ld_pair(base + (size_t)t * row_stride + c) : 0u;
-        *(uint32_t *)(tile + r * mma_ld<HS>() + c) = v;
+        if (rows) *(uint32_t *)(rows + r * mma_ld<HS>() + c) = v;
+        if (cols) {
+            cols[c * MMA_LDT + r] = __ushort_as_bfloat16((unsigned short)(v & 0xffffu));
+            cols[(c + 1) * MMA_LDT + r] = __ushort_as_bfloat16((unsigned short)(v >> 16));
+        }
     }
 }
 
-/* The same rows stored transposed: tile[d * MMA_LDT + r] = row r, column d. */
-template <int HS>
-__device__ __forceinline__ void stage_cols(bf16 *tile, const bf16 *base, size_t row_stride, int row0, int T) {
-    constexpr int PAIRS = HS / 2;
-    for (int idx = threadIdx.x; idx < MMA_TILE * PAIRS; idx += MMA_THREADS) {
-        int r = idx / PAIRS, c = 2 * (idx % PAIRS), t = row0 + r;
-        uint32_t v = t < T ? ld_pair(base + (size_t)t * row_stride + c) : 0u;
-        tile[c * MMA_LDT + r] = __ushort_as_bfloat16((unsigned short)(v & 0xffffu));
-        tile[(c + 1) * MMA_LDT + r] = __ushort_as_bfloat16((unsigned short)(v >> 16));
-    }
-}
-
-/* acc[nt] (16 rows x 8 columns each, NT tiles) += A (rows m0.. of a [64][HS] tile) B^T, B the
+/* acc[nt] (16 rows x 8 columns each, NT tiles) = A (rows m0.. of a [64][HS] tile) B^T, B the
  * n-major [64][HS] tile: the product of 16 rows with 8 * NT rows of B over HS. */
 template <int HS, int NT>
 __device__ __forceinline__ void rows_times_rows(float (*acc)[4], const bf16 *A, const bf16 *B, int m0, int g, int t) {
+    zero_acc<NT>(acc);
 #pragma unroll
     for (int k0 = 0; k0 < HS; k0 += 16) {
         uint32_t a[4];
@@ -176,19 +170,18 @@ mma_forward_kernel(bf16 *out, float *lse, const bf16 *qkv, int T, int C, int NH,
     const bf16 *base = qkv + (size_t)b * T * row_stride + h * HS;
     int row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8}; /* rows of c[0..1] and c[2..3] */
 
-    stage_rows<HS>(Qs, base, row_stride, q0, T);
+    stage<HS>(Qs, NULL, base, row_stride, q0, T);
     float o[NO][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
     zero_acc<NO>(o);
 
     int q_last = min(q0 + MMA_TILE, T) - 1;
     for (int k0 = 0; k0 <= q_last; k0 += MMA_TILE) {
         __syncthreads(); /* the previous tile is consumed (and Qs is staged, the first time) */
-        stage_rows<HS>(Ks, base + C, row_stride, k0, T);
-        stage_cols<HS>(Vt, base + 2 * C, row_stride, k0, T);
+        stage<HS>(Ks, NULL, base + C, row_stride, k0, T);
+        stage<HS>(NULL, Vt, base + 2 * C, row_stride, k0, T);
         __syncthreads();
 
         float s[NS][4];
-        zero_acc<NS>(s);
         rows_times_rows<HS, NS>(s, Qs, Ks, warp * 16, g, t);
 
         /* Scores in base 2, masked: key j visible to row i when j <= i (and j < T, implied for
@@ -269,22 +262,19 @@ mma_backward_dq_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const floa
         Drow[r] = row[r] < T ? D[(size_t)bh * T + row[r]] : 0.0f;
     }
 
-    stage_rows<HS>(Qs, base, row_stride, q0, T);
-    stage_rows<HS>(dOs, dout + (size_t)b * T * C + h * HS, C, q0, T);
+    stage<HS>(Qs, NULL, base, row_stride, q0, T);
+    stage<HS>(dOs, NULL, dout + (size_t)b * T * C + h * HS, C, q0, T);
     float dq[NO][4];
     zero_acc<NO>(dq);
 
     int q_last = min(q0 + MMA_TILE, T) - 1;
     for (int k0 = 0; k0 <= q_last; k0 += MMA_TILE) {
         __syncthreads();
-        stage_rows<HS>(Ks, base + C, row_stride, k0, T);
-        stage_cols<HS>(Kt, base + C, row_stride, k0, T);
-        stage_rows<HS>(Vs, base + 2 * C, row_stride, k0, T);
+        stage<HS>(Ks, Kt, base + C, row_stride, k0, T);
+        stage<HS>(Vs, NULL, base + 2 * C, row_stride, k0, T);
         __syncthreads();
 
         float s[NS][4], dp[NS][4];
-        zero_acc<NS>(s);
-        zero_acc<NS>(dp);
         rows_times_rows<HS, NS>(s, Qs, Ks, warp * 16, g, t);
         rows_times_rows<HS, NS>(dp, dOs, Vs, warp * 16, g, t);
 #pragma unroll
@@ -329,18 +319,16 @@ mma_backward_dkv_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const flo
     const bf16 *dobase = dout + (size_t)b * T * C + h * HS;
     int key[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8}; /* keys of c[0..1] and c[2..3] */
 
-    stage_rows<HS>(Ks, base + C, row_stride, k0, T);
-    stage_rows<HS>(Vs, base + 2 * C, row_stride, k0, T);
+    stage<HS>(Ks, NULL, base + C, row_stride, k0, T);
+    stage<HS>(Vs, NULL, base + 2 * C, row_stride, k0, T);
     float dk[NO][4], dv[NO][4];
     zero_acc<NO>(dk);
     zero_acc<NO>(dv);
 
     for (int q0 = k0; q0 < T; q0 += MMA_TILE) { /* tiles are aligned: k0 is a query-tile start */
         __syncthreads(); /* the previous query tile is consumed (K, V are staged, the first time) */
-        stage_rows<HS>(Qs, base, row_stride, q0, T);
-        stage_cols<HS>(Qt, base, row_stride, q0, T);
-        stage_rows<HS>(dOs, dobase, C, q0, T);
-        stage_cols<HS>(dOt, dobase, C, q0, T);
+        stage<HS>(Qs, Qt, base, row_stride, q0, T);
+        stage<HS>(dOs, dOt, dobase, C, q0, T);
         for (int r = threadIdx.x; r < MMA_TILE; r += MMA_THREADS) {
             int i = q0 + r;
             lse2_s[r] = i < T ? lse[(size_t)bh * T + i] * LOG2E : 0.0f;
@@ -349,8 +337,6 @@ mma_backward_dkv_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const flo
         __syncthreads();
 
         float s[NS][4], dp[NS][4]; /* rows: this warp's 16 keys; columns: the tile's 64 queries */
-        zero_acc<NS>(s);
-        zero_acc<NS>(dp);
         rows_times_rows<HS, NS>(s, Ks, Qs, warp * 16, g, t);
         rows_times_rows<HS, NS>(dp, Vs, dOs, warp * 16, g, t);
 #pragma unroll

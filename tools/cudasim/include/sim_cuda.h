@@ -1,8 +1,8 @@
 // CPU simulator of the CUDA subset exitrl's kernels/cuda uses: one pthread per CUDA thread, blocks
 // run one after another, __syncthreads / __syncwarp are real barriers, warp shuffles go through an
-// exchange buffer, mma.sync m16n8k16 (bf16) is emulated with shuffles, device memory is host
-// memory (so ASan checks bounds), cuBLASLt is a reference column-major GEMM with the documented
-// epilogues, CUB's radix sort is std::stable_sort.
+// exchange buffer, mma.sync m16n8k16 (bf16) is emulated from a warp-wide gather, device memory is
+// host memory (so ASan checks bounds), cuBLASLt is a reference column-major GEMM with the
+// documented epilogues, CUB's radix sort is std::stable_sort.
 #pragma once
 #define CUDASIM 1 /* kernels that use an instruction the simulator emulates check this */
 #include <math.h>
