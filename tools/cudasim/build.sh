@@ -7,7 +7,7 @@
 # Usage: tools/cudasim/build.sh [OUT_DIR] [SANITIZER_FLAGS]
 #   default OUT_DIR /tmp/cudasim-build, default flags "-fsanitize=address,undefined"; "-O2" builds
 #   without sanitizers, much faster (test_gpu_train_step then takes about 1.2 min per training
-#   step on 2 cores; under ASan it did not finish in an hour)
+#   step on 2 cores; under ASan it had not finished after 45 min)
 #   then run OUT_DIR/test_gpu_ops, OUT_DIR/test_gpu_train_step and OUT_DIR/test_gpu_rollout --quick
 #   (test_gpu_ops --attention-only runs just the attention cases: fp32, bf16 on the tensor-core
 #   kernels, whose mma.sync the simulator emulates from the PTX fragment layouts, and bf16 simt)
