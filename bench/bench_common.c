@@ -118,7 +118,7 @@ const char *bench_find_python(const char *requested) {
     return NULL;
 }
 
-/* The model's fp32 weights in host/model.h's flat layout, for the PyTorch peer. */
+/* The model's fp32 weights in host/model/model.h's flat layout, for the PyTorch peer. */
 int bench_write_weights(const gpt_model *m, const char *path) {
     float *w = malloc(m->num_params * sizeof(float));
     if (!w) {

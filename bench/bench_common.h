@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "model.h"
+#include "model/model.h"
 
 /* The running program's name, for messages; each main sets it first. */
 extern const char *bench_program;
@@ -23,7 +23,7 @@ void bench_json_string(FILE *f, const char *s);
 /* An interpreter that imports torch (requested, else $EXITRL_PYTHON, else python3 then
  * /usr/bin/python3), or NULL with the reason printed. */
 const char *bench_find_python(const char *requested);
-/* The model's fp32 weights in host/model.h's flat layout, for a PyTorch peer. Returns 0 or -1. */
+/* The model's fp32 weights in host/model/model.h's flat layout, for a PyTorch peer. Returns 0 or -1. */
 int bench_write_weights(const gpt_model *m, const char *path);
 /* An integer option value in [min, 1000000], or exit 2 with a message naming the option. */
 int bench_parse_int(const char *opt, const char *s, int min);

@@ -1,4 +1,4 @@
-/* ExIt iteration benchmark: wall time of one full exitrl ExIt iteration (host/exit.h: plan, rollout,
+/* ExIt iteration benchmark: wall time of one full exitrl ExIt iteration (host/rl/trainer.h: plan, rollout,
  * reward, score, GRPO update, buffer) on the arith task, per phase, against a PyTorch peer
  * (bench/peers/exit_iteration_torch.py) doing the same rollout, reward, score and update work on
  * the same prompts, from the same starting weights, measured in the same run.
@@ -16,13 +16,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backend_select.h"
+#include "run/setup.h"
 #include "bench_common.h"
-#include "config.h"
-#include "exit.h"
-#include "setup.h"
+#include "run/config.h"
+#include "rl/trainer.h"
+#include "run/setup.h"
 #include "tasks/arith.h"
-#include "tokenizer.h"
+#include "model/tokenizer.h"
 
 #define PEER_SCRIPT EXITRL_SOURCE_DIR "/bench/peers/exit_iteration_torch.py"
 #define RESULTS_DIR EXITRL_SOURCE_DIR "/bench/results"
@@ -57,7 +57,7 @@ static void usage(FILE *f) {
             "  --quick            smoke test: tiny, P=4, G=4, 8 new tokens, 1 timed iteration after 1\n"
             "                     warmup; appends only when --out is given\n"
             "  --help             this text\n",
-            EXIT_ANSWER_CAP);
+            BUFFER_ANSWER_CAP);
 }
 
 /* Options left 0 / NULL get backend-dependent defaults later (apply_defaults). */
@@ -90,9 +90,9 @@ static void parse_args(int argc, char **argv, bench_opts *o) {
             exit(2);
         }
     }
-    if (o->max_new > EXIT_ANSWER_CAP) {
+    if (o->max_new > BUFFER_ANSWER_CAP) {
         fprintf(stderr, "bench_exit_iteration: --max-new %d exceeds %d, the answer bytes the ExIt buffer keeps\n",
-                o->max_new, EXIT_ANSWER_CAP);
+                o->max_new, BUFFER_ANSWER_CAP);
         exit(2);
     }
 }
@@ -124,15 +124,15 @@ typedef struct {
 } peer_files;
 
 /* Appends the iteration's P prompts as "ANSWER LEN ids..." lines (the format the peer reads). */
-static int write_iteration_prompts(FILE *f, const exit_trainer *t) {
-    for (int s = 0; s < t->P; s++) {
+static int write_iteration_prompts(FILE *f, const rl_trainer *t) {
+    for (int s = 0; s < t->n_prompts; s++) {
         arith_problem p;
         if (arith_generate(&t->slots[s].task.task, &p)) {
             fprintf(stderr, "bench_exit_iteration: internal error: slot %d holds no arith problem\n", s);
             return -1;
         }
-        const int len = t->prompt_lens[s * t->G];
-        const int *ids = t->prompts + (size_t)s * t->G * t->prompt_cap;
+        const int len = t->prompt_lens[s * t->group_size];
+        const int *ids = t->prompts + (size_t)s * t->group_size * t->prompt_cap;
         fprintf(f, "%lld %d", (long long)p.answer, len);
         for (int i = 0; i < len; i++) fprintf(f, " %d", ids[i]);
         fputc('\n', f);
@@ -142,7 +142,7 @@ static int write_iteration_prompts(FILE *f, const exit_trainer *t) {
 
 /* Runs warmup + timed iterations; fills med[N_PHASES] with the timed medians and the mean share of
  * replayed slots; writes every iteration's prompts to prompts_out when not NULL. Returns 0 or -1. */
-static int run_ours(exit_trainer *t, const bench_opts *o, FILE *prompts_out, double *med, double *gen_tokens,
+static int run_ours(rl_trainer *t, const bench_opts *o, FILE *prompts_out, double *med, double *gen_tokens,
                     double *replay_share) {
     const int n = o->warmup + o->iterations;
     double *times = malloc(sizeof(double) * (size_t)N_PHASES * o->iterations);
@@ -151,13 +151,13 @@ static int run_ours(exit_trainer *t, const bench_opts *o, FILE *prompts_out, dou
         fprintf(stderr, "bench_exit_iteration: out of memory\n");
         exit(1);
     }
-    exitrl_backend *be = t->m->be;
+    exitrl_backend *be = t->model->be;
     *replay_share = 0;
     int rc = 0;
     for (int it = 0; it < n && !rc; it++) {
-        exit_iter_stats st;
+        rl_iter_stats st;
         double t0 = bench_now();
-        if (exit_iteration(t, (uint64_t)it, &st)) {
+        if (rl_iteration(t, (uint64_t)it, &st)) {
             rc = -1;
             break;
         }
@@ -282,9 +282,9 @@ int main(int argc, char **argv) {
                            : gpu ? RESULTS_DIR "/exit_iteration_gpu.jsonl" : RESULTS_DIR "/exit_iteration_cpu.jsonl";
 
     int rows, T, rc = 1;
-    exit_model_capacity(&cfg, mc.max_seq, &rows, &T); /* the capacity `exitrl train` gives the model */
+    rl_model_capacity(&cfg, mc.max_seq, &rows, &T); /* the capacity `exitrl train` gives the model */
     gpt_model m;
-    exit_trainer t = {0};
+    rl_trainer t = {0};
     FILE *prompts_out = NULL;
     if (gpt_create(&m, be, &mc, rows, T)) {
         be->destroy(be);
@@ -306,7 +306,7 @@ int main(int argc, char **argv) {
         }
         fprintf(prompts_out, "%d %d %d\n", o.prompts, o.group, o.warmup + o.iterations);
     }
-    if ((rc = exit_trainer_init(&t, &cfg, &m))) goto out;
+    if ((rc = rl_trainer_init(&t, &cfg, &m))) goto out;
     rc = 1;
 
     const double load = bench_load_average();
@@ -352,7 +352,7 @@ out:
         remove(files.prompts);
         remove(files.dir);
     }
-    exit_trainer_free(&t);
+    rl_trainer_free(&t);
     gpt_destroy(&m);
     be->destroy(be);
     return rc;

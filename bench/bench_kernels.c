@@ -34,7 +34,7 @@
 #include <string.h>
 
 #include "bench_common.h"
-#include "model.h"
+#include "model/model.h"
 #include "ops.h"
 
 #ifndef EXITRL_HAVE_CUDA

@@ -1,4 +1,4 @@
-/* Rollout benchmark: generated tokens/s of exitrl's KV-cache rollout engine (host/rollout.h) against
+/* Rollout benchmark: generated tokens/s of exitrl's KV-cache rollout engine (host/rl/rollout.h) against
  * peers measured in the same run on the same weights and prompts: a plain PyTorch KV-cache loop
  * (bench/peers/rollout_torch.py; "torch.cpu" on the CPU, "torch.eager" on a GPU), Hugging Face
  * transformers' generate on an `exitrl export` of the weights ("hf.generate", on a GPU or with --hf),
@@ -15,13 +15,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backend_select.h"
+#include "run/setup.h"
 #include "bench_common.h"
-#include "commands.h"
-#include "model.h"
-#include "model_io.h"
-#include "rollout.h"
-#include "tokenizer.h"
+#include "cli/commands.h"
+#include "model/model.h"
+#include "model/model_io.h"
+#include "rl/rollout.h"
+#include "model/tokenizer.h"
 
 #define PEER_SCRIPT EXITRL_SOURCE_DIR "/bench/peers/rollout_torch.py"
 #define RESULTS_DIR EXITRL_SOURCE_DIR "/bench/results"

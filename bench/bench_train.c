@@ -18,9 +18,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backend_select.h"
+#include "run/setup.h"
 #include "bench_common.h"
-#include "model.h"
+#include "model/model.h"
 #include "ops.h"
 
 #define PEER_SCRIPT EXITRL_SOURCE_DIR "/bench/peers/train_step_torch.py"

@@ -5,8 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "model_io.h"
+#include "model/checkpoint.h"
+#include "model/model_io.h"
 #include "test_util.h"
 
 static const char *PATH = "test_checkpoint.bin";

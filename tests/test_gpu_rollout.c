@@ -27,9 +27,9 @@
 #include <string.h>
 
 #include "philox.h"
-#include "rollout.h"
+#include "rl/rollout.h"
 #include "test_util.h"
-#include "tokenizer.h"
+#include "model/tokenizer.h"
 
 #define NSEQ_MAX 37
 #define PMAX 30

@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
+#include "model/model.h"
 #include "test_util.h"
-#include "tokenizer.h"
+#include "model/tokenizer.h"
 
 #define STEPS 20
 

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "grpo.h"
+#include "rl/grpo.h"
 #include "test_util.h"
-#include "tokenizer.h"
+#include "model/tokenizer.h"
 
 static gpt_config CFG = {2, 2, 32, 32, EXITRL_VOCAB, EXITRL_VOCAB_PADDED};
 

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
+#include "model/model.h"
 #include "test_util.h"
 
 #define DEFAULT_FIXTURE EXITRL_SOURCE_DIR "/tests/fixtures/gpt_tiny_golden.bin"
@@ -107,7 +107,7 @@ static void golden_load(golden *g) {
     g->num_params = gpt_num_params(&g->cfg);
     if (h[9] < 0 || (size_t)h[9] != g->num_params) {
         fprintf(stderr, "FAIL %s: %d parameters in the file, gpt_num_params says %zu (layout "
-                "differs from host/model.h)\n", fixture_path, h[9], g->num_params);
+                "differs from host/model/model.h)\n", fixture_path, h[9], g->num_params);
         exit(1);
     }
     const size_t P = g->num_params, BT = (size_t)g->B * g->T, Vp = g->cfg.vocab_padded;

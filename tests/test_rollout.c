@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "philox.h"
-#include "rollout.h"
+#include "rl/rollout.h"
 #include "test_util.h"
-#include "tokenizer.h"
+#include "model/tokenizer.h"
 
 static gpt_config CFG = {2, 4, 64, 64, EXITRL_VOCAB, EXITRL_VOCAB_PADDED};
 

@@ -4,7 +4,7 @@
 
 #include "tasks/task.h"
 #include "test_util.h"
-#include "tokenizer.h"
+#include "model/tokenizer.h"
 
 /* Expected rendering built by hand from the template, compared token by token. */
 static int expect_tokens(const int *got, int n, const int *want, int m) {

@@ -1,4 +1,4 @@
-"""Peer for bench_exit_iteration: the work of one exitrl ExIt iteration (host/exit.c) in PyTorch, on
+"""Peer for bench_exit_iteration: the work of one exitrl ExIt iteration (host/rl/trainer.c) in PyTorch, on
 the same prompts and starting weights.
 
 Per iteration, for P prompts given by exitrl (already planned and rendered; its buffer is not
@@ -24,7 +24,7 @@ Usage: python3 exit_iteration_torch.py --n_layer 4 --n_head 4 --d_model 128 --ma
            --kl_beta 0.001 --adv_eps 1e-4 --lr 1e-3 --beta1 0.9 --beta2 0.95 --adam_eps 1e-8
            --weight_decay 0.1 --grad_clip 1] [--seed 1] [--threads 2] [--device cpu|cuda]
            [--dtype fp32|bf16]
-  W.f32: exitrl's flat fp32 parameters (layout of host/model.h), little-endian.
+  W.f32: exitrl's flat fp32 parameters (layout of host/model/model.h), little-endian.
   PROMPTS.txt: first line "P G ITERATIONS", then ITERATIONS blocks of P lines
                "ANSWER LEN id_0 ... id_{LEN-1}" (the prompt's correct integer answer and its tokens).
 The first --warmup iterations are run untimed. Prints one JSON line with the median over the timed

@@ -1,8 +1,8 @@
 """Peer for bench_rollout: batched sampling with a KV cache in plain PyTorch, on exitrl's weights.
 
-The model is exitrl's GPT-2 (host/model.h): learned positions, pre-LayerNorm (eps 1e-5), GELU(tanh),
+The model is exitrl's GPT-2 (host/model/model.h): learned positions, pre-LayerNorm (eps 1e-5), GELU(tanh),
 an embedding of Vp rows tied to the output, of which only the first V logits are sampled. The
-generation loop does the same work as exitrl's rollout engine (host/rollout.h): right-padded prompts
+generation loop does the same work as exitrl's rollout engine (host/rl/rollout.h): right-padded prompts
 are prefilled together into a [layer][sequence][head][position][channel] cache, then each step feeds
 one token per sequence at its own position and attends over the cache up to that position; tokens
 are drawn from softmax(logits[:V] / temperature); a sequence stops at the EOS id or after
@@ -17,7 +17,7 @@ Usage: python3 rollout_torch.py --n_layer 4 --n_head 4 --d_model 128 --max_seq 2
            --vocab_padded 320 --weights W.f32 --prompts P.i32 --batch 16 --prompt_len 64
            --new_tokens 64 --eos 257 [--temperature 1] [--seed 1] [--threads 2] [--reps 3]
            [--warmup 1] [--device cpu|cuda] [--dtype fp32|bf16] [--hf DIR]
-  W.f32: exitrl's flat fp32 parameters (layout of host/model.h), little-endian.
+  W.f32: exitrl's flat fp32 parameters (layout of host/model/model.h), little-endian.
   P.i32: int32 prompt ids [batch, prompt_len], little-endian.
 Prints one JSON line per peer: {"peer": ..., "tokens_per_s": ..., "gen_tokens": ..., "time_ms": ...}
 (time_ms = median wall time of the timed runs) or {"peer": ..., "skipped": reason}.
@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-TOK_PAD = 258  # host/tokenizer.h: padding id, never sampled
+TOK_PAD = 258  # host/model/tokenizer.h: padding id, never sampled
 DONE_CHECK_INTERVAL = 8  # as exitrl's rollout engine: steps between looks at the finished flags
 
 

@@ -1,9 +1,9 @@
 /* arith: request "3+4*(2-7)=", answer "-17", reward 0/1. */
-#include "arith.h"
+#include "tasks/arith.h"
 
 #include <stdio.h>
 
-#include "scan.h"
+#include "tasks/scan.h"
 
 /* A random tree with `ops` operators; each operator is drawn among those whose result stays in
  * +-ARITH_VALUE_BOUND. One of + and - always qualifies: for operands within the bound, a-b does

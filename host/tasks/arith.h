@@ -2,8 +2,8 @@
  * value as a decimal integer; reward 1 if it is exactly right, else 0 (the math analog). */
 #ifndef EXITRL_TASKS_ARITH_H
 #define EXITRL_TASKS_ARITH_H
-#include "expr.h"
-#include "task.h"
+#include "tasks/expr.h"
+#include "tasks/task.h"
 
 enum { ARITH_KNOB_OPS = 0, ARITH_KNOB_MAX = 1 };
 /* Every intermediate value stays within +-ARITH_VALUE_BOUND, so answers have at most 7 chars. */

@@ -1,5 +1,5 @@
 /* countdown: request "nums 3 7 25 50 target 175", answer an equation such as "(50-25)*7". */
-#include "countdown.h"
+#include "tasks/countdown.h"
 
 #include <stdio.h>
 

@@ -2,8 +2,8 @@
  * once. Instances are solvable by construction. Graded reward (see countdown_score). */
 #ifndef EXITRL_TASKS_COUNTDOWN_H
 #define EXITRL_TASKS_COUNTDOWN_H
-#include "expr.h"
-#include "task.h"
+#include "tasks/expr.h"
+#include "tasks/task.h"
 
 enum { COUNTDOWN_KNOB_N = 0, COUNTDOWN_KNOB_MAX = 1, COUNTDOWN_KNOB_TARGET_MAX = 2 };
 enum { COUNTDOWN_MAX_NUMBERS = 4 };

@@ -1,8 +1,8 @@
 /* Supervised demonstrations for the warm start (contract in task.h). */
 #include <string.h>
 
-#include "task.h"
-#include "tokenizer.h"
+#include "tasks/task.h"
+#include "model/tokenizer.h"
 
 static int probability(float p) { return p >= 0.0f && p <= 1.0f; }
 

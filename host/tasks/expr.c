@@ -1,4 +1,4 @@
-#include "expr.h"
+#include "tasks/expr.h"
 
 #include <stdio.h>
 #include <string.h>

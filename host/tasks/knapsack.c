@@ -1,10 +1,10 @@
 /* knapsack: request "cap 20 items 3:5 4:6 ..." (weight:value), answer item indices "0 2 5". */
-#include "knapsack.h"
+#include "tasks/knapsack.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "scan.h"
+#include "tasks/scan.h"
 
 int knapsack_generate(const task_instance *inst, knapsack_problem *p) {
     if (inst->domain != TASK_DOMAIN_KNAPSACK || task_knobs_check(&task_knapsack, inst->knobs, NULL, 0))

@@ -2,7 +2,7 @@
  * MLE-bench analog), with the optimum by exact dynamic programming. */
 #ifndef EXITRL_TASKS_KNAPSACK_H
 #define EXITRL_TASKS_KNAPSACK_H
-#include "task.h"
+#include "tasks/task.h"
 
 enum { KNAPSACK_KNOB_N = 0, KNAPSACK_KNOB_MAX_WEIGHT = 1, KNAPSACK_KNOB_MAX_VALUE = 2,
        KNAPSACK_KNOB_CAP_PCT = 3 };

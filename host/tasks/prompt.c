@@ -1,6 +1,6 @@
 /* Prompt rendering shared by all domains (the templates are in task.h). */
-#include "task.h"
-#include "tokenizer.h"
+#include "tasks/task.h"
+#include "model/tokenizer.h"
 
 typedef struct {
     int *tokens;

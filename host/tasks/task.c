@@ -1,5 +1,5 @@
 /* Registry, knobs, instance validation and the train/held-out partition of all task domains. */
-#include "task.h"
+#include "tasks/task.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "task_rng.h"
+#include "tasks/task_rng.h"
 
 enum {
     TASK_MAX_KNOBS = 4,

@@ -12,7 +12,7 @@ Two independent readers load the export and recompute the logits for exitrl's to
 Each must match exitrl's logits on the first V columns: |got - want| <= atol + rtol*|want|.
 Exit status: 0 all comparisons that ran passed, 1 a mismatch, 2 bad input or a missing requirement.
 
-What this script reads (written by `exitrl export`, host/cmd_export.c):
+What this script reads (written by `exitrl export`, host/cli/cmd_export.c):
   EXPORT_DIR/config.json   GPT-2 config: model_type "gpt2", n_layer, n_head, n_embd, n_positions,
                            vocab_size = Vp (wte keeps all padded rows), activation_function
                            "gelu_new" (tanh GELU), layer_norm_epsilon 1e-5, tie_word_embeddings

@@ -1,5 +1,5 @@
 """Independent PyTorch reference of exitrl's policy model, written from the model description
-(DESIGN.md section 3 and host/model.h), not from exitrl's code.
+(DESIGN.md section 3 and host/model/model.h), not from exitrl's code.
 
 The model is GPT-2: learned position embeddings, pre-LayerNorm (eps 1e-5), GELU with the tanh
 approximation, causal multi-head attention scaled by 1/sqrt(head_dim), an input embedding tied to the
@@ -10,7 +10,7 @@ Every formula is written out by hand (LayerNorm, GELU, softmax attention) so the
 fused kernel with what it checks; autograd supplies the gradients. Run it in float64 to use it as an
 oracle for fp32 code.
 
-The flat parameter vector follows exitrl's layout (host/model.h), each linear weight [out, in]:
+The flat parameter vector follows exitrl's layout (host/model/model.h), each linear weight [out, in]:
   wte[Vp,C] wpe[maxT,C] ln1w[L,C] ln1b[L,C] qkvw[L,3C,C] qkvb[L,3C] attprojw[L,C,C] attprojb[L,C]
   ln2w[L,C] ln2b[L,C] fcw[L,4C,C] fcb[L,4C] fcprojw[L,C,4C] fcprojb[L,C] lnfw[C] lnfb[C]
 """

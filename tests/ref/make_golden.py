@@ -7,7 +7,7 @@ Binary format, version 1, all little-endian, no padding between fields:
   char    magic[8]   = "EXRLGOLD"
   int32   version    = 1
   int32   n_layer, n_head, d_model, max_seq, vocab (V), vocab_padded (Vp), B, T
-  int32   num_params (= gpt_num_params of that config; exitrl's flat layout, host/model.h)
+  int32   num_params (= gpt_num_params of that config; exitrl's flat layout, host/model/model.h)
   float32 params[num_params]
   int32   tokens[B*T]
   int32   targets[B*T]             (-1 = not a target)

@@ -1,0 +1,192 @@
+/* `exitrl eval`: the paper's multi-step self-improvement protocol (DESIGN §7) on held-out
+ * instances, for one or more runs: score at every step k = 0..K, net corrections, Delta_K, and the
+ * run's mean training iteration depth (from its metrics.jsonl). Writes a JSON table and, through
+ * tools/plot.py, a PNG of score against step. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "model/model_io.h"
+#include "run/setup.h"
+#include "eval/task_eval.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: exitrl eval --runs DIR[,DIR...] --task NAME [--out FILE.json] [--key value ...]\n"
+            "\n"
+            "Evaluates each run's checkpoint.bin on the held-out split: an answer to the base prompt,\n"
+            "then eval_steps (K) improve steps, each prompted with the request and the latest attempt,\n"
+            "over eval_instances problems x eval_samples sampled chains (avg@n, temperature as set).\n"
+            "Writes FILE.json (default eval.json) with the score at every k, the k in {0,1,2,4,8,16}\n"
+            "summary, net corrections and Delta_K, and FILE.png via tools/plot.py (needs python3 with\n"
+            "matplotlib; skipped with a note otherwise). Keys: task, task_knobs, eval_steps,\n"
+            "eval_instances, eval_samples, temperature, max_new_tokens, feedback, seed, device.\n");
+}
+
+/* Mean of "mean_step" over a run's metrics.jsonl (the depth of the tasks it trained on). */
+static double mean_training_depth(const char *run) {
+    char path[700], line[8192];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    double sum = 0;
+    long n = 0;
+    while (fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, "\"mean_step\":");
+        if (p) {
+            sum += strtod(p + 12, NULL);
+            n++;
+        }
+    }
+    fclose(f);
+    return n ? sum / n : -1;
+}
+
+static int eval_run(const char *run, const exitrl_config *cfg, const task_domain *d, const int32_t *knobs,
+                    FILE *json, int first) {
+    char path[700], err[512];
+    snprintf(path, sizeof path, "%s/checkpoint.bin", run);
+    ckpt_reader r;
+    gpt_config mc;
+    if (ckpt_open(&r, path, err, sizeof err) || model_read_config(&r, &mc, err, sizeof err)) {
+        fprintf(stderr, "exitrl: %s\n", err);
+        ckpt_close(&r);
+        return 1;
+    }
+    exitrl_backend *be = setup_backend(cfg);
+    if (!be) {
+        ckpt_close(&r);
+        return 1;
+    }
+    gpt_model m;
+    int rc = 1;
+    if (gpt_create(&m, be, &mc, 1, 2)) goto no_model;
+    if (model_load(&r, &m, 0, err, sizeof err)) {
+        fprintf(stderr, "exitrl: %s\n", err);
+        goto out;
+    }
+    fprintf(stderr, "exitrl eval: %s (%d instances x %d samples, K = %d)\n", run, cfg->eval_instances,
+            cfg->eval_samples, cfg->eval_steps);
+    task_eval_options o = {cfg->eval_instances, cfg->eval_samples, cfg->eval_steps, cfg->max_new_tokens,
+                           cfg->feedback, (float)cfg->temperature, (uint64_t)cfg->seed};
+    task_eval_steps_result res;
+    if (task_eval_steps(d, knobs, &m, &o, &res)) goto out;
+    int K = res.K;
+    fprintf(json, "%s    {\"run\": \"%s\", \"task\": \"%s\", \"K\": %d, \"instances\": %d, \"samples\": %d,\n", first ? "" : ",\n",
+            run, d->name, K, cfg->eval_instances, cfg->eval_samples);
+    double depth = mean_training_depth(run);
+    if (depth >= 0) fprintf(json, "     \"train_mean_depth\": %.4f,\n", depth);
+    else fprintf(json, "     \"train_mean_depth\": null,\n");
+    const char *names[] = {"score", "solved", "valid", "net_corrections"};
+    double *arrays[] = {res.score, res.solved, res.valid, res.net_corrections};
+    for (int a = 0; a < 4; a++) {
+        fprintf(json, "     \"%s\": [", names[a]);
+        for (int k = 0; k <= K; k++) fprintf(json, "%s%.6f", k ? ", " : "", arrays[a][k]);
+        fprintf(json, "],\n");
+    }
+    fprintf(json, "     \"score_at\": {");
+    int marks[] = {0, 1, 2, 4, 8, 16}, firstmark = 1;
+    for (int i = 0; i < 6; i++)
+        if (marks[i] <= K) {
+            fprintf(json, "%s\"%d\": %.6f", firstmark ? "" : ", ", marks[i], res.score[marks[i]]);
+            firstmark = 0;
+        }
+    double net = 0;
+    for (int k = 1; k <= K; k++) net += res.net_corrections[k];
+    fprintf(json, "},\n     \"net_corrections_total\": %.6f, \"delta_K\": %.6f}", net, res.score[K] - res.score[0]);
+    fprintf(stderr, "  %s: score %.4f at k=0 -> %.4f at k=%d (Delta_K %+.4f), net corrections %+.4f per chain\n",
+            run, res.score[0], res.score[K], K, res.score[K] - res.score[0], net);
+    task_eval_steps_free(&res);
+    rc = 0;
+out:
+    gpt_destroy(&m);
+no_model:
+    ckpt_close(&r);
+    be->destroy(be);
+    return rc;
+}
+
+int cmd_eval(int argc, char **argv) {
+    exitrl_config cfg;
+    config_defaults(&cfg);
+    const char *runs = NULL, *out = "eval.json";
+    char **rest = malloc(sizeof(char *) * (argc + 1));
+    int n_rest = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            free(rest);
+            return 0;
+        }
+        if ((!strcmp(argv[i], "--runs") || !strcmp(argv[i], "--out")) && i + 1 < argc) {
+            *(argv[i][2] == 'r' ? &runs : &out) = argv[i + 1];
+            i++;
+        } else {
+            rest[n_rest++] = argv[i];
+        }
+    }
+    int rc = config_parse_args(&cfg, n_rest, rest);
+    free(rest);
+    if (rc) return rc;
+    const task_domain *d = task_domain_find(cfg.task);
+    if (!runs || !d) {
+        fprintf(stderr, "exitrl eval: --runs DIR[,DIR...] and --task NAME are required (see --help)\n");
+        return 2;
+    }
+    int32_t knobs[TASK_MAX_KNOBS];
+    char why[256];
+    if (task_knobs_parse(d, cfg.task_knobs, knobs, why, sizeof why)) {
+        fprintf(stderr, "exitrl: config key 'task_knobs': %s\n", why);
+        return 2;
+    }
+    if (strchr(out, '\'') || strlen(out) > 600) {
+        fprintf(stderr, "exitrl eval: --out must be a plain path without quotes (at most 600 bytes)\n");
+        return 2;
+    }
+    char tmp[700];
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    FILE *json = fopen(tmp, "w");
+    if (!json) {
+        fprintf(stderr, "exitrl eval: cannot write %s\n", tmp);
+        return 1;
+    }
+    fprintf(json, "{\n  \"runs\": [\n");
+    char list[4096];
+    snprintf(list, sizeof list, "%s", runs);
+    int first = 1;
+    rc = 0;
+    for (char *save = NULL, *run = strtok_r(list, ",", &save); run && !rc; run = strtok_r(NULL, ",", &save)) {
+        rc = eval_run(run, &cfg, d, knobs, json, first);
+        first = 0;
+    }
+    fprintf(json, "\n  ]\n}\n");
+    if (fclose(json) || rc) {
+        remove(tmp);
+        return rc ? rc : 1;
+    }
+    if (rename(tmp, out)) {
+        fprintf(stderr, "exitrl eval: cannot write %s\n", out);
+        return 1;
+    }
+    printf("wrote %s\n", out);
+    /* The plot is a convenience: its absence (no matplotlib) is reported, not an error. */
+    char png[700], cmd[2200];
+    size_t stem = strlen(out) > 5 && !strcmp(out + strlen(out) - 5, ".json") ? strlen(out) - 5 : strlen(out);
+    snprintf(png, sizeof png, "%.*s.png", (int)stem, out);
+    /* $EXITRL_PYTHON first, then the python3 on PATH, then the system one (Debian's matplotlib). */
+    const char *env = getenv("EXITRL_PYTHON");
+    const char *pythons[] = {env && !strchr(env, '\'') ? env : NULL, "python3", "/usr/bin/python3"};
+    for (int i = 0; i < 3; i++) {
+        if (!pythons[i]) continue;
+        snprintf(cmd, sizeof cmd, "'%s' -c 'import matplotlib' 2>/dev/null && '%s' '%s/tools/plot.py' eval '%s' '%s'",
+                 pythons[i], pythons[i], EXITRL_SOURCE_DIR, out, png);
+        if (system(cmd) == 0) {
+            printf("wrote %s\n", png);
+            return 0;
+        }
+    }
+    fprintf(stderr, "exitrl eval: no plot written (tools/plot.py needs python3 with matplotlib)\n");
+    return 0;
+}

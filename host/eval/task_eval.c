@@ -1,0 +1,165 @@
+#include "eval/task_eval.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rl/completion.h"
+#include "rl/rollout.h"
+#include "model/tokenizer.h"
+
+/* A chain of attempts at one held-out instance. */
+typedef struct {
+    task_instance inst;
+    char answer[TASK_ANSWER_CAP];
+    int answer_len;               /* the raw attempt bytes shown to the next step */
+    char feedback[TASK_FEEDBACK_CAP];
+    float reward;
+    int valid;
+} chain;
+
+/* One step for every chain: base prompts at step 0, improve prompts after. Generates one answer per
+ * chain and scores it. */
+static int step_all(const task_domain *d, gpt_model *m, chain *ch, int n, int step, int max_new, int feedback,
+                    const struct exitrl_sampling *sp, int seq_offset) {
+    const int cap = m->cfg.max_seq - 1;
+    int *prompts = malloc(sizeof(int) * (size_t)n * cap), *lens = malloc(sizeof(int) * n);
+    rollout_engine eng = {0};
+    rollout_output out = {0};
+    int rc = -1, max_len = 1;
+    if (!prompts || !lens) goto done;
+    for (int i = 0; i < n; i++) {
+        lens[i] = step == 0 ? task_render_prompt(d, &ch[i].inst, TASK_PROMPT_BASE, NULL, 0, NULL, 0,
+                                                 prompts + (size_t)i * cap, cap)
+                            : task_render_prompt(d, &ch[i].inst, TASK_PROMPT_IMPROVE, ch[i].answer,
+                                                 (size_t)ch[i].answer_len, feedback ? ch[i].feedback : NULL,
+                                                 feedback ? strlen(ch[i].feedback) : 0, prompts + (size_t)i * cap, cap);
+        if (lens[i] <= 0) {
+            fprintf(stderr, "exitrl: an evaluation prompt does not fit the context of %d tokens\n", m->cfg.max_seq);
+            goto done;
+        }
+        max_len = lens[i] > max_len ? lens[i] : max_len;
+    }
+    if (max_len >= m->cfg.max_seq) {
+        fprintf(stderr, "exitrl: an evaluation prompt of %d tokens leaves no room to answer\n", max_len);
+        goto done;
+    }
+    int S = max_len + max_new < m->cfg.max_seq ? max_len + max_new : m->cfg.max_seq;
+    int B = n < 256 ? n : 256;
+    char err[256];
+    if (rollout_create(&eng, m, B, S) || rollout_output_alloc(&out, n, S, m->cfg.d_model)) goto done;
+    if (rollout_generate(&eng, prompts, lens, cap, n, max_new, sp, seq_offset, &out, err, sizeof err)) {
+        fprintf(stderr, "exitrl: evaluation rollout failed: %s\n", err);
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        const int *gen = out.tokens + (size_t)i * out.S + out.prompt_len[i];
+        char answer[512];
+        int len = completion_answer(gen, out.gen_len[i], out.hit_eos[i], answer, sizeof answer);
+        float r = len < 0 ? 0.0f : d->score(&ch[i].inst, answer, (size_t)len, ch[i].feedback, sizeof ch[i].feedback);
+        if (len < 0) snprintf(ch[i].feedback, sizeof ch[i].feedback, "malformed");
+        ch[i].reward = r < 0 ? 0.0f : r;
+        ch[i].valid = len >= 0 && d->well_formed(&ch[i].inst, answer, (size_t)len) == 1;
+        /* The next step is shown the raw attempt: its bytes before the first special token. */
+        int k = 0;
+        while (k < out.gen_len[i] && k < TASK_ANSWER_CAP - 1 && gen[k] >= 0 && gen[k] < 256) {
+            ch[i].answer[k] = (char)gen[k];
+            k++;
+        }
+        ch[i].answer[k] = 0;
+        ch[i].answer_len = k;
+    }
+    rc = 0;
+done:
+    rollout_destroy(&eng);
+    rollout_output_free(&out);
+    free(prompts);
+    free(lens);
+    return rc;
+}
+
+static chain *draw_chains(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS], int n_inst, int per) {
+    chain *ch = calloc((size_t)n_inst * per, sizeof *ch);
+    if (!ch) return NULL;
+    for (int i = 0; i < n_inst; i++) {
+        char why[160];
+        if (task_draw(d, knobs, TASK_SPLIT_HELDOUT, TASK_EVAL_STREAM_SEED, (uint64_t)i, &ch[i * per].inst, why,
+                      sizeof why)) {
+            fprintf(stderr, "exitrl: %s\n", why);
+            free(ch);
+            return NULL;
+        }
+        for (int j = 1; j < per; j++) ch[i * per + j].inst = ch[i * per].inst;
+    }
+    return ch;
+}
+
+int task_eval_base(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS], gpt_model *m, int n, int max_new,
+                   task_eval_base_result *out) {
+    chain *ch = draw_chains(d, knobs, n, 1);
+    if (!ch) return -1;
+    struct exitrl_sampling greedy = {1.0f, 0, 1.0f, 1, TOK_EOS, 0};
+    int rc = step_all(d, m, ch, n, 0, max_new, 0, &greedy, 0);
+    if (rc == 0) {
+        double s = 0, solved = 0, valid = 0;
+        for (int i = 0; i < n; i++) {
+            s += ch[i].reward;
+            solved += ch[i].reward >= 1.0f;
+            valid += ch[i].valid;
+        }
+        out->score = s / n, out->solved = solved / n, out->valid = valid / n;
+    }
+    free(ch);
+    return rc;
+}
+
+void task_eval_steps_free(task_eval_steps_result *r) {
+    free(r->score);
+    free(r->solved);
+    free(r->valid);
+    free(r->net_corrections);
+    memset(r, 0, sizeof *r);
+}
+
+int task_eval_steps(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS], gpt_model *m,
+                    const task_eval_options *o, task_eval_steps_result *out) {
+    memset(out, 0, sizeof *out);
+    int n = o->n_instances * o->n_samples, K = o->K;
+    chain *ch = draw_chains(d, knobs, o->n_instances, o->n_samples);
+    float *prev = malloc(sizeof(float) * n);
+    out->K = K;
+    out->score = calloc(K + 1, sizeof(double));
+    out->solved = calloc(K + 1, sizeof(double));
+    out->valid = calloc(K + 1, sizeof(double));
+    out->net_corrections = calloc(K + 1, sizeof(double));
+    if (!ch || !prev || !out->score || !out->solved || !out->valid || !out->net_corrections) {
+        free(ch);
+        free(prev);
+        task_eval_steps_free(out);
+        return -1;
+    }
+    struct exitrl_sampling sp = {o->temperature > 0 ? o->temperature : 1.0f, 0, 1.0f, o->temperature <= 0, TOK_EOS,
+                                 o->seed};
+    int rc = 0;
+    for (int k = 0; k <= K && rc == 0; k++) {
+        /* Each step draws fresh random numbers: sequence ids are offset by the step. */
+        rc = step_all(d, m, ch, n, k, o->max_new, o->feedback, &sp, k * n);
+        if (rc) break;
+        double s = 0, solved = 0, valid = 0, net = 0;
+        for (int i = 0; i < n; i++) {
+            s += ch[i].reward;
+            solved += ch[i].reward >= 1.0f;
+            valid += ch[i].valid;
+            if (k > 0) net += (ch[i].reward >= 1.0f && prev[i] < 1.0f) - (ch[i].reward < 1.0f && prev[i] >= 1.0f);
+            prev[i] = ch[i].reward;
+        }
+        out->score[k] = s / n, out->solved[k] = solved / n, out->valid[k] = valid / n;
+        out->net_corrections[k] = net / n;
+        fprintf(stderr, "  eval step %d/%d: score %.4f solved %.4f valid %.3f\n", k, K, out->score[k], out->solved[k],
+                out->valid[k]);
+    }
+    free(ch);
+    free(prev);
+    if (rc) task_eval_steps_free(out);
+    return rc;
+}

@@ -1,0 +1,43 @@
+/* Evaluation on a domain's held-out split (DESIGN §7): the base score of greedy answers, and the
+ * multi-step self-improvement protocol: an answer to the base prompt, then K steps each prompted
+ * with the request and the latest attempt, avg@n over sampled chains. */
+#ifndef EXITRL_TASK_EVAL_H
+#define EXITRL_TASK_EVAL_H
+#include "model/model.h"
+#include "tasks/task.h"
+
+/* Held-out problems come from this fixed stream, so every run is evaluated on the same ones. */
+#define TASK_EVAL_STREAM_SEED 0x5EEDE7A1ULL
+
+typedef struct {
+    double score;   /* mean reward */
+    double solved;  /* share with reward 1 */
+    double valid;   /* share of well-formed answers (EOS, bytes only, the domain's format) */
+} task_eval_base_result;
+
+/* Greedy answers to the base prompts of the first n held-out instances. Returns 0 or -1. */
+int task_eval_base(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS], gpt_model *m, int n,
+                   int max_new, task_eval_base_result *out);
+
+typedef struct {
+    int n_instances, n_samples, K;
+    int max_new;
+    int feedback;          /* improve prompts show the verifier's feedback on the latest attempt */
+    float temperature;     /* sampling temperature; 0 = greedy (then n_samples should be 1) */
+    uint64_t seed;
+} task_eval_options;
+
+typedef struct {
+    int K;
+    double *score;         /* [K+1] mean reward at step k over all chains */
+    double *solved;        /* [K+1] share of chains with reward 1 at step k */
+    double *valid;         /* [K+1] share of well-formed answers */
+    double *net_corrections; /* [K+1] (wrong->right minus right->wrong between k-1 and k) per chain; [0] = 0 */
+} task_eval_steps_result;
+
+/* Runs the K-step protocol. Allocates the result arrays (free with task_eval_steps_free).
+ * Returns 0 or -1 with a message. */
+int task_eval_steps(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS], gpt_model *m,
+                    const task_eval_options *o, task_eval_steps_result *out);
+void task_eval_steps_free(task_eval_steps_result *r);
+#endif

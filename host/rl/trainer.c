@@ -1,0 +1,350 @@
+#include "rl/trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rl/completion.h"
+#include "rl/ngram_embed.h"
+#include "model/nvtx.h"
+#include "run/run_log.h"
+#include "model/tokenizer.h"
+
+static int lookup(const char *v, const char *const *names, int n) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(v, names[i])) return i;
+    return -1;
+}
+
+void rl_model_capacity(const exitrl_config *cfg, int max_seq, int *rows, int *T) {
+    /* Rows of a GRPO minibatch at a typical length; longer rows run as micro-batches (grpo.c), so
+     * the activations stay within RL_UPDATE_TOKENS tokens whatever P x G is. */
+    enum { RL_UPDATE_TOKENS = 1 << 16 };
+    int n = cfg->prompts * cfg->group_size, mb = (n + cfg->minibatches - 1) / cfg->minibatches;
+    *T = max_seq < 128 ? max_seq : 128;
+    *rows = mb * *T <= RL_UPDATE_TOKENS ? mb : RL_UPDATE_TOKENS / *T;
+}
+
+int rl_trainer_init(rl_trainer *t, const exitrl_config *cfg, gpt_model *m) {
+    static const char *const methods[] = {"grpo", "curriculum", "improve", "diverge", "exit"};
+    static const char *const iter_rewards[] = {"absolute", "improvement", "delta"};
+    static const char *const scales[] = {"group", "batch", "none"};
+    static const char *const selects[] = {"all", "best", "random", "topk"};
+    static const char *const aggs[] = {"grpo", "dapo", "dr_grpo"};
+    memset(t, 0, sizeof *t);
+    t->cfg = cfg;
+    t->model = m;
+    t->method = lookup(cfg->method, methods, 5);
+    t->iter_reward = lookup(cfg->iter_reward, iter_rewards, 3);
+    t->scale_mode = lookup(cfg->scale_rewards, scales, 3);
+    t->select_mode = lookup(cfg->insert, selects, 4);
+    int agg = lookup(cfg->loss_agg, aggs, 3);
+    t->domain = task_domain_find(cfg->task);
+    char why[256];
+    if (!t->domain) {
+        fprintf(stderr, "exitrl train: config key 'task' must name a domain (arith, countdown, knapsack)\n");
+        return 2;
+    }
+    if (task_knobs_parse(t->domain, cfg->task_knobs, t->knobs, why, sizeof why)) {
+        fprintf(stderr, "exitrl: config key 'task_knobs': %s\n", why);
+        return 2;
+    }
+    t->n_prompts = cfg->prompts;
+    t->group_size = cfg->group_size;
+    if (t->group_size < 2) {
+        fprintf(stderr, "exitrl: config key 'group_size' = %d: GRPO needs at least 2 rollouts per prompt\n", t->group_size);
+        return 2;
+    }
+    rng_seed(&t->rng, (uint64_t)cfg->seed ^ 0xE817ULL);
+    task_buffer_options bo;
+    task_buffer_options_default(&bo);
+    bo.capacity = cfg->buffer_capacity;
+    bo.min_size = cfg->buffer_min;
+    bo.p_replay = (float)cfg->p_replay;
+    bo.kappa = (float)cfg->kappa;
+    bo.priority = cfg->rank_beta > 0 ? BUFFER_PRIORITY_RANK : BUFFER_PRIORITY_SOFTMAX;
+    if (cfg->rank_beta > 0) bo.rank_beta = (float)cfg->rank_beta;
+    bo.staleness = (float)cfg->staleness;
+    if (task_buffer_init(&t->buffer, &bo, why, sizeof why)) {
+        fprintf(stderr, "exitrl: buffer: %s\n", why);
+        return 2;
+    }
+    t->grpo_opt = (grpo_options){agg, cfg->epochs, cfg->minibatches, cfg->max_new_tokens,
+                             {(float)(1.0 / cfg->temperature), (float)cfg->clip_eps_low, (float)cfg->clip_eps_high,
+                              (float)cfg->kl_beta},
+                             {(float)cfg->lr, (float)cfg->beta1, (float)cfg->beta2, (float)cfg->adam_eps,
+                              (float)cfg->weight_decay, (float)cfg->grad_clip}};
+    if (cfg->kl_beta > 0 && grpo_reference_init(&t->ref, m)) return 1;
+
+    const int n = t->n_prompts * t->group_size, C = m->cfg.d_model;
+    exitrl_backend *be = m->be;
+    t->prompt_cap = m->cfg.max_seq - 1;
+    t->slots = calloc((size_t)t->n_prompts, sizeof *t->slots);
+    t->prompts = malloc(sizeof(int) * (size_t)n * t->prompt_cap);
+    t->prompt_lens = malloc(sizeof(int) * n);
+    t->quality = malloc(sizeof(float) * n);
+    t->reward = malloc(sizeof(float) * n);
+    t->adv = malloc(sizeof(float) * n);
+    t->div = malloc(sizeof(float) * n);
+    t->scores = malloc(sizeof(float) * t->n_prompts);
+    t->emb = malloc(sizeof(float) * (size_t)n * C);
+    t->chosen = malloc(sizeof(int) * n);
+    t->answers = malloc(sizeof *t->answers * n);
+    t->answer_lens = malloc(sizeof(int) * n);
+    t->feedback = malloc(sizeof *t->feedback * n);
+    t->d_rewards = be->alloc(be, sizeof(float) * n);
+    t->d_adv = be->alloc(be, sizeof(float) * n);
+    t->d_div = be->alloc(be, sizeof(float) * n);
+    t->d_emb = be->alloc(be, sizeof(float) * (size_t)n * C);
+    t->d_scores = be->alloc(be, sizeof(float) * t->n_prompts);
+    t->d_chosen = be->alloc(be, sizeof(int) * n);
+    if (!t->slots || !t->prompts || !t->prompt_lens || !t->quality || !t->reward || !t->adv || !t->div ||
+        !t->scores || !t->emb || !t->chosen || !t->answers || !t->answer_lens || !t->feedback || !t->d_rewards ||
+        !t->d_adv || !t->d_div || !t->d_emb || !t->d_scores || !t->d_chosen) {
+        fprintf(stderr, "exitrl: out of memory for %d rollouts\n", n);
+        return 1;
+    }
+    int chunk = n < 1024 ? n : 1024;
+    if (rollout_create(&t->engine, m, chunk, m->cfg.max_seq) || rollout_output_alloc(&t->rollouts, n, m->cfg.max_seq, C))
+        return 1;
+    return 0;
+}
+
+void rl_trainer_free(rl_trainer *t) {
+    if (!t->model) return;
+    exitrl_backend *be = t->model->be;
+    void *dev[] = {t->d_rewards, t->d_adv, t->d_div, t->d_emb, t->d_scores, t->d_chosen};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
+        if (dev[i]) be->free(be, dev[i]);
+    rollout_destroy(&t->engine);
+    rollout_output_free(&t->rollouts);
+    if (t->ref.master) grpo_reference_free(&t->ref, t->model);
+    task_buffer_free(&t->buffer);
+    free(t->slots), free(t->prompts), free(t->prompt_lens), free(t->quality), free(t->reward), free(t->adv);
+    free(t->div), free(t->scores), free(t->emb), free(t->chosen), free(t->answers), free(t->answer_lens);
+    free(t->feedback);
+    memset(t, 0, sizeof *t);
+}
+
+/* Chooses each slot's task: a fresh base task, or (methods with a buffer) a replayed entry. */
+static int plan_slots(rl_trainer *t, uint64_t it) {
+    const int iterate = t->method >= METHOD_IMPROVE;
+    for (int s = 0; s < t->n_prompts; s++) {
+        rl_slot *sl = &t->slots[s];
+        sl->buffer_index = -1;
+        sl->mode = TASK_PROMPT_BASE;
+        sl->prev_quality = 0.0f;
+        if (t->method != METHOD_GRPO && task_buffer_should_replay(&t->buffer, &t->rng)) {
+            int idx = task_buffer_sample(&t->buffer, &t->rng, it);
+            int keep = idx < 0 ? -1 : task_buffer_prefix(&t->buffer, idx, &t->rng);
+            if (idx < 0 || keep < 0 || task_buffer_copy_prefix(&t->buffer, idx, keep, &sl->task)) {
+                fprintf(stderr, "exitrl: internal error: buffer sampling failed\n");
+                return -1;
+            }
+            sl->buffer_index = idx;
+            if (iterate && keep > 0) {
+                int diverge = t->method >= METHOD_DIVERGE && rng_uniform(&t->rng) < t->cfg->p_diverge;
+                sl->mode = diverge ? TASK_PROMPT_DIVERGE : TASK_PROMPT_IMPROVE;
+                sl->prev_quality = sl->task.history[keep - 1].reward;
+            }
+            continue;
+        }
+        task_instance inst;
+        char why[160];
+        if (task_draw(t->domain, t->knobs, TASK_SPLIT_TRAIN, (uint64_t)t->cfg->seed, rng_u64(&t->rng), &inst, why,
+                      sizeof why)) {
+            fprintf(stderr, "exitrl: %s\n", why);
+            return -1;
+        }
+        buffer_entry_from_task(&sl->task, &inst);
+    }
+    return 0;
+}
+
+static int render_prompts(rl_trainer *t) {
+    const int feedback = t->cfg->feedback;
+    for (int s = 0; s < t->n_prompts; s++) {
+        const rl_slot *sl = &t->slots[s];
+        int *dst = t->prompts + (size_t)s * t->group_size * t->prompt_cap, len;
+        if (sl->mode == TASK_PROMPT_BASE) {
+            len = task_render_prompt(t->domain, &sl->task.task, TASK_PROMPT_BASE, NULL, 0, NULL, 0, dst, t->prompt_cap);
+        } else {
+            const buffer_attempt *a = &sl->task.history[sl->task.depth - 1];
+            len = task_render_prompt(t->domain, &sl->task.task, sl->mode, a->answer, a->answer_len,
+                                     feedback ? a->feedback : NULL, feedback ? a->feedback_len : 0, dst,
+                                     t->prompt_cap);
+        }
+        if (len <= 0) {
+            fprintf(stderr, "exitrl: a prompt does not fit the context (%d tokens); raise max_seq or shorten answers\n",
+                    t->model->cfg.max_seq);
+            return -1;
+        }
+        for (int j = 0; j < t->group_size; j++) {
+            if (j) memcpy(dst + (size_t)j * t->prompt_cap, dst, sizeof(int) * len);
+            t->prompt_lens[s * t->group_size + j] = len;
+        }
+    }
+    return 0;
+}
+
+/* Quality (the verifier's score) of each completion, its raw attempt bytes and feedback, and the
+ * RL reward: the quality itself at base steps, else by iter_reward. */
+static void compute_rewards(rl_trainer *t) {
+    const rollout_output *o = &t->rollouts;
+    for (int s = 0; s < t->n_prompts; s++) {
+        const rl_slot *sl = &t->slots[s];
+        float delta_max = 0.0f;
+        for (int j = 0; j < t->group_size; j++) {
+            int i = s * t->group_size + j;
+            const int *gen = o->tokens + (size_t)i * o->S + o->prompt_len[i];
+            char answer[512];
+            int len = completion_answer(gen, o->gen_len[i], o->hit_eos[i], answer, sizeof answer);
+            float q = len < 0 ? 0.0f : t->domain->score(&sl->task.task, answer, (size_t)len, t->feedback[i], BUFFER_FEEDBACK_CAP);
+            if (len < 0) snprintf(t->feedback[i], BUFFER_FEEDBACK_CAP, "malformed");
+            t->quality[i] = q < 0 ? 0.0f : q;
+            int k = 0; /* the attempt kept in the history: bytes before the first special token */
+            while (k < o->gen_len[i] && k < BUFFER_ANSWER_CAP && gen[k] >= 0 && gen[k] < 256) {
+                t->answers[i][k] = (char)gen[k];
+                k++;
+            }
+            t->answer_lens[i] = k;
+            delta_max = fmaxf(delta_max, t->quality[i] - sl->prev_quality);
+        }
+        for (int j = 0; j < t->group_size; j++) {
+            int i = s * t->group_size + j;
+            float q = t->quality[i], q0 = sl->prev_quality, r = q;
+            if (sl->mode != TASK_PROMPT_BASE && t->iter_reward == ITER_REWARD_IMPROVEMENT)
+                r = q0 >= 1.0f ? 0.0f : fmaxf(0.0f, (q - q0) / (1.0f - q0));
+            else if (sl->mode != TASK_PROMPT_BASE && t->iter_reward == ITER_REWARD_DELTA)
+                r = delta_max > 0.0f ? fmaxf(0.0f, (q - q0) / delta_max) : 0.0f;
+            t->reward[i] = r;
+        }
+    }
+}
+
+/* Group scores and expansion choice, diversity scales and advantages: the RL kernels. */
+static void score_and_advantage(rl_trainer *t, uint64_t it) {
+    exitrl_backend *be = t->model->be;
+    const int n = t->n_prompts * t->group_size, C = t->model->cfg.d_model;
+    be->upload(be, t->d_rewards, t->reward, sizeof(float) * n);
+    be->score_groups(be, t->d_scores, t->d_chosen, t->d_rewards, t->n_prompts, t->group_size, t->select_mode, t->cfg->insert_k,
+                     (uint64_t)t->cfg->seed ^ (it * 0x9E3779B97F4A7C15ULL));
+    const float *div = NULL;
+    if (t->method == METHOD_EXIT) {
+        if (!strcmp(t->cfg->diversity_embed, "ngram")) {
+            for (int i = 0; i < n; i++)
+                ngram_embed(t->rollouts.tokens + (size_t)i * t->rollouts.S + t->rollouts.prompt_len[i], t->rollouts.gen_len[i],
+                            t->emb + (size_t)i * C, C);
+        } else {
+            memcpy(t->emb, t->rollouts.embed, sizeof(float) * (size_t)n * C);
+        }
+        be->upload(be, t->d_emb, t->emb, sizeof(float) * (size_t)n * C);
+        be->diversity_scale(be, t->d_div, t->d_emb, t->n_prompts, t->group_size, C);
+        div = t->d_div;
+    }
+    be->group_advantage(be, t->d_adv, t->d_rewards, div, t->n_prompts, t->group_size, t->scale_mode, (float)t->cfg->adv_eps);
+    be->download(be, t->adv, t->d_adv, sizeof(float) * n);
+    be->download(be, t->scores, t->d_scores, sizeof(float) * t->n_prompts);
+    be->download(be, t->chosen, t->d_chosen, sizeof(int) * n);
+    if (div) be->download(be, t->div, t->d_div, sizeof(float) * n);
+}
+
+/* Scores of the replayed entries first (an insert may move entries), then the expansions. */
+static void update_buffer(rl_trainer *t, uint64_t it, rl_iter_stats *st) {
+    if (t->method == METHOD_GRPO) return;
+    for (int s = 0; s < t->n_prompts; s++)
+        if (t->slots[s].buffer_index >= 0) task_buffer_update_score(&t->buffer, t->slots[s].buffer_index, t->scores[s]);
+    char why[160];
+    for (int s = 0; s < t->n_prompts; s++) {
+        const rl_slot *sl = &t->slots[s];
+        if (t->method == METHOD_CURRICULUM) { /* the buffer holds base tasks, scored by learnability */
+            if (sl->buffer_index >= 0) continue;
+            buffer_entry e = sl->task;
+            e.score = t->scores[s];
+            int rc = task_buffer_insert(&t->buffer, &e, it, why, sizeof why);
+            rc >= 0 ? st->inserted++ : st->rejected++;
+            continue;
+        }
+        for (int j = 0; j < t->group_size; j++) {
+            int i = s * t->group_size + j;
+            if (!t->chosen[i]) continue;
+            buffer_entry e = sl->task;
+            int rc = buffer_entry_append(&e, t->answers[i], (size_t)t->answer_lens[i], t->quality[i], t->feedback[i],
+                                       strlen(t->feedback[i]), why, sizeof why);
+            if (rc) { /* past BUFFER_MAX_DEPTH attempts: the chain is not extended further */
+                st->too_deep++;
+                continue;
+            }
+            e.score = t->scores[s]; /* an expansion inherits its group's learnability */
+            rc = task_buffer_insert(&t->buffer, &e, it, why, sizeof why);
+            rc >= 0 ? st->inserted++ : st->rejected++;
+        }
+    }
+}
+
+int rl_iteration(rl_trainer *t, uint64_t it, rl_iter_stats *st) {
+    memset(st, 0, sizeof *st);
+    const int n = t->n_prompts * t->group_size;
+    double t0 = now_seconds();
+    nvtx_push("rl_iteration");
+    if (plan_slots(t, it) || render_prompts(t)) {
+        nvtx_pop();
+        return -1;
+    }
+    double t1 = now_seconds();
+    struct exitrl_sampling sp = {(float)t->cfg->temperature, t->cfg->top_k, (float)t->cfg->top_p, 0, TOK_EOS,
+                                 (uint64_t)t->cfg->seed * 0x100000001B3ULL + it};
+    char err[256];
+    if (rollout_generate(&t->engine, t->prompts, t->prompt_lens, t->prompt_cap, n, t->cfg->max_new_tokens, &sp, 0, &t->rollouts,
+                         err, sizeof err)) {
+        fprintf(stderr, "exitrl: rollout failed: %s\n", err);
+        nvtx_pop();
+        return -1;
+    }
+    double t2 = now_seconds();
+    compute_rewards(t);
+    double t3 = now_seconds();
+    score_and_advantage(t, it);
+    double t4 = now_seconds();
+    if (grpo_update(t->model, t->cfg->kl_beta > 0 ? &t->ref : NULL, &t->rollouts, n, t->adv, &t->grpo_opt, &st->update)) {
+        nvtx_pop();
+        return -1;
+    }
+    if (t->cfg->kl_beta > 0 && (it + 1) % (uint64_t)t->cfg->ref_every == 0)
+        grpo_reference_update(&t->ref, t->model, (float)t->cfg->ref_alpha);
+    t->model->be->sync(t->model->be); /* the update phase's time must include its device work */
+    double t5 = now_seconds();
+    update_buffer(t, it, st);
+    double t6 = now_seconds();
+    nvtx_pop();
+
+    double sum = 0, sum2 = 0, qsum = 0, ssum = 0, smax = 0, step = 0;
+    int zero_var = 0, replays = 0, diverges = 0;
+    for (int i = 0; i < n; i++) {
+        sum += t->reward[i];
+        sum2 += (double)t->reward[i] * t->reward[i];
+        qsum += t->quality[i];
+        st->gen_tokens += t->rollouts.gen_len[i];
+    }
+    for (int s = 0; s < t->n_prompts; s++) {
+        ssum += t->scores[s];
+        smax = fmax(smax, t->scores[s]);
+        zero_var += t->scores[s] == 0.0f;
+        replays += t->slots[s].buffer_index >= 0;
+        diverges += t->slots[s].mode == TASK_PROMPT_DIVERGE;
+        step += t->slots[s].task.depth;
+    }
+    st->reward_mean = sum / n;
+    st->reward_std = sqrt(fmax(0.0, sum2 / n - st->reward_mean * st->reward_mean));
+    st->quality_mean = qsum / n;
+    st->score_mean = ssum / t->n_prompts;
+    st->score_max = smax;
+    st->zero_var_frac = (double)zero_var / t->n_prompts;
+    st->replay_share = (double)replays / t->n_prompts;
+    st->diverge_share = (double)diverges / t->n_prompts;
+    st->mean_step = step / t->n_prompts;
+    st->t_plan = t1 - t0, st->t_rollout = t2 - t1, st->t_reward = t3 - t2;
+    st->t_score = t4 - t3, st->t_update = t5 - t4, st->t_buffer = t6 - t5;
+    return 0;
+}
