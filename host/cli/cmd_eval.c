@@ -1,4 +1,4 @@
-/* `exitrl eval`: the paper's multi-step self-improvement protocol (DESIGN §7) on held-out
+/* `exitrl eval`: the paper's multi-step self-improvement protocol (docs/DESIGN.md §7) on held-out
  * instances, for one or more runs: score at every step k = 0..K, net corrections, Delta_K, and the
  * run's mean training iteration depth (from its metrics.jsonl). Writes a JSON table and, through
  * tools/plot.py, a PNG of score against step. */
@@ -110,16 +110,11 @@ no_model:
 
 int cmd_eval(int argc, char **argv) {
     exitrl_config cfg;
-    config_defaults(&cfg);
     const char *runs = NULL, *out = "eval.json";
     char **rest = malloc(sizeof(char *) * (argc + 1));
+    if (!rest) return 1;
     int n_rest = 0;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            free(rest);
-            return 0;
-        }
         if ((!strcmp(argv[i], "--runs") || !strcmp(argv[i], "--out")) && i + 1 < argc) {
             *(argv[i][2] == 'r' ? &runs : &out) = argv[i + 1];
             i++;
@@ -127,9 +122,9 @@ int cmd_eval(int argc, char **argv) {
             rest[n_rest++] = argv[i];
         }
     }
-    int rc = config_parse_args(&cfg, n_rest, rest);
+    int rc = command_config(n_rest, rest, usage, &cfg);
     free(rest);
-    if (rc) return rc;
+    if (rc) return rc < 0 ? 0 : rc;
     const task_domain *d = task_domain_find(cfg.task);
     if (!runs || !d) {
         fprintf(stderr, "exitrl eval: --runs DIR[,DIR...] and --task NAME are required (see --help)\n");

@@ -17,14 +17,9 @@ static void usage(FILE *f) {
 }
 
 int cmd_info(int argc, char **argv) {
-    if (config_wants_help(argc, argv)) {
-        usage(stdout);
-        return 0;
-    }
     exitrl_config cfg;
-    config_defaults(&cfg);
-    int rc = config_parse_args(&cfg, argc, argv);
-    if (rc) return rc;
+    int rc = command_config(argc, argv, usage, &cfg);
+    if (rc) return rc < 0 ? 0 : rc;
     gpt_config mc;
     if ((rc = setup_model_config(&cfg, &mc))) return rc;
 

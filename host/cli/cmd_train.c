@@ -7,9 +7,9 @@
 
 #include "cli/commands.h"
 #include "rl/trainer.h"
-#include "run/interrupt.h"
 #include "model/model_io.h"
 #include "run/run_log.h"
+#include "run/run_loop.h"
 #include "run/setup.h"
 #include "eval/task_eval.h"
 
@@ -32,25 +32,19 @@ typedef struct {
 } train_state;
 
 static int save(const char *dir, rl_trainer *t, const train_state *st, const exitrl_config *cfg) {
-    char path[700], err[512];
-    size_t text_len = 0;
-    char *text = config_to_text(cfg, &text_len);
     size_t buf_bytes = task_buffer_serialized_size(&t->buffer);
     void *buf = malloc(buf_bytes);
     float *ref = t->ref.master ? malloc(sizeof(float) * t->model->num_params) : NULL;
-    if (!text || !buf || (t->ref.master && !ref)) {
-        free(text), free(buf), free(ref);
+    if (!buf || (t->ref.master && !ref)) {
+        free(buf), free(ref);
         fprintf(stderr, "exitrl: out of memory writing a checkpoint\n");
         return -1;
     }
     task_buffer_serialize(&t->buffer, buf, buf_bytes);
     if (ref) t->model->be->download(t->model->be, ref, t->ref.master, sizeof(float) * t->model->num_params);
-    ckpt_section extra[4] = {{"train_state", st, sizeof *st}, {"run_config", text, text_len},
-                             {"exit_buffer", buf, buf_bytes}, {"ref_params", ref, sizeof(float) * t->model->num_params}};
-    snprintf(path, sizeof path, "%s/checkpoint.bin", dir);
-    int rc = model_save(path, t->model, extra, ref ? 4 : 3, err, sizeof err);
-    if (rc) fprintf(stderr, "exitrl: %s\n", err);
-    free(text), free(buf), free(ref);
+    ckpt_section more[2] = {{"exit_buffer", buf, buf_bytes}, {"ref_params", ref, sizeof(float) * t->model->num_params}};
+    int rc = run_save_checkpoint(dir, t->model, cfg, (ckpt_section){"train_state", st, sizeof *st}, more, ref ? 2 : 1);
+    free(buf), free(ref);
     return rc;
 }
 
@@ -127,15 +121,43 @@ static void log_eval(FILE *metrics, int64_t it, rl_trainer *t, const exitrl_conf
             r.score, r.solved, r.valid);
 }
 
+/* Everything the loop's hooks touch. */
+typedef struct {
+    const exitrl_config *cfg;
+    rl_trainer *trainer;
+    train_state *state;
+    FILE *metrics;
+    const char *dir;
+} train_run;
+
+static int train_step(void *ctx, char *text, size_t text_len) {
+    train_run *r = ctx;
+    rl_iter_stats s;
+    if (rl_iteration(r->trainer, (uint64_t)r->state->iteration, &s)) return 1;
+    r->state->iteration++;
+    r->state->rng = r->trainer->rng;
+    log_iteration(r->metrics, r->state->iteration, &s, r->trainer);
+    task_buffer_stats bs;
+    task_buffer_get_stats(&r->trainer->buffer, &bs);
+    snprintf(text, text_len, "reward %.3f quality %.3f buffer %d depth %.2f kl %.4f %.0f tok/s", s.reward_mean,
+             s.quality_mean, bs.size, bs.mean_depth, s.update.kl, s.t_rollout > 0 ? s.gen_tokens / s.t_rollout : 0);
+    return 0;
+}
+
+static void train_evaluate(void *ctx) {
+    train_run *r = ctx;
+    log_eval(r->metrics, r->state->iteration, r->trainer, r->cfg);
+}
+
+static int train_save(void *ctx, const char *dir) {
+    train_run *r = ctx;
+    return save(dir, r->trainer, r->state, r->cfg);
+}
+
 int cmd_train(int argc, char **argv) {
-    if (config_wants_help(argc, argv)) {
-        usage(stdout);
-        return 0;
-    }
     exitrl_config cfg;
-    config_defaults(&cfg);
-    int rc = config_parse_args(&cfg, argc, argv);
-    if (rc) return rc;
+    int rc = command_config(argc, argv, usage, &cfg);
+    if (rc) return rc < 0 ? 0 : rc;
     const char *ckpt_path = cfg.resume[0] ? cfg.resume : cfg.init;
     if (!ckpt_path[0] || (cfg.resume[0] && cfg.init[0])) {
         fprintf(stderr, "exitrl train: give exactly one of --init CKPT (a warm start) or --resume CKPT\n");
@@ -192,51 +214,15 @@ int cmd_train(int argc, char **argv) {
     ckpt_close(&ck);
 
     char dir[600];
-    if (run_dir_create(cfg.out_dir, cfg.name, dir, sizeof dir) || !(metrics = metrics_open(dir))) goto out;
-    config_save_in_run(&cfg, dir);
+    if (run_open(&cfg, dir, sizeof dir, &metrics)) goto out;
     fprintf(stderr, "exitrl train: method %s on %s, %s backend, %zu parameters, P=%d G=%d, iterations %lld..%d -> %s\n",
-            cfg.method, cfg.task, be->name, m.num_params, cfg.prompts, cfg.group_size, (long long)st.iteration,
+            config_choice_name("method", cfg.method), cfg.task, be->name, m.num_params, cfg.prompts, cfg.group_size, (long long)st.iteration,
             cfg.iterations, dir);
-    if (st.iteration == 0 && cfg.eval_every) log_eval(metrics, 0, &t, &cfg);
-    interrupt_install();
-    progress_line prog;
-    progress_init(&prog, cfg.progress);
-    exit_code = 0;
-    while (st.iteration < cfg.iterations) {
-        rl_iter_stats s;
-        if (rl_iteration(&t, (uint64_t)st.iteration, &s)) {
-            exit_code = 1;
-            break;
-        }
-        st.iteration++;
-        st.rng = t.rng;
-        log_iteration(metrics, st.iteration, &s, &t);
-        char text[200];
-        task_buffer_stats bs;
-        task_buffer_get_stats(&t.buffer, &bs);
-        snprintf(text, sizeof text, "reward %.3f quality %.3f buffer %d depth %.2f kl %.4f %.0f tok/s", s.reward_mean,
-                 s.quality_mean, bs.size, bs.mean_depth, s.update.kl, s.t_rollout > 0 ? s.gen_tokens / s.t_rollout : 0);
-        progress_update(&prog, "train iteration", st.iteration, cfg.iterations, text);
-        int last = st.iteration == cfg.iterations;
-        if ((cfg.eval_every && st.iteration % cfg.eval_every == 0) || (last && cfg.eval_every)) {
-            progress_finish(&prog);
-            log_eval(metrics, st.iteration, &t, &cfg);
-        }
-        if ((cfg.ckpt_every && st.iteration % cfg.ckpt_every == 0) || last || interrupt_requested()) {
-            if (save(dir, &t, &st, &cfg)) {
-                exit_code = 1;
-                break;
-            }
-        }
-        if (interrupt_requested()) {
-            progress_finish(&prog);
-            fprintf(stderr, "exitrl: interrupted at iteration %lld; checkpoint saved (continue with --resume "
-                            "%s/checkpoint.bin)\n", (long long)st.iteration, dir);
-            exit_code = 130;
-            break;
-        }
-    }
-    progress_finish(&prog);
+    train_run run = {&cfg, &t, &st, metrics, dir};
+    if (st.iteration == 0 && cfg.eval_every) train_evaluate(&run);
+    run_loop_hooks hooks = {"train", "iteration", &st.iteration, cfg.iterations, cfg.eval_every, cfg.ckpt_every,
+                            cfg.eval_every != 0, cfg.progress, &run, train_step, train_evaluate, train_save};
+    exit_code = run_loop(&hooks, dir);
     if (exit_code == 0) fprintf(stderr, "exitrl train: done; checkpoint %s/checkpoint.bin\n", dir);
 out:
     ckpt_close(&ck);

@@ -2,9 +2,18 @@
  * code: 0 success, 1 runtime error, 2 usage error (130 when interrupted after saving). */
 #ifndef EXITRL_COMMANDS_H
 #define EXITRL_COMMANDS_H
+#include <stdio.h>
+
+#include "run/config.h"
+
 int cmd_pretrain(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+
+/* The preamble they share: --help or -h anywhere prints usage to stdout and returns -1 (the
+ * command then exits 0); otherwise cfg gets the defaults, then the --config files and --key value
+ * overrides in order. Returns 0, -1 (help shown) or 2 after a message naming the key. */
+int command_config(int argc, char **argv, void (*usage)(FILE *f), exitrl_config *cfg);
 #endif

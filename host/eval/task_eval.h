@@ -1,4 +1,4 @@
-/* Evaluation on a domain's held-out split (DESIGN §7): the base score of greedy answers, and the
+/* Evaluation on a domain's held-out split (docs/DESIGN.md §7): the base score of greedy answers, and the
  * multi-step self-improvement protocol: an answer to the base prompt, then K steps each prompted
  * with the request and the latest attempt, avg@n over sampled chains. */
 #ifndef EXITRL_TASK_EVAL_H

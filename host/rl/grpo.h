@@ -5,9 +5,8 @@
 #ifndef EXITRL_GRPO_H
 #define EXITRL_GRPO_H
 #include "model/model.h"
+#include "run/config.h"
 #include "rl/rollout.h"
-
-enum { GRPO_AGG_GRPO = 0, GRPO_AGG_DAPO = 1, GRPO_AGG_DR_GRPO = 2 };
 
 typedef struct {
     int aggregation;       /* GRPO_AGG_*: per-sequence mean then mean | token mean | sum / (n x max_len) */

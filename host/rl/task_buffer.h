@@ -1,4 +1,4 @@
-/* The ExIt task buffer (DESIGN §5): task histories ranked by learnability, sampled for replay.
+/* The ExIt task buffer (docs/DESIGN.md §5): task histories ranked by learnability, sampled for replay.
  *
  * An entry is a base task instance, the history of attempts made on it so far (y^0..y^{depth-1},
  * each with its reward and verifier feedback) and its score S in [0,1]. Entries are fixed-size PODs

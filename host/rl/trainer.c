@@ -11,12 +11,6 @@
 #include "run/run_log.h"
 #include "model/tokenizer.h"
 
-static int lookup(const char *v, const char *const *names, int n) {
-    for (int i = 0; i < n; i++)
-        if (!strcmp(v, names[i])) return i;
-    return -1;
-}
-
 void rl_model_capacity(const exitrl_config *cfg, int max_seq, int *rows, int *T) {
     /* Rows of a GRPO minibatch at a typical length; longer rows run as micro-batches (grpo.c), so
      * the activations stay within RL_UPDATE_TOKENS tokens whatever P x G is. */
@@ -27,19 +21,9 @@ void rl_model_capacity(const exitrl_config *cfg, int max_seq, int *rows, int *T)
 }
 
 int rl_trainer_init(rl_trainer *t, const exitrl_config *cfg, gpt_model *m) {
-    static const char *const methods[] = {"grpo", "curriculum", "improve", "diverge", "exit"};
-    static const char *const iter_rewards[] = {"absolute", "improvement", "delta"};
-    static const char *const scales[] = {"group", "batch", "none"};
-    static const char *const selects[] = {"all", "best", "random", "topk"};
-    static const char *const aggs[] = {"grpo", "dapo", "dr_grpo"};
     memset(t, 0, sizeof *t);
     t->cfg = cfg;
     t->model = m;
-    t->method = lookup(cfg->method, methods, 5);
-    t->iter_reward = lookup(cfg->iter_reward, iter_rewards, 3);
-    t->scale_mode = lookup(cfg->scale_rewards, scales, 3);
-    t->select_mode = lookup(cfg->insert, selects, 4);
-    int agg = lookup(cfg->loss_agg, aggs, 3);
     t->domain = task_domain_find(cfg->task);
     char why[256];
     if (!t->domain) {
@@ -70,7 +54,7 @@ int rl_trainer_init(rl_trainer *t, const exitrl_config *cfg, gpt_model *m) {
         fprintf(stderr, "exitrl: buffer: %s\n", why);
         return 2;
     }
-    t->grpo_opt = (grpo_options){agg, cfg->epochs, cfg->minibatches, cfg->max_new_tokens,
+    t->grpo_opt = (grpo_options){cfg->loss_agg, cfg->epochs, cfg->minibatches, cfg->max_new_tokens,
                              {(float)(1.0 / cfg->temperature), (float)cfg->clip_eps_low, (float)cfg->clip_eps_high,
                               (float)cfg->kl_beta},
                              {(float)cfg->lr, (float)cfg->beta1, (float)cfg->beta2, (float)cfg->adam_eps,
@@ -129,13 +113,13 @@ void rl_trainer_free(rl_trainer *t) {
 
 /* Chooses each slot's task: a fresh base task, or (methods with a buffer) a replayed entry. */
 static int plan_slots(rl_trainer *t, uint64_t it) {
-    const int iterate = t->method >= METHOD_IMPROVE;
+    const int iterate = t->cfg->method >= METHOD_IMPROVE;
     for (int s = 0; s < t->n_prompts; s++) {
         rl_slot *sl = &t->slots[s];
         sl->buffer_index = -1;
         sl->mode = TASK_PROMPT_BASE;
         sl->prev_quality = 0.0f;
-        if (t->method != METHOD_GRPO && task_buffer_should_replay(&t->buffer, &t->rng)) {
+        if (t->cfg->method != METHOD_GRPO && task_buffer_should_replay(&t->buffer, &t->rng)) {
             int idx = task_buffer_sample(&t->buffer, &t->rng, it);
             int keep = idx < 0 ? -1 : task_buffer_prefix(&t->buffer, idx, &t->rng);
             if (idx < 0 || keep < 0 || task_buffer_copy_prefix(&t->buffer, idx, keep, &sl->task)) {
@@ -144,7 +128,7 @@ static int plan_slots(rl_trainer *t, uint64_t it) {
             }
             sl->buffer_index = idx;
             if (iterate && keep > 0) {
-                int diverge = t->method >= METHOD_DIVERGE && rng_uniform(&t->rng) < t->cfg->p_diverge;
+                int diverge = t->cfg->method >= METHOD_DIVERGE && rng_uniform(&t->rng) < t->cfg->p_diverge;
                 sl->mode = diverge ? TASK_PROMPT_DIVERGE : TASK_PROMPT_IMPROVE;
                 sl->prev_quality = sl->task.history[keep - 1].reward;
             }
@@ -214,9 +198,9 @@ static void compute_rewards(rl_trainer *t) {
         for (int j = 0; j < t->group_size; j++) {
             int i = s * t->group_size + j;
             float q = t->quality[i], q0 = sl->prev_quality, r = q;
-            if (sl->mode != TASK_PROMPT_BASE && t->iter_reward == ITER_REWARD_IMPROVEMENT)
+            if (sl->mode != TASK_PROMPT_BASE && t->cfg->iter_reward == ITER_REWARD_IMPROVEMENT)
                 r = q0 >= 1.0f ? 0.0f : fmaxf(0.0f, (q - q0) / (1.0f - q0));
-            else if (sl->mode != TASK_PROMPT_BASE && t->iter_reward == ITER_REWARD_DELTA)
+            else if (sl->mode != TASK_PROMPT_BASE && t->cfg->iter_reward == ITER_REWARD_DELTA)
                 r = delta_max > 0.0f ? fmaxf(0.0f, (q - q0) / delta_max) : 0.0f;
             t->reward[i] = r;
         }
@@ -228,11 +212,11 @@ static void score_and_advantage(rl_trainer *t, uint64_t it) {
     exitrl_backend *be = t->model->be;
     const int n = t->n_prompts * t->group_size, C = t->model->cfg.d_model;
     be->upload(be, t->d_rewards, t->reward, sizeof(float) * n);
-    be->score_groups(be, t->d_scores, t->d_chosen, t->d_rewards, t->n_prompts, t->group_size, t->select_mode, t->cfg->insert_k,
+    be->score_groups(be, t->d_scores, t->d_chosen, t->d_rewards, t->n_prompts, t->group_size, t->cfg->insert, t->cfg->insert_k,
                      (uint64_t)t->cfg->seed ^ (it * 0x9E3779B97F4A7C15ULL));
     const float *div = NULL;
-    if (t->method == METHOD_EXIT) {
-        if (!strcmp(t->cfg->diversity_embed, "ngram")) {
+    if (t->cfg->method == METHOD_EXIT) {
+        if (t->cfg->diversity_embed == DIVERSITY_NGRAM) {
             for (int i = 0; i < n; i++)
                 ngram_embed(t->rollouts.tokens + (size_t)i * t->rollouts.S + t->rollouts.prompt_len[i], t->rollouts.gen_len[i],
                             t->emb + (size_t)i * C, C);
@@ -243,7 +227,7 @@ static void score_and_advantage(rl_trainer *t, uint64_t it) {
         be->diversity_scale(be, t->d_div, t->d_emb, t->n_prompts, t->group_size, C);
         div = t->d_div;
     }
-    be->group_advantage(be, t->d_adv, t->d_rewards, div, t->n_prompts, t->group_size, t->scale_mode, (float)t->cfg->adv_eps);
+    be->group_advantage(be, t->d_adv, t->d_rewards, div, t->n_prompts, t->group_size, t->cfg->scale_rewards, (float)t->cfg->adv_eps);
     be->download(be, t->adv, t->d_adv, sizeof(float) * n);
     be->download(be, t->scores, t->d_scores, sizeof(float) * t->n_prompts);
     be->download(be, t->chosen, t->d_chosen, sizeof(int) * n);
@@ -252,13 +236,13 @@ static void score_and_advantage(rl_trainer *t, uint64_t it) {
 
 /* Scores of the replayed entries first (an insert may move entries), then the expansions. */
 static void update_buffer(rl_trainer *t, uint64_t it, rl_iter_stats *st) {
-    if (t->method == METHOD_GRPO) return;
+    if (t->cfg->method == METHOD_GRPO) return;
     for (int s = 0; s < t->n_prompts; s++)
         if (t->slots[s].buffer_index >= 0) task_buffer_update_score(&t->buffer, t->slots[s].buffer_index, t->scores[s]);
     char why[160];
     for (int s = 0; s < t->n_prompts; s++) {
         const rl_slot *sl = &t->slots[s];
-        if (t->method == METHOD_CURRICULUM) { /* the buffer holds base tasks, scored by learnability */
+        if (t->cfg->method == METHOD_CURRICULUM) { /* the buffer holds base tasks, scored by learnability */
             if (sl->buffer_index >= 0) continue;
             buffer_entry e = sl->task;
             e.score = t->scores[s];

@@ -1,4 +1,4 @@
-/* The ExIt loop (DESIGN §5): one iteration plans P task instances (fresh base tasks, or partial
+/* The ExIt loop (docs/DESIGN.md §5): one iteration plans P task instances (fresh base tasks, or partial
  * histories replayed from the buffer as improve / diverge steps), rolls out G completions each,
  * scores them with the domain's verifier, turns rewards into (diversity-scaled) group advantages,
  * takes the GRPO update, then updates the buffer: the sampled entries get their new learnability
@@ -12,8 +12,6 @@
 #include "rl/rollout.h"
 #include "tasks/task.h"
 
-enum { METHOD_GRPO, METHOD_CURRICULUM, METHOD_IMPROVE, METHOD_DIVERGE, METHOD_EXIT };
-enum { ITER_REWARD_ABSOLUTE, ITER_REWARD_IMPROVEMENT, ITER_REWARD_DELTA };
 
 /* One prompt slot of an iteration. */
 typedef struct {
@@ -34,7 +32,6 @@ typedef struct {
 
 typedef struct {
     const exitrl_config *cfg;
-    int method, iter_reward, scale_mode, select_mode;
     const task_domain *domain;
     int32_t knobs[TASK_MAX_KNOBS];
     gpt_model *model;

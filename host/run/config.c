@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { K_INT, K_INT64, K_FLOAT, K_STR, K_ENUM, K_GROUP } key_type;
+/* K_ENUM: text restricted to `choices` (names resolved elsewhere: device, model preset, task).
+ * K_CHOICE: an int field holding the index of the value in `choices` (the enums in config.h). */
+typedef enum { K_INT, K_INT64, K_FLOAT, K_STR, K_ENUM, K_CHOICE, K_GROUP } key_type;
 
 typedef struct {
     const char *key;
@@ -16,7 +18,7 @@ typedef struct {
     size_t offset, size;   /* field in exitrl_config; size for strings */
     double min, max;       /* numeric range, inclusive */
     const char *def;       /* default, as text */
-    const char *choices;   /* K_ENUM: allowed values separated by '|' */
+    const char *choices;   /* K_ENUM, K_CHOICE: allowed values separated by '|' */
     const char *help;
 } key_spec;
 
@@ -74,7 +76,7 @@ static const key_spec keys[] = {
     {"ckpt_every", K_INT, F(ckpt_every), 0, 1e9, "500", NULL, "steps between checkpoints (0 = end only)"},
     {"eval_instances", K_INT, F(eval_instances), 1, 1e7, "256", NULL, "held-out instances per evaluation"},
     GROUP(CONFIG_GROUP_RL, "RL and ExIt (exitrl train)"),
-    {"method", K_ENUM, F(method), 0, 0, "exit", "grpo|curriculum|improve|diverge|exit",
+    {"method", K_CHOICE, F(method), 0, 0, "exit", "grpo|curriculum|improve|diverge|exit",
      "the paper's method ladder: base GRPO, +learnability curriculum, +self-improve, +self-diverge, "
      "+diversity bonus (full ExIt)"},
     {"iterations", K_INT, F(iterations), 1, 1e9, "100", NULL, "RL iterations"},
@@ -85,13 +87,13 @@ static const key_spec keys[] = {
     {"p_replay", K_FLOAT, F(p_replay), 0, 1, "0.5", NULL, "chance a prompt slot replays a buffer entry (p)"},
     {"p_diverge", K_FLOAT, F(p_diverge), 0, 1, "0.2", NULL, "chance an iteration step diverges instead of improving"},
     {"kappa", K_FLOAT, F(kappa), 0, 1e4, "1", NULL, "buffer sampling P(i) ~ exp(kappa * S_i)"},
-    {"insert", K_ENUM, F(insert), 0, 0, "all", "all|best|random|topk", "which expansions enter the buffer"},
+    {"insert", K_CHOICE, F(insert), 0, 0, "all", "all|best|random|topk", "which expansions enter the buffer"},
     {"insert_k", K_INT, F(insert_k), 1, 1024, "2", NULL, "expansions per group for insert = random | topk"},
-    {"iter_reward", K_ENUM, F(iter_reward), 0, 0, "absolute", "absolute|improvement|delta",
+    {"iter_reward", K_CHOICE, F(iter_reward), 0, 0, "absolute", "absolute|improvement|delta",
      "reward of an iteration step: new quality, max(0,(r-r0)/(1-r0)), or max(0, d/d_max)"},
-    {"scale_rewards", K_ENUM, F(scale_rewards), 0, 0, "group", "group|batch|none", "advantage normaliser"},
+    {"scale_rewards", K_CHOICE, F(scale_rewards), 0, 0, "group", "group|batch|none", "advantage normaliser"},
     {"adv_eps", K_FLOAT, F(adv_eps), 1e-8, 1, "1e-4", NULL, "added to the reward std (> 0: an all-equal group gets 0, not 0/0)"},
-    {"loss_agg", K_ENUM, F(loss_agg), 0, 0, "grpo", "grpo|dapo|dr_grpo", "token aggregation of the loss"},
+    {"loss_agg", K_CHOICE, F(loss_agg), 0, 0, "grpo", "grpo|dapo|dr_grpo", "token aggregation of the loss"},
     {"clip_eps_low", K_FLOAT, F(clip_eps_low), 0, 1, "0.2", NULL, "ratio clip below 1"},
     {"clip_eps_high", K_FLOAT, F(clip_eps_high), 0, 10, "0.2", NULL, "ratio clip above 1"},
     {"kl_beta", K_FLOAT, F(kl_beta), 0, 10, "0.001", NULL, "k3 KL coefficient to the reference policy"},
@@ -102,7 +104,7 @@ static const key_spec keys[] = {
     {"temperature", K_FLOAT, F(temperature), 1e-3, 100, "1", NULL, "sampling temperature of rollouts"},
     {"top_p", K_FLOAT, F(top_p), 1e-6, 1, "1", NULL, "nucleus sampling (1 = off)"},
     {"top_k", K_INT, F(top_k), 0, 1e6, "0", NULL, "top-k sampling (0 = off)"},
-    {"diversity_embed", K_ENUM, F(diversity_embed), 0, 0, "hidden", "hidden|ngram",
+    {"diversity_embed", K_CHOICE, F(diversity_embed), 0, 0, "hidden", "hidden|ngram",
      "embedding for the diversity bonus: mean final hidden state or hashed n-grams"},
     {"feedback", K_INT, F(feedback), 0, 1, "0", NULL, "iteration prompts show the verifier's feedback"},
     {"staleness", K_FLOAT, F(staleness), 0, 1, "0", NULL, "PLR staleness mixing in buffer sampling (0 = off)"},
@@ -120,20 +122,43 @@ static const key_spec *find_key(const char *key) {
     return NULL;
 }
 
-static int choice_ok(const char *choices, const char *v) {
+/* Index of v among the '|'-separated choices, or -1. */
+static int choice_index(const char *choices, const char *v) {
     size_t n = strlen(v);
-    for (const char *p = choices; *p;) {
+    int i = 0;
+    for (const char *p = choices; *p; i++) {
         const char *bar = strchr(p, '|');
         size_t len = bar ? (size_t)(bar - p) : strlen(p);
-        if (len == n && strncmp(p, v, n) == 0) return 1;
+        if (len == n && strncmp(p, v, n) == 0) return i;
         if (!bar) break;
         p = bar + 1;
     }
-    return 0;
+    return -1;
+}
+
+/* The index-th of the '|'-separated choices, into buf; "?" when out of range. */
+static const char *choice_name(const char *choices, int index, char *buf, size_t cap) {
+    const char *p = choices;
+    for (int i = 0; i < index && p; i++) {
+        p = strchr(p, '|');
+        if (p) p++;
+    }
+    size_t len = p ? strcspn(p, "|") : 0;
+    if (index < 0 || !p || !len || len >= cap) return "?";
+    memcpy(buf, p, len);
+    buf[len] = 0;
+    return buf;
+}
+
+const char *config_choice_name(const char *key, int value) {
+    static char names[NUM_KEYS][32]; /* one slot per key: the result stays valid */
+    const key_spec *k = find_key(key);
+    if (!k || k->type != K_CHOICE) return "?";
+    return choice_name(k->choices, value, names[k - keys], sizeof names[0]);
 }
 
 static void print_range(FILE *f, const key_spec *k) {
-    if (k->type == K_ENUM)
+    if (k->type == K_ENUM || k->type == K_CHOICE)
         fprintf(f, "one of %s", k->choices);
     else if (k->type == K_FLOAT)
         fprintf(f, "a number in [%g, %g]", k->min, k->max);
@@ -150,8 +175,19 @@ int config_set(exitrl_config *c, const char *key, const char *value, const char 
         return 2;
     }
     char *field = (char *)c + k->offset;
+    if (k->type == K_CHOICE) {
+        int index = choice_index(k->choices, value);
+        if (index < 0) {
+            fprintf(stderr, "exitrl: %s: config key '%s' = '%s' is invalid: expected ", origin, key, value);
+            print_range(stderr, k);
+            fputc('\n', stderr);
+            return 2;
+        }
+        *(int *)field = index;
+        return 0;
+    }
     if (k->type == K_STR || k->type == K_ENUM) {
-        if (strlen(value) >= k->size || (k->type == K_ENUM && !choice_ok(k->choices, value))) {
+        if (strlen(value) >= k->size || (k->type == K_ENUM && choice_index(k->choices, value) < 0)) {
             fprintf(stderr, "exitrl: %s: config key '%s' = '%s' is invalid: expected ", origin, key, value);
             print_range(stderr, k);
             fputc('\n', stderr);
@@ -275,6 +311,7 @@ void config_write(const exitrl_config *c, FILE *f) {
         case K_INT: fprintf(f, "%d\n", *(const int *)field); break;
         case K_INT64: fprintf(f, "%lld\n", *(const long long *)field); break;
         case K_FLOAT: fprintf(f, "%.17g\n", *(const double *)field); break;
+        case K_CHOICE: fprintf(f, "%s\n", config_choice_name(k->key, *(const int *)field)); break;
         default: fprintf(f, "%s\n", field); break;
         }
     }

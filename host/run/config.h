@@ -8,6 +8,14 @@
 
 #define CONFIG_STR_MAX 256
 
+/* Choice keys. Each is parsed once, by config.c's table, into one of these values; the names in
+ * that table are listed in the same order (config_choice_name gives a value's name back). */
+enum { METHOD_GRPO, METHOD_CURRICULUM, METHOD_IMPROVE, METHOD_DIVERGE, METHOD_EXIT };   /* method */
+enum { ITER_REWARD_ABSOLUTE, ITER_REWARD_IMPROVEMENT, ITER_REWARD_DELTA };             /* iter_reward */
+enum { GRPO_AGG_GRPO, GRPO_AGG_DAPO, GRPO_AGG_DR_GRPO };                                /* loss_agg */
+enum { DIVERSITY_HIDDEN, DIVERSITY_NGRAM };                                            /* diversity_embed */
+/* insert and scale_rewards take the values of ops.h's EXITRL_SELECT_* and EXITRL_SCALE_*. */
+
 typedef struct {
     /* run */
     char name[CONFIG_STR_MAX];     /* run name: outputs go to <out_dir>/<name>/ */
@@ -34,25 +42,25 @@ typedef struct {
     /* logging and checkpoints */
     int log_every, eval_every, ckpt_every, eval_instances;
     int progress;                  /* live progress line: 1 on, 0 off, -1 when stderr is a terminal */
-    /* RL / ExIt (exitrl train, DESIGN §5) */
-    char method[16];               /* grpo | curriculum | improve | diverge | exit */
+    /* RL / ExIt (exitrl train, docs/DESIGN.md §5) */
+    int method;                    /* METHOD_*: grpo | curriculum | improve | diverge | exit */
     int iterations, prompts, group_size;
     int buffer_capacity, buffer_min;
     double p_replay, p_diverge, kappa;
-    char insert[16];               /* all | best | random | topk */
+    int insert;                    /* EXITRL_SELECT_*: all | best | random | topk */
     int insert_k;
-    char iter_reward[16];          /* absolute | improvement | delta */
-    char scale_rewards[8];         /* group | batch | none */
+    int iter_reward;               /* ITER_REWARD_*: absolute | improvement | delta */
+    int scale_rewards;             /* EXITRL_SCALE_*: group | batch | none */
     double adv_eps;
-    char loss_agg[16];             /* grpo | dapo | dr_grpo */
+    int loss_agg;                  /* GRPO_AGG_*: grpo | dapo | dr_grpo */
     double clip_eps_low, clip_eps_high, kl_beta, ref_alpha;
     int ref_every, epochs, minibatches;
     double temperature, top_p;
     int top_k;
-    char diversity_embed[16];      /* hidden | ngram */
+    int diversity_embed;           /* DIVERSITY_*: hidden | ngram */
     int feedback;                  /* iteration prompts show the verifier's feedback */
     double staleness, rank_beta;   /* PLR-style extensions, 0 = off */
-    /* evaluation (exitrl eval, DESIGN §7) */
+    /* evaluation (exitrl eval, docs/DESIGN.md §7) */
     int eval_steps, eval_samples;
 } exitrl_config;
 
@@ -67,6 +75,9 @@ int config_set(exitrl_config *c, const char *key, const char *value, const char 
 /* Parses argv: `--config FILE` (applied first, in order) and `--key value` / `--key=value`
  * overrides. Non-option arguments are an error. Returns 0 or 2. */
 int config_parse_args(exitrl_config *c, int argc, char **argv);
+/* The name of a choice key's value ("exit" for key "method", METHOD_EXIT), or "?" when the key is
+ * not a choice key or the value is out of range. */
+const char *config_choice_name(const char *key, int value);
 /* Writes every key as `key = value` lines (round-trips through config_load_file). */
 void config_write(const exitrl_config *c, FILE *f);
 /* The config as `key = value` text (malloc'd, *len bytes), or NULL when out of memory. */

@@ -1,4 +1,4 @@
-/* The task interface shared by all synthetic domains (DESIGN §6).
+/* The task interface shared by all synthetic domains (docs/DESIGN.md §6).
  *
  * A task instance is a 32-byte POD: (domain, split, seed, difficulty knobs). The concrete problem
  * (numbers, items) is regenerated from it on demand, deterministically, so instances can be stored

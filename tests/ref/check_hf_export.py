@@ -6,7 +6,7 @@ Usage:
 
 Two independent readers load the export and recompute the logits for exitrl's tokens:
   1. Hugging Face transformers' GPT2LMHeadModel.from_pretrained(EXPORT_DIR) (when transformers is
-     installed; --require-hf makes its absence an error), the check DESIGN.md section 3 asks for;
+     installed; --require-hf makes its absence an error), the check docs/DESIGN.md §3 asks for;
   2. tests/ref/gpt_ref.py fed from a small safetensors reader in this file, which checks the same
      naming and transposes without transformers.
 Each must match exitrl's logits on the first V columns: |got - want| <= atol + rtol*|want|.

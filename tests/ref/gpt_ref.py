@@ -1,5 +1,5 @@
 """Independent PyTorch reference of exitrl's policy model, written from the model description
-(DESIGN.md section 3 and host/model/model.h), not from exitrl's code.
+(docs/DESIGN.md §3 and host/model/model.h), not from exitrl's code.
 
 The model is GPT-2: learned position embeddings, pre-LayerNorm (eps 1e-5), GELU with the tanh
 approximation, causal multi-head attention scaled by 1/sqrt(head_dim), an input embedding tied to the

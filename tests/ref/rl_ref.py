@@ -3,7 +3,7 @@ maker of tests/fixtures/rl_golden.bin, read by tests/test_rl_ops.c.
 
 Usage: /usr/bin/python3 tests/ref/rl_ref.py [output path]   (needs torch and numpy)
 
-The formulas are written from ops.h and DESIGN.md section 5 with PyTorch's own primitives (Bessel
+The formulas are written from ops.h and docs/DESIGN.md §5 with PyTorch's own primitives (Bessel
 std from torch.std, norms from torch.linalg.norm, log_softmax); the GRPO gradient comes from
 autograd of the scalar objective sum_n weight[n] * loss_tok[n], never from the hand-derived g of
 ops.h, so the two derivations check each other. Philox4x32-10 is re-implemented here from the

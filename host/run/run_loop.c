@@ -1,0 +1,75 @@
+/* The training lifecycle shared by exitrl pretrain and exitrl train (contract in run_loop.h). */
+#include "run/run_loop.h"
+
+#include <stdlib.h>
+
+#include "model/model_io.h"
+#include "run/interrupt.h"
+#include "run/run_log.h"
+
+int run_open(const exitrl_config *cfg, char *dir, size_t dir_len, FILE **metrics) {
+    if (run_dir_create(cfg->out_dir, cfg->name, dir, dir_len)) return -1;
+    config_save_in_run(cfg, dir);
+    *metrics = metrics_open(dir);
+    return *metrics ? 0 : -1;
+}
+
+int run_loop(const run_loop_hooks *h, const char *dir) {
+    interrupt_install();
+    progress_line prog;
+    progress_init(&prog, h->progress);
+    char label[64];
+    snprintf(label, sizeof label, "%s %s", h->command, h->unit);
+    int exit_code = 0;
+    while (*h->done < h->total) {
+        char text[200] = "";
+        if ((exit_code = h->step(h->ctx, text, sizeof text))) break;
+        const int64_t done = *h->done;
+        const int last = done == h->total;
+        progress_update(&prog, label, done, h->total, text);
+        if (h->evaluate && ((h->eval_every && done % h->eval_every == 0) || (last && h->eval_at_end))) {
+            progress_finish(&prog);
+            h->evaluate(h->ctx);
+        }
+        if ((h->ckpt_every && done % h->ckpt_every == 0) || last || interrupt_requested()) {
+            if (h->save(h->ctx, dir)) {
+                exit_code = 1;
+                break;
+            }
+        }
+        if (interrupt_requested()) {
+            progress_finish(&prog);
+            fprintf(stderr, "exitrl: interrupted at %s %lld; checkpoint saved in %s/checkpoint.bin "
+                            "(continue with --resume %s/checkpoint.bin)\n",
+                    h->unit, (long long)done, dir, dir);
+            exit_code = 130;
+            break;
+        }
+    }
+    progress_finish(&prog);
+    return exit_code;
+}
+
+int run_save_checkpoint(const char *dir, gpt_model *m, const exitrl_config *cfg, ckpt_section state,
+                        const ckpt_section *more, int n_more) {
+    char path[700], err[512];
+    ckpt_section sections[CKPT_MAX_SECTIONS];
+    if (n_more < 0 || n_more + 2 > CKPT_MAX_SECTIONS) {
+        fprintf(stderr, "exitrl: internal error: %d checkpoint sections\n", n_more + 2);
+        return -1;
+    }
+    size_t text_len = 0;
+    char *text = config_to_text(cfg, &text_len);
+    if (!text) {
+        fprintf(stderr, "exitrl: out of memory writing a checkpoint\n");
+        return -1;
+    }
+    sections[0] = state;
+    sections[1] = (ckpt_section){"run_config", text, text_len};
+    for (int i = 0; i < n_more; i++) sections[2 + i] = more[i];
+    snprintf(path, sizeof path, "%s/checkpoint.bin", dir);
+    int rc = model_save(path, m, sections, n_more + 2, err, sizeof err);
+    if (rc) fprintf(stderr, "exitrl: %s\n", err);
+    free(text);
+    return rc;
+}

@@ -1,0 +1,52 @@
+/* The lifecycle every training command shares (exitrl pretrain and exitrl train): the run
+ * directory, the step loop with its progress line, the evaluation and checkpoint cadence, a clean
+ * stop on SIGINT / SIGTERM (checkpoint, exit code 130), and the checkpoint itself.
+ *
+ * A command owns its state and passes it as `ctx` to its hooks; the loop owns only the cadence.
+ * After each step (counter advanced by the step hook) it runs, in this order:
+ *   progress line -> evaluate (every eval_every steps; at the last step when eval_at_end) ->
+ *   save (every ckpt_every steps, at the last step, and when interrupted) -> stop when interrupted.
+ * Checkpoints are written atomically (model/checkpoint.h), so a kill at any moment leaves either
+ * the previous checkpoint or the new one. */
+#ifndef EXITRL_RUN_LOOP_H
+#define EXITRL_RUN_LOOP_H
+#include <stdint.h>
+#include <stdio.h>
+
+#include "model/checkpoint.h"
+#include "model/model.h"
+#include "run/config.h"
+
+typedef struct {
+    const char *command;   /* "pretrain" / "train": messages say "exitrl <command>: ..." */
+    const char *unit;      /* "step" / "iteration" */
+    int64_t *done;         /* units done so far; the step hook advances it by one */
+    int64_t total;         /* stop when *done reaches it */
+    int eval_every;        /* 0 = no periodic evaluation */
+    int ckpt_every;        /* 0 = checkpoint at the end (and on interrupt) only */
+    int eval_at_end;       /* also evaluate after the last step */
+    int progress;          /* progress_init's mode (config key progress) */
+    void *ctx;
+    /* One unit of work, including its metrics line; writes a short status into text (for the
+     * progress line). Returns 0, or the exit code (1) after printing why. Required. */
+    int (*step)(void *ctx, char *text, size_t text_len);
+    /* Held-out evaluation at *done. Optional (NULL: never). */
+    void (*evaluate)(void *ctx);
+    /* Writes <dir>/checkpoint.bin. Returns 0, or -1 after printing why. Required. */
+    int (*save)(void *ctx, const char *dir);
+} run_loop_hooks;
+
+/* Creates <out_dir>/<name>/, writes config.txt there and opens metrics.jsonl for appending.
+ * Returns 0, or -1 after a message (nothing to close then). */
+int run_open(const exitrl_config *cfg, char *dir, size_t dir_len, FILE **metrics);
+
+/* Runs steps until *done == total, an error or an interrupt. Returns the exit code: 0 done,
+ * 1 runtime error (a failed step or checkpoint), 130 interrupted after saving. */
+int run_loop(const run_loop_hooks *h, const char *dir);
+
+/* Writes <dir>/checkpoint.bin: the model (model_io.h), then `state` (the command's resume state),
+ * the run's configuration as text ("run_config"), then the n_more extra sections. Returns 0, or -1
+ * after printing why. */
+int run_save_checkpoint(const char *dir, gpt_model *m, const exitrl_config *cfg, ckpt_section state,
+                        const ckpt_section *more, int n_more);
+#endif

@@ -1,0 +1,76 @@
+/* Config choice keys: every name parses into the enum value the code tests against (config.h's
+ * enums and ops.h's EXITRL_SELECT_* / EXITRL_SCALE_*, listed in the same order as config.c's
+ * table), comes back out by config_choice_name and round-trips through config_to_text. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "run/config.h"
+#include "ops.h"
+#include "test_util.h"
+
+typedef struct {
+    const char *key, *name;
+    int value;
+} choice_case;
+
+static const choice_case cases[] = {
+    {"method", "grpo", METHOD_GRPO},
+    {"method", "curriculum", METHOD_CURRICULUM},
+    {"method", "improve", METHOD_IMPROVE},
+    {"method", "diverge", METHOD_DIVERGE},
+    {"method", "exit", METHOD_EXIT},
+    {"iter_reward", "absolute", ITER_REWARD_ABSOLUTE},
+    {"iter_reward", "improvement", ITER_REWARD_IMPROVEMENT},
+    {"iter_reward", "delta", ITER_REWARD_DELTA},
+    {"loss_agg", "grpo", GRPO_AGG_GRPO},
+    {"loss_agg", "dapo", GRPO_AGG_DAPO},
+    {"loss_agg", "dr_grpo", GRPO_AGG_DR_GRPO},
+    {"diversity_embed", "hidden", DIVERSITY_HIDDEN},
+    {"diversity_embed", "ngram", DIVERSITY_NGRAM},
+    {"insert", "all", EXITRL_SELECT_ALL},
+    {"insert", "best", EXITRL_SELECT_BEST},
+    {"insert", "random", EXITRL_SELECT_RANDOM},
+    {"insert", "topk", EXITRL_SELECT_TOPK},
+    {"scale_rewards", "group", EXITRL_SCALE_GROUP},
+    {"scale_rewards", "batch", EXITRL_SCALE_BATCH},
+    {"scale_rewards", "none", EXITRL_SCALE_NONE},
+};
+
+static int field(const exitrl_config *c, const char *key) {
+    if (!strcmp(key, "method")) return c->method;
+    if (!strcmp(key, "iter_reward")) return c->iter_reward;
+    if (!strcmp(key, "loss_agg")) return c->loss_agg;
+    if (!strcmp(key, "diversity_embed")) return c->diversity_embed;
+    if (!strcmp(key, "insert")) return c->insert;
+    return c->scale_rewards;
+}
+
+int main(void) {
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const choice_case *k = &cases[i];
+        exitrl_config c;
+        config_defaults(&c);
+        CHECK(config_set(&c, k->key, k->name, "test") == 0, "%s = %s rejected", k->key, k->name);
+        CHECK(field(&c, k->key) == k->value, "%s = %s parsed to %d, expected %d", k->key, k->name,
+              field(&c, k->key), k->value);
+        CHECK(!strcmp(config_choice_name(k->key, k->value), k->name), "config_choice_name(%s, %d) = %s", k->key,
+              k->value, config_choice_name(k->key, k->value));
+        /* The text form (checkpoints and config.txt) carries the name, not the number. */
+        size_t len = 0;
+        char *text = config_to_text(&c, &len), want[64];
+        snprintf(want, sizeof want, "\n%s = %s\n", k->key, k->name);
+        CHECK(text && strstr(text, want), "config text lacks '%s = %s'", k->key, k->name);
+        free(text);
+    }
+    exitrl_config c;
+    config_defaults(&c);
+    CHECK(c.method == METHOD_EXIT && c.iter_reward == ITER_REWARD_ABSOLUTE && c.insert == EXITRL_SELECT_ALL,
+          "defaults: method %d iter_reward %d insert %d", c.method, c.iter_reward, c.insert);
+    CHECK(config_set(&c, "method", "exitt", "test") == 2, "an unknown choice is accepted");
+    CHECK(config_set(&c, "method", "1", "test") == 2, "a choice given as its number is accepted");
+    CHECK(!strcmp(config_choice_name("method", 5), "?"), "out-of-range value has a name");
+    CHECK(!strcmp(config_choice_name("lr", 0), "?"), "a numeric key has choice names");
+    return test_finish("test_config");
+}
