@@ -1,5 +1,7 @@
-/* GPT-2 policy: parameters, activations, forward, backward and AdamW, through the backend only. */
+/* GPT-2 policy: parameters, activations, the transformer block, forward and backward, through the
+ * backend only. The optimizer step lives in optimizer.c. */
 #include "model/model.h"
+#include "model/model_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -286,7 +288,7 @@ int gpt_batch_fits(const gpt_model *m, int B, int T) {
     return B >= 1 && T >= 1 && T <= m->cfg.max_seq && (long long)B * T <= (long long)m->max_B * m->max_T;
 }
 
-static void check_batch(const gpt_model *m, int B, int T) {
+void gpt_check_batch(const gpt_model *m, int B, int T) {
     if (!gpt_batch_fits(m, B, T)) {
         fprintf(stderr, "exitrl: internal error: batch %d x %d exceeds the model's capacity of %d x %d tokens\n",
                 B, T, m->max_B, m->max_T);
@@ -357,7 +359,7 @@ static gpt_block_acts training_block(gpt_model *m, int l, int B, int T) {
 }
 
 /* Runs every layer and the final LayerNorm + logits; does not touch the loss. */
-static void forward_body(gpt_model *m, int B, int T) {
+void gpt_forward_body(gpt_model *m, int B, int T) {
     exitrl_backend *be = m->be;
     gpt_acts *a = &m->acts;
     const int C = m->cfg.d_model, N = B * T;
@@ -377,8 +379,8 @@ static void forward_body(gpt_model *m, int B, int T) {
 }
 
 void gpt_forward(gpt_model *m, int B, int T) {
-    check_batch(m, B, T);
-    forward_body(m, B, T);
+    gpt_check_batch(m, B, T);
+    gpt_forward_body(m, B, T);
     m->be->classifier_forward_backward(m->be, m->acts.logits, m->acts.losses, NULL, m->acts.targets,
                                        B * T, m->cfg.vocab, m->cfg.vocab_padded);
 }
@@ -416,7 +418,7 @@ static layer_grads layer_grad(const gpt_model *m, int l) {
 }
 
 /* Backward from the dlogits left in the logits buffer by a fused classifier; accumulates grads. */
-static void backward_body(gpt_model *m, int B, int T) {
+void gpt_backward_body(gpt_model *m, int B, int T) {
     exitrl_backend *be = m->be;
     gpt_acts *a = &m->acts;
     const int L = m->cfg.n_layer, C = m->cfg.d_model, NH = m->cfg.n_head, N = B * T;
@@ -454,12 +456,12 @@ static void backward_body(gpt_model *m, int B, int T) {
 }
 
 float gpt_forward_backward(gpt_model *m, int B, int T) {
-    check_batch(m, B, T);
-    forward_body(m, B, T);
+    gpt_check_batch(m, B, T);
+    gpt_forward_body(m, B, T);
     /* The classifier turns logits into dlogits in place: the probabilities are never stored twice. */
     m->be->classifier_forward_backward(m->be, m->acts.logits, m->acts.losses, m->acts.loss_weights,
                                        m->acts.targets, B * T, m->cfg.vocab, m->cfg.vocab_padded);
-    backward_body(m, B, T);
+    gpt_backward_body(m, B, T);
     return gpt_weighted_loss(m, B, T);
 }
 
@@ -510,22 +512,22 @@ static void grpo_stats(gpt_model *m, int B, int T, gpt_grpo_stats *st) {
 }
 
 void gpt_forward_backward_grpo(gpt_model *m, int B, int T, const gpt_grpo_params *p, gpt_grpo_stats *st) {
-    check_batch(m, B, T);
-    forward_body(m, B, T);
+    gpt_check_batch(m, B, T);
+    gpt_forward_body(m, B, T);
     gpt_acts *a = &m->acts;
     m->be->grpo_classifier(m->be, a->logits, a->targets, a->lp_old, m->grpo_has_ref ? a->lp_ref : NULL, a->adv,
                            a->loss_weights, p->inv_temp, p->eps_low, p->eps_high, p->beta, a->lp_new, a->loss_tok,
                            a->clipped, B * T, m->cfg.vocab, m->cfg.vocab_padded);
-    backward_body(m, B, T);
+    gpt_backward_body(m, B, T);
     if (st) grpo_stats(m, B, T, st);
 }
 
 void gpt_token_logprobs(gpt_model *m, int B, int T, float inv_temp, float *host_lp) {
-    check_batch(m, B, T);
+    gpt_check_batch(m, B, T);
     exitrl_backend *be = m->be;
     gpt_acts *a = &m->acts;
     size_t bytes = sizeof(float) * (size_t)B * T;
-    forward_body(m, B, T);
+    gpt_forward_body(m, B, T);
     /* The GRPO classifier with zero weights and zero advantages computes the log-probs at the same
      * temperature as training and leaves an all-zero gradient: one code path for both. */
     be->zero(be, a->adv, bytes);
@@ -534,99 +536,4 @@ void gpt_token_logprobs(gpt_model *m, int B, int T, float inv_temp, float *host_
     be->grpo_classifier(be, a->logits, a->targets, a->lp_old, NULL, a->adv, a->loss_weights, inv_temp, 0.2f, 0.2f,
                         0.0f, a->lp_new, NULL, NULL, B * T, m->cfg.vocab, m->cfg.vocab_padded);
     be->download(be, host_lp, a->lp_new, bytes);
-}
-
-void gpt_zero_grad(gpt_model *m) { m->be->zero(m->be, m->grads, m->num_params * sizeof(float)); }
-
-static int decays(int t) {
-    return t == P_WTE || t == P_WPE || t == P_QKVW || t == P_ATTPROJW || t == P_FCW || t == P_FCPROJW;
-}
-
-/* Advances the step counter and writes this step's lr, t and bias corrections to the device. */
-static void upload_step_vals(gpt_model *m, const gpt_adamw_params *o) {
-    float vals[EXITRL_STEP_NVALS];
-    m->adam_step++;
-    exitrl_step_vals_set(vals, o->lr, m->adam_step, o->beta1, o->beta2);
-    m->be->upload(m->be, m->step_vals, vals, sizeof vals);
-}
-
-/* The optimizer's device work: global norm and clip scale, then AdamW on every tensor. No host copy
- * or synchronisation, so it can be part of a captured step. */
-static void update_body(gpt_model *m, const gpt_adamw_params *o) {
-    exitrl_backend *be = m->be;
-    nvtx_push("optimizer");
-    be->grad_norm_clip(be, m->step_vals, m->grads, m->num_params, o->grad_clip);
-    for (int t = 0; t < GPT_NUM_PARAM_TENSORS; t++) {
-        size_t off = m->param_offsets[t];
-        be->adamw_update(be, m->master + off, gpt_param(m, t, 0), m->grads + off, m->adam_m + off,
-                         m->adam_v + off, m->param_sizes[t], m->step_vals, o->beta1, o->beta2, o->eps,
-                         decays(t) ? o->weight_decay : 0.0f);
-    }
-    nvtx_pop();
-}
-
-static float read_grad_norm(gpt_model *m) {
-    float vals[EXITRL_STEP_NVALS];
-    m->be->download(m->be, vals, m->step_vals, sizeof vals);
-    return vals[EXITRL_STEP_NORM];
-}
-
-float gpt_update(gpt_model *m, const gpt_adamw_params *o) {
-    upload_step_vals(m, o);
-    update_body(m, o);
-    return read_grad_norm(m);
-}
-
-/* Everything a training step does on the device, in order; no host copies or synchronisation. */
-static void train_step_body(gpt_model *m, int B, int T, const gpt_adamw_params *o) {
-    exitrl_backend *be = m->be;
-    be->zero(be, m->grads, m->num_params * sizeof(float));
-    forward_body(m, B, T);
-    be->classifier_forward_backward(be, m->acts.logits, m->acts.losses, m->acts.loss_weights, m->acts.targets,
-                                    B * T, m->cfg.vocab, m->cfg.vocab_padded);
-    backward_body(m, B, T);
-    update_body(m, o);
-}
-
-/* A captured step replays fixed pointers, sizes and optimizer constants; only lr and t change (they
- * are read from step_vals), so any other change needs a new capture. */
-static int step_graph_matches(const gpt_model *m, int B, int T, const gpt_adamw_params *o) {
-    const gpt_adamw_params *g = &m->graph_opt;
-    return m->graph_B == B && m->graph_T == T && m->graph_params == m->params && g->beta1 == o->beta1 &&
-           g->beta2 == o->beta2 && g->eps == o->eps && g->weight_decay == o->weight_decay &&
-           g->grad_clip == o->grad_clip;
-}
-
-float gpt_train_step(gpt_model *m, int B, int T, const gpt_adamw_params *o, float *grad_norm) {
-    exitrl_backend *be = m->be;
-    check_batch(m, B, T);
-    upload_step_vals(m, o);
-    if (be->graph_capture_begin) {
-        if (m->step_graph && !step_graph_matches(m, B, T, o)) {
-            be->graph_destroy(be, m->step_graph);
-            m->step_graph = NULL;
-        }
-        /* The first step of a shape runs uncaptured, so the ops' lazy set-up (library plans,
-         * scratch sizes) happens outside the capture; the second is captured, then replayed. */
-        if (!m->step_graph && !m->graph_failed && m->graph_B == B && m->graph_T == T &&
-            m->graph_params == m->params) {
-            if (be->graph_capture_begin(be) == 0) {
-                train_step_body(m, B, T, o); /* recorded, not run: the launch below runs it */
-                m->step_graph = be->graph_capture_end(be);
-                m->graph_opt = *o;
-            }
-            m->graph_failed = m->step_graph == NULL; /* the backend said why; stay uncaptured */
-        }
-        m->graph_B = B, m->graph_T = T, m->graph_params = m->params;
-    }
-    if (m->step_graph) {
-        nvtx_push("train_step (graph)");
-        be->graph_launch(be, m->step_graph);
-        nvtx_pop();
-    } else {
-        train_step_body(m, B, T, o);
-    }
-    float norm = read_grad_norm(m);
-    if (grad_norm) *grad_norm = norm;
-    return gpt_weighted_loss(m, B, T);
 }
