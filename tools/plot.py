@@ -16,17 +16,33 @@ import matplotlib.pyplot as plt  # noqa: E402
 def plot_eval(path, out):
     with open(path) as f:
         data = json.load(f)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for run in data["runs"]:
+    runs = data["runs"]
+    diag = all("right_wrong" in r for r in runs)
+    fig, axes = plt.subplots(1, 2 if diag else 1, figsize=(11 if diag else 6, 4), squeeze=False)
+    ax = axes[0, 0]
+    for i, run in enumerate(runs):
         label = run["run"].rstrip("/").split("/")[-1]
         if run.get("train_mean_depth") is not None:
             label += f" (train depth {run['train_mean_depth']:.2f})"
-        ax.plot(range(len(run["score"])), run["score"], marker="o", ms=3, label=label)
+        ax.plot(range(len(run["score"])), run["score"], marker="o", ms=3, label=label, color=f"C{i}")
     ax.set_xlabel("self-improvement step k")
-    ax.set_ylabel(f"held-out score (avg@{data['runs'][0]['samples']})")
-    ax.set_title(f"{data['runs'][0]['task']}: score vs step")
+    ax.set_ylabel(f"held-out score (avg@{runs[0]['samples']})")
+    ax.set_title(f"{runs[0]['task']}: score vs step")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    if diag:  # how attempts change from step k-1 to k: fixes (solid) and breaks (dashed), copies (dotted)
+        ax = axes[0, 1]
+        for i, run in enumerate(runs):
+            ks = range(1, len(run["score"]))
+            name = run["run"].rstrip("/").split("/")[-1]
+            ax.plot(ks, run["wrong_right"][1:], color=f"C{i}", label=f"{name} wrong->right")
+            ax.plot(ks, run["right_wrong"][1:], color=f"C{i}", ls="--", label=f"{name} right->wrong")
+            ax.plot(ks, run["copy_rate"][1:], color=f"C{i}", ls=":", label=f"{name} copies")
+        ax.set_xlabel("self-improvement step k")
+        ax.set_ylabel("share of chains")
+        ax.set_title("step k vs step k-1")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
 

@@ -14,14 +14,18 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: exitrl eval --runs DIR[,DIR...] --task NAME [--out FILE.json] [--key value ...]\n"
+            "usage: exitrl eval --runs DIR[,DIR...] --task NAME [--out FILE.json] [--show N] [--key value ...]\n"
             "\n"
             "Evaluates each run's checkpoint.bin on the held-out split: an answer to the base prompt,\n"
             "then eval_steps (K) improve steps, each prompted with the request and the latest attempt,\n"
             "over eval_instances problems x eval_samples sampled chains (avg@n, temperature as set).\n"
             "Writes FILE.json (default eval.json) with the score at every k, the k in {0,1,2,4,8,16}\n"
-            "summary, net corrections and Delta_K, and FILE.png via tools/plot.py (needs python3 with\n"
-            "matplotlib; skipped with a note otherwise). Keys: task, task_knobs, eval_steps,\n"
+            "summary, net corrections and Delta_K, and per step k >= 1 how attempts changed from step k-1:\n"
+            "the shares of chains right->right, right->wrong, wrong->right, wrong->wrong (right = reward 1),\n"
+            "improved / worse / unchanged rewards, the copy rate (attempt identical to the previous one)\n"
+            "and the mean byte edit distance; FILE.png via tools/plot.py (needs python3 with matplotlib;\n"
+            "skipped with a note otherwise). --show N prints N example chains to stdout: each attempt\n"
+            "with its score and the verifier's feedback. Keys: task, task_knobs, eval_steps,\n"
             "eval_instances, eval_samples, temperature, max_new_tokens, feedback, seed, device.\n");
 }
 
@@ -45,7 +49,7 @@ static double mean_training_depth(const char *run) {
 }
 
 static int eval_run(const char *run, const exitrl_config *cfg, const task_domain *d, const int32_t *knobs,
-                    FILE *json, int first) {
+                    int show, FILE *json, int first) {
     char path[700], err[512];
     snprintf(path, sizeof path, "%s/checkpoint.bin", run);
     ckpt_reader r;
@@ -70,7 +74,7 @@ static int eval_run(const char *run, const exitrl_config *cfg, const task_domain
     fprintf(stderr, "exitrl eval: %s (%d instances x %d samples, K = %d)\n", run, cfg->eval_instances,
             cfg->eval_samples, cfg->eval_steps);
     task_eval_options o = {cfg->eval_instances, cfg->eval_samples, cfg->eval_steps, cfg->max_new_tokens,
-                           cfg->feedback, (float)cfg->temperature, (uint64_t)cfg->seed};
+                           cfg->feedback, (float)cfg->temperature, (uint64_t)cfg->seed, show, stdout};
     task_eval_steps_result res;
     if (task_eval_steps(d, knobs, &m, &o, &res)) goto out;
     int K = res.K;
@@ -79,9 +83,12 @@ static int eval_run(const char *run, const exitrl_config *cfg, const task_domain
     double depth = mean_training_depth(run);
     if (depth >= 0) fprintf(json, "     \"train_mean_depth\": %.4f,\n", depth);
     else fprintf(json, "     \"train_mean_depth\": null,\n");
-    const char *names[] = {"score", "solved", "valid", "net_corrections"};
-    double *arrays[] = {res.score, res.solved, res.valid, res.net_corrections};
-    for (int a = 0; a < 4; a++) {
+    const char *names[] = {"score", "solved", "valid", "net_corrections", "right_right", "right_wrong",
+                           "wrong_right", "wrong_wrong", "improved", "worse", "unchanged", "copy_rate", "edit_mean"};
+    double *arrays[] = {res.score, res.solved, res.valid, res.net_corrections, res.right_right, res.right_wrong,
+                        res.wrong_right, res.wrong_wrong, res.improved, res.worse, res.unchanged, res.copy_rate,
+                        res.edit_mean};
+    for (int a = 0; a < (int)(sizeof names / sizeof names[0]); a++) {
         fprintf(json, "     \"%s\": [", names[a]);
         for (int k = 0; k <= K; k++) fprintf(json, "%s%.6f", k ? ", " : "", arrays[a][k]);
         fprintf(json, "],\n");
@@ -110,13 +117,13 @@ no_model:
 
 int cmd_eval(int argc, char **argv) {
     exitrl_config cfg;
-    const char *runs = NULL, *out = "eval.json";
+    const char *runs = NULL, *out = "eval.json", *show_arg = "0";
     char **rest = malloc(sizeof(char *) * (argc + 1));
     if (!rest) return 1;
     int n_rest = 0;
     for (int i = 0; i < argc; i++) {
-        if ((!strcmp(argv[i], "--runs") || !strcmp(argv[i], "--out")) && i + 1 < argc) {
-            *(argv[i][2] == 'r' ? &runs : &out) = argv[i + 1];
+        if ((!strcmp(argv[i], "--runs") || !strcmp(argv[i], "--out") || !strcmp(argv[i], "--show")) && i + 1 < argc) {
+            *(argv[i][2] == 'r' ? &runs : argv[i][2] == 'o' ? &out : &show_arg) = argv[i + 1];
             i++;
         } else {
             rest[n_rest++] = argv[i];
@@ -125,6 +132,12 @@ int cmd_eval(int argc, char **argv) {
     int rc = command_config(n_rest, rest, usage, &cfg);
     free(rest);
     if (rc) return rc < 0 ? 0 : rc;
+    char *end = NULL;
+    long show = strtol(show_arg, &end, 10);
+    if (!*show_arg || *end || show < 0 || show > 1000000) {
+        fprintf(stderr, "exitrl eval: --show '%s' is not a number of chains in [0, 1000000]\n", show_arg);
+        return 2;
+    }
     const task_domain *d = task_domain_find(cfg.task);
     if (!runs || !d) {
         fprintf(stderr, "exitrl eval: --runs DIR[,DIR...] and --task NAME are required (see --help)\n");
@@ -153,7 +166,7 @@ int cmd_eval(int argc, char **argv) {
     int first = 1;
     rc = 0;
     for (char *save = NULL, *run = strtok_r(list, ",", &save); run && !rc; run = strtok_r(NULL, ",", &save)) {
-        rc = eval_run(run, &cfg, d, knobs, json, first);
+        rc = eval_run(run, &cfg, d, knobs, (int)show, json, first);
         first = 0;
     }
     fprintf(json, "\n  ]\n}\n");

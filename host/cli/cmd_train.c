@@ -96,6 +96,18 @@ static void log_iteration(FILE *metrics, int64_t it, const rl_iter_stats *s, con
     jsonl_num(&j, "kl", s->update.kl);
     jsonl_num(&j, "clip_frac", s->update.clip_frac);
     jsonl_num(&j, "grad_norm", s->update.grad_norm);
+    if (s->improve.n) { /* improve steps: the new attempt against the one it was shown */
+        const transition_stats *ts = &s->improve;
+        jsonl_int(&j, "improve_n", ts->n);
+        jsonl_num(&j, "improve_right_right", transition_share(ts, ts->right_right));
+        jsonl_num(&j, "improve_right_wrong", transition_share(ts, ts->right_wrong));
+        jsonl_num(&j, "improve_wrong_right", transition_share(ts, ts->wrong_right));
+        jsonl_num(&j, "improve_wrong_wrong", transition_share(ts, ts->wrong_wrong));
+        jsonl_num(&j, "improve_improved", transition_share(ts, ts->improved));
+        jsonl_num(&j, "improve_worse", transition_share(ts, ts->worse));
+        jsonl_num(&j, "improve_copy_rate", transition_share(ts, ts->copies));
+        jsonl_num(&j, "improve_edit_mean", ts->edit_sum / ts->n);
+    }
     jsonl_int(&j, "gen_tokens", s->gen_tokens);
     jsonl_num(&j, "rollout_tokens_per_s", s->t_rollout > 0 ? s->gen_tokens / s->t_rollout : 0);
     jsonl_num(&j, "t_plan", s->t_plan);

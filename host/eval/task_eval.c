@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "rl/completion.h"
+#include "rl/transitions.h"
 #include "rl/rollout.h"
 #include "model/tokenizer.h"
 
@@ -113,28 +114,75 @@ int task_eval_base(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS], gp
     return rc;
 }
 
+/* Every per-step array of a result, so they are allocated and freed in one place. */
+enum { N_STEP_ARRAYS = 13 };
+static void step_arrays(task_eval_steps_result *r, double **a[N_STEP_ARRAYS]) {
+    double **p[N_STEP_ARRAYS] = {&r->score, &r->solved, &r->valid, &r->net_corrections, &r->right_right,
+                                 &r->right_wrong, &r->wrong_right, &r->wrong_wrong, &r->improved, &r->worse,
+                                 &r->unchanged, &r->copy_rate, &r->edit_mean};
+    memcpy(a, p, sizeof p);
+}
+
 void task_eval_steps_free(task_eval_steps_result *r) {
-    free(r->score);
-    free(r->solved);
-    free(r->valid);
-    free(r->net_corrections);
+    double **a[N_STEP_ARRAYS];
+    step_arrays(r, a);
+    for (int i = 0; i < N_STEP_ARRAYS; i++) free(*a[i]);
     memset(r, 0, sizeof *r);
+}
+
+/* Prints bytes with non-printable ones escaped, so an attempt shows exactly what the model wrote. */
+static void print_escaped(FILE *f, const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\\') fputs("\\\\", f);
+        else if (c == '\n') fputs("\\n", f);
+        else if (c >= 32 && c < 127) fputc(c, f);
+        else fprintf(f, "\\x%02x", c);
+    }
+}
+
+/* One shown chain's record of every step. */
+typedef struct {
+    char answer[TASK_ANSWER_CAP];
+    int answer_len;
+    char feedback[TASK_FEEDBACK_CAP];
+    float reward;
+} shown_step;
+
+static void print_chains(FILE *f, const task_domain *d, const chain *ch, int per, const shown_step *shown, int n_show,
+                         int K) {
+    for (int s = 0; s < n_show; s++) {
+        char request[TASK_REQUEST_CAP];
+        const chain *c = &ch[(size_t)s * per];
+        if (d->render_request(&c->inst, request, sizeof request) < 0) snprintf(request, sizeof request, "?");
+        fprintf(f, "chain %d (held-out instance %d): %s\n", s + 1, s, request);
+        for (int k = 0; k <= K; k++) {
+            const shown_step *st = &shown[(size_t)s * (K + 1) + k];
+            fprintf(f, "  k=%-2d score %.3f  attempt \"", k, st->reward);
+            print_escaped(f, st->answer, (size_t)st->answer_len);
+            fprintf(f, "\"  feedback \"");
+            print_escaped(f, st->feedback, strlen(st->feedback));
+            fprintf(f, "\"\n");
+        }
+    }
 }
 
 int task_eval_steps(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS], gpt_model *m,
                     const task_eval_options *o, task_eval_steps_result *out) {
     memset(out, 0, sizeof *out);
-    int n = o->n_instances * o->n_samples, K = o->K;
+    int n = o->n_instances * o->n_samples, K = o->K, ok = 1;
+    int n_show = o->show < o->n_instances ? o->show : o->n_instances;
     chain *ch = draw_chains(d, knobs, o->n_instances, o->n_samples);
-    float *prev = malloc(sizeof(float) * n);
+    chain *prev = malloc(sizeof(chain) * n);
+    shown_step *shown = n_show > 0 ? calloc((size_t)n_show * (K + 1), sizeof *shown) : NULL;
     out->K = K;
-    out->score = calloc(K + 1, sizeof(double));
-    out->solved = calloc(K + 1, sizeof(double));
-    out->valid = calloc(K + 1, sizeof(double));
-    out->net_corrections = calloc(K + 1, sizeof(double));
-    if (!ch || !prev || !out->score || !out->solved || !out->valid || !out->net_corrections) {
+    double **arrays[N_STEP_ARRAYS];
+    step_arrays(out, arrays);
+    for (int i = 0; i < N_STEP_ARRAYS; i++) ok &= (*arrays[i] = calloc(K + 1, sizeof(double))) != NULL;
+    if (!ch || !prev || (n_show > 0 && !shown) || !ok) {
         free(ch);
         free(prev);
+        free(shown);
         task_eval_steps_free(out);
         return -1;
     }
@@ -145,21 +193,50 @@ int task_eval_steps(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS], g
         /* Each step draws fresh random numbers: sequence ids are offset by the step. */
         rc = step_all(d, m, ch, n, k, o->max_new, o->feedback, &sp, k * n);
         if (rc) break;
-        double s = 0, solved = 0, valid = 0, net = 0;
+        double s = 0, solved = 0, valid = 0;
+        transition_stats ts = {0};
         for (int i = 0; i < n; i++) {
             s += ch[i].reward;
             solved += ch[i].reward >= 1.0f;
             valid += ch[i].valid;
-            if (k > 0) net += (ch[i].reward >= 1.0f && prev[i] < 1.0f) - (ch[i].reward < 1.0f && prev[i] >= 1.0f);
-            prev[i] = ch[i].reward;
+            if (k > 0)
+                transition_add(&ts, prev[i].answer, (size_t)prev[i].answer_len, prev[i].reward, ch[i].answer,
+                               (size_t)ch[i].answer_len, ch[i].reward);
+            prev[i] = ch[i];
+        }
+        for (int c = 0; c < n_show; c++) {
+            const chain *src = &ch[(size_t)c * o->n_samples];
+            shown_step *dst = &shown[(size_t)c * (K + 1) + k];
+            memcpy(dst->answer, src->answer, sizeof dst->answer);
+            dst->answer_len = src->answer_len;
+            memcpy(dst->feedback, src->feedback, sizeof dst->feedback);
+            dst->reward = src->reward;
         }
         out->score[k] = s / n, out->solved[k] = solved / n, out->valid[k] = valid / n;
-        out->net_corrections[k] = net / n;
-        fprintf(stderr, "  eval step %d/%d: score %.4f solved %.4f valid %.3f\n", k, K, out->score[k], out->solved[k],
-                out->valid[k]);
+        out->net_corrections[k] = (double)(ts.wrong_right - ts.right_wrong) / n;
+        out->right_right[k] = transition_share(&ts, ts.right_right);
+        out->right_wrong[k] = transition_share(&ts, ts.right_wrong);
+        out->wrong_right[k] = transition_share(&ts, ts.wrong_right);
+        out->wrong_wrong[k] = transition_share(&ts, ts.wrong_wrong);
+        out->improved[k] = transition_share(&ts, ts.improved);
+        out->worse[k] = transition_share(&ts, ts.worse);
+        out->unchanged[k] = transition_share(&ts, ts.unchanged);
+        out->copy_rate[k] = transition_share(&ts, ts.copies);
+        out->edit_mean[k] = ts.n ? ts.edit_sum / ts.n : 0.0;
+        if (k == 0)
+            fprintf(stderr, "  eval step %d/%d: score %.4f solved %.4f valid %.3f\n", k, K, out->score[k],
+                    out->solved[k], out->valid[k]);
+        else
+            fprintf(stderr, "  eval step %d/%d: score %.4f solved %.4f valid %.3f | R->R %.3f R->W %.3f W->R %.3f "
+                            "W->W %.3f | up %.3f down %.3f same %.3f | copy %.3f edit %.1f\n",
+                    k, K, out->score[k], out->solved[k], out->valid[k], out->right_right[k], out->right_wrong[k],
+                    out->wrong_right[k], out->wrong_wrong[k], out->improved[k], out->worse[k], out->unchanged[k],
+                    out->copy_rate[k], out->edit_mean[k]);
     }
+    if (rc == 0 && n_show > 0) print_chains(o->show_to ? o->show_to : stdout, d, ch, o->n_samples, shown, n_show, K);
     free(ch);
     free(prev);
+    free(shown);
     if (rc) task_eval_steps_free(out);
     return rc;
 }

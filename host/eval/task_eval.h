@@ -3,6 +3,8 @@
  * with the request and the latest attempt, avg@n over sampled chains. */
 #ifndef EXITRL_TASK_EVAL_H
 #define EXITRL_TASK_EVAL_H
+#include <stdio.h>
+
 #include "model/model.h"
 #include "tasks/task.h"
 
@@ -25,6 +27,8 @@ typedef struct {
     int feedback;          /* improve prompts show the verifier's feedback on the latest attempt */
     float temperature;     /* sampling temperature; 0 = greedy (then n_samples should be 1) */
     uint64_t seed;
+    int show;              /* print this many example chains (attempt, feedback, score per step) */
+    FILE *show_to;         /* where (NULL: stdout) */
 } task_eval_options;
 
 typedef struct {
@@ -33,6 +37,11 @@ typedef struct {
     double *solved;        /* [K+1] share of chains with reward 1 at step k */
     double *valid;         /* [K+1] share of well-formed answers */
     double *net_corrections; /* [K+1] (wrong->right minus right->wrong between k-1 and k) per chain; [0] = 0 */
+    /* [K+1] each, [0] = 0: step k's attempt against step k-1's on the same chain (rl/transitions.h) */
+    double *right_right, *right_wrong, *wrong_right, *wrong_wrong; /* shares of chains, solved = reward 1 */
+    double *improved, *worse, *unchanged; /* shares of chains whose reward rose / fell / stayed */
+    double *copy_rate;     /* share of attempts identical to the previous one */
+    double *edit_mean;     /* mean byte edit distance to the previous attempt */
 } task_eval_steps_result;
 
 /* Runs the K-step protocol. Allocates the result arrays (free with task_eval_steps_free).

@@ -174,7 +174,7 @@ static int render_prompts(rl_trainer *t) {
 
 /* Quality (the verifier's score) of each completion, its raw attempt bytes and feedback, and the
  * RL reward: the quality itself at base steps, else by iter_reward. */
-static void compute_rewards(rl_trainer *t) {
+static void compute_rewards(rl_trainer *t, rl_iter_stats *st) {
     const rollout_output *o = &t->rollouts;
     for (int s = 0; s < t->n_prompts; s++) {
         const rl_slot *sl = &t->slots[s];
@@ -194,6 +194,11 @@ static void compute_rewards(rl_trainer *t) {
             }
             t->answer_lens[i] = k;
             delta_max = fmaxf(delta_max, t->quality[i] - sl->prev_quality);
+            if (sl->mode == TASK_PROMPT_IMPROVE) {
+                const buffer_attempt *shown = &sl->task.history[sl->task.depth - 1];
+                transition_add(&st->improve, shown->answer, shown->answer_len, sl->prev_quality, t->answers[i],
+                               (size_t)k, t->quality[i]);
+            }
         }
         for (int j = 0; j < t->group_size; j++) {
             int i = s * t->group_size + j;
@@ -287,7 +292,7 @@ int rl_iteration(rl_trainer *t, uint64_t it, rl_iter_stats *st) {
         return -1;
     }
     double t2 = now_seconds();
-    compute_rewards(t);
+    compute_rewards(t, st);
     double t3 = now_seconds();
     score_and_advantage(t, it);
     double t4 = now_seconds();

@@ -10,6 +10,7 @@
 #include "rl/task_buffer.h"
 #include "rl/grpo.h"
 #include "rl/rollout.h"
+#include "rl/transitions.h"
 #include "tasks/task.h"
 
 
@@ -28,6 +29,7 @@ typedef struct {
     long gen_tokens;
     double t_plan, t_rollout, t_reward, t_score, t_update, t_buffer;
     grpo_stats update;
+    transition_stats improve; /* improve steps: each completion against the attempt it was shown */
 } rl_iter_stats;
 
 typedef struct {
