@@ -145,6 +145,58 @@ int bench_parse_int(const char *opt, const char *s, int min) {
     return (int)v;
 }
 
+static const bench_option help_option = {"--help", NULL, BENCH_FLAG, NULL, 0, NULL, "this text"};
+
+static int option_width(const bench_option *o) {
+    return (int)strlen(o->name) + (o->arg ? 1 + (int)strlen(o->arg) : 0);
+}
+
+static void print_option(FILE *f, const bench_option *o, int width) {
+    char head[64];
+    snprintf(head, sizeof head, "%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+    const char *h = o->help;
+    int len = (int)strcspn(h, "\n");
+    fprintf(f, "  %-*s%.*s\n", width, head, len, h);
+    for (h += len; *h; h += len) {
+        h++; /* the newline */
+        len = (int)strcspn(h, "\n");
+        fprintf(f, "  %-*s%.*s\n", width, "", len, h);
+    }
+}
+
+void bench_usage(FILE *f, const bench_option *opts, const char *about) {
+    int width = option_width(&help_option);
+    for (const bench_option *o = opts; o->name; o++)
+        if (option_width(o) > width) width = option_width(o);
+    width += 3;
+    fprintf(f, "usage: %s [options]\n%s", bench_program, about);
+    for (const bench_option *o = opts; o->name; o++) print_option(f, o, width);
+    print_option(f, &help_option, width);
+}
+
+void bench_parse_options(int argc, char **argv, const bench_option *opts, const char *about) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, help_option.name)) {
+            bench_usage(stdout, opts, about);
+            exit(0);
+        }
+        const bench_option *o = opts;
+        while (o->name && strcmp(a, o->name)) o++;
+        if (!o->name || (o->kind != BENCH_FLAG && i + 1 >= argc)) {
+            fprintf(stderr, "%s: %s '%s'\n", bench_program, o->name ? "missing value for" : "unknown option", a);
+            bench_usage(stderr, opts, about);
+            exit(2);
+        }
+        switch (o->kind) {
+        case BENCH_FLAG: *(int *)o->ptr = o->n; break;
+        case BENCH_STRING: *(const char **)o->ptr = argv[++i]; break;
+        case BENCH_INT: *(int *)o->ptr = bench_parse_int(a, argv[++i], o->n); break;
+        case BENCH_CALL: o->call(argv[++i], o->ptr); break;
+        }
+    }
+}
+
 /* $EXITRL_GIT_REVISION first: a copy of the source tree without its .git (as on a lent GPU
  * machine) is told its revision that way. */
 void bench_git_revision(char *buf, size_t n) {

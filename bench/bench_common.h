@@ -27,6 +27,45 @@ const char *bench_find_python(const char *requested);
 int bench_write_weights(const gpt_model *m, const char *path);
 /* An integer option value in [min, 1000000], or exit 2 with a message naming the option. */
 int bench_parse_int(const char *opt, const char *s, int min);
+
+/* ---- command-line options: each program lists its options in a table, ended by {0} ---- */
+typedef enum {
+    BENCH_FLAG,   /* no value: *(int *)ptr = n */
+    BENCH_STRING, /* *(const char **)ptr = the value */
+    BENCH_INT,    /* *(int *)ptr = the value, an integer >= n (bench_parse_int) */
+    BENCH_CALL,   /* call(the value, ptr) */
+} bench_option_kind;
+
+typedef struct {
+    const char *name; /* "--steps" */
+    const char *arg;  /* the value's placeholder in --help ("N"); NULL for a flag */
+    bench_option_kind kind;
+    void *ptr;
+    int n; /* BENCH_FLAG: the value stored; BENCH_INT: the least value accepted */
+    void (*call)(const char *value, void *ptr);
+    const char *help; /* lines after the first are separated by '\n' */
+} bench_option;
+
+/* The options that mean the same in every program (the defaults of --out and the peers that
+ * --python serves are said by each program). */
+#define BENCH_OPT_DEVICE(p) {"--device", "D", BENCH_STRING, (p), 0, NULL, "auto (default: CUDA when a GPU answers), cpu or cuda"}
+#define BENCH_OPT_THREADS(p) \
+    {"--threads", "N", BENCH_INT, (p), 1, NULL, "CPU threads for both sides (default 2; sets OMP_NUM_THREADS)"}
+#define BENCH_OPT_OUT(p, default_text) {"--out", "PATH", BENCH_STRING, (p), 0, NULL, "JSONL file to append to " default_text}
+#define BENCH_OPT_PYTHON(p, peers)                                                                        \
+    {"--python", "PATH", BENCH_STRING, (p), 0, NULL,                                                      \
+     "interpreter with torch for " peers " (default $EXITRL_PYTHON, else\nthe first of python3, "          \
+     "/usr/bin/python3 that imports torch)"}
+#define BENCH_OPT_NO_PEER(p, help) {"--no-peer", NULL, BENCH_FLAG, (p), 0, NULL, help}
+#define BENCH_OPT_QUICK(p, help) {"--quick", NULL, BENCH_FLAG, (p), 1, NULL, help}
+#define BENCH_OPT_INT(name, arg, p, min, help) {name, arg, BENCH_INT, (p), (min), NULL, help}
+#define BENCH_OPT_STRING(name, arg, p, help) {name, arg, BENCH_STRING, (p), 0, NULL, help}
+
+/* "usage: PROGRAM [options]", the text `about` (ending in a newline), then the options and --help. */
+void bench_usage(FILE *f, const bench_option *opts, const char *about);
+/* Sets what argv names; --help prints the usage on stdout and exits 0; an unknown option or a
+ * missing value prints a message naming it and the usage on stderr and exits 2. */
+void bench_parse_options(int argc, char **argv, const bench_option *opts, const char *about);
 /* $EXITRL_GIT_REVISION when set, else the source tree's short git revision, or "unknown". */
 void bench_git_revision(char *buf, size_t n);
 /* The current time as UTC ISO 8601 ("2026-11-21T19:46:10Z"). */

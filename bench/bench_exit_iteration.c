@@ -33,63 +33,35 @@ typedef struct {
     int prompts, group, max_new, iterations, warmup, threads, peer, quick;
 } bench_opts;
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: bench_exit_iteration [options]\n"
-            "Times full ExIt iterations (method exit, task arith, randomly initialised policy) of\n"
-            "exitrl and the same rollout / reward / score / GRPO-update work in PyTorch on the same\n"
-            "prompts and starting weights; appends a JSONL result. Defaults depend on the backend:\n"
-            "  CPU:  --config tiny  --prompts 16  --group 8 --max-new 16\n"
-            "  CUDA: --config small --prompts 128 --group 8 --max-new 48\n"
-            "  --config NAME      model preset (tiny, small, gpt2-124m)\n"
-            "  --prompts P        task instances per iteration\n"
-            "  --group G          completions per instance (>= 2)\n"
-            "  --max-new N        generation cap per completion (<= %d)\n"
-            "  --iterations N     timed iterations (default 3)\n"
-            "  --warmup N         untimed iterations first (default 1)\n"
-            "  --threads N        CPU threads for both sides (default 2; sets OMP_NUM_THREADS)\n"
-            "  --device D         auto (default: CUDA when a GPU answers), cpu or cuda\n"
-            "  --out PATH         JSONL file to append to (default\n"
-            "                     bench/results/exit_iteration_cpu.jsonl or _gpu.jsonl by backend)\n"
-            "  --python PATH      interpreter with torch for the peer (default $EXITRL_PYTHON, else\n"
-            "                     the first of python3, /usr/bin/python3 that imports torch)\n"
-            "  --no-peer          time exitrl only (no ratio is recorded)\n"
-            "  --quick            smoke test: tiny, P=4, G=4, 8 new tokens, 1 timed iteration after 1\n"
-            "                     warmup; appends only when --out is given\n"
-            "  --help             this text\n",
-            BUFFER_ANSWER_CAP);
-}
+static const char ABOUT[] =
+    "Times full ExIt iterations (method exit, task arith, randomly initialised policy) of\n"
+    "exitrl and the same rollout / reward / score / GRPO-update work in PyTorch on the same\n"
+    "prompts and starting weights; appends a JSONL result. Defaults depend on the backend:\n"
+    "  CPU:  --config tiny  --prompts 16  --group 8 --max-new 16\n"
+    "  CUDA: --config small --prompts 128 --group 8 --max-new 48\n";
 
 /* Options left 0 / NULL get backend-dependent defaults later (apply_defaults). */
 static void parse_args(int argc, char **argv, bench_opts *o) {
     *o = (bench_opts){.device = "auto", .iterations = 3, .warmup = 1, .threads = 2, .peer = 1};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help")) { usage(stdout); exit(0); }
-        if (!strcmp(a, "--no-peer")) { o->peer = 0; continue; }
-        if (!strcmp(a, "--quick")) { o->quick = 1; continue; }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "bench_exit_iteration: unknown option or missing value: '%s'\n", a);
-            usage(stderr);
-            exit(2);
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--config")) o->config = v;
-        else if (!strcmp(a, "--out")) o->out = v;
-        else if (!strcmp(a, "--python")) o->python = v;
-        else if (!strcmp(a, "--device")) o->device = v;
-        else if (!strcmp(a, "--prompts")) o->prompts = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--group")) o->group = bench_parse_int(a, v, 2);
-        else if (!strcmp(a, "--max-new")) o->max_new = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--iterations")) o->iterations = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--warmup")) o->warmup = bench_parse_int(a, v, 0);
-        else if (!strcmp(a, "--threads")) o->threads = bench_parse_int(a, v, 1);
-        else {
-            fprintf(stderr, "bench_exit_iteration: unknown option '%s'\n", a);
-            usage(stderr);
-            exit(2);
-        }
-    }
+    char max_new_help[64];
+    snprintf(max_new_help, sizeof max_new_help, "generation cap per completion (<= %d)", BUFFER_ANSWER_CAP);
+    const bench_option opts[] = {
+        BENCH_OPT_STRING("--config", "NAME", &o->config, "model preset (tiny, small, gpt2-124m)"),
+        BENCH_OPT_INT("--prompts", "P", &o->prompts, 1, "task instances per iteration"),
+        BENCH_OPT_INT("--group", "G", &o->group, 2, "completions per instance (>= 2)"),
+        BENCH_OPT_INT("--max-new", "N", &o->max_new, 1, max_new_help),
+        BENCH_OPT_INT("--iterations", "N", &o->iterations, 1, "timed iterations (default 3)"),
+        BENCH_OPT_INT("--warmup", "N", &o->warmup, 0, "untimed iterations first (default 1)"),
+        BENCH_OPT_THREADS(&o->threads),
+        BENCH_OPT_DEVICE(&o->device),
+        BENCH_OPT_OUT(&o->out, "(default\nbench/results/exit_iteration_cpu.jsonl or _gpu.jsonl by backend)"),
+        BENCH_OPT_PYTHON(&o->python, "the peer"),
+        BENCH_OPT_NO_PEER(&o->peer, "time exitrl only (no ratio is recorded)"),
+        BENCH_OPT_QUICK(&o->quick, "smoke test: tiny, P=4, G=4, 8 new tokens, 1 timed iteration after 1\n"
+                                   "warmup; appends only when --out is given"),
+        {0},
+    };
+    bench_parse_options(argc, argv, opts, ABOUT);
     if (o->max_new > BUFFER_ANSWER_CAP) {
         fprintf(stderr, "bench_exit_iteration: --max-new %d exceeds %d, the answer bytes the ExIt buffer keeps\n",
                 o->max_new, BUFFER_ANSWER_CAP);

@@ -37,10 +37,48 @@
 #include "model/model.h"
 #include "ops.h"
 
+typedef struct {
+    const char *config, *out, *python;
+    int batch, seq, vocab, reps, warmup, peer, quick;
+} bench_opts;
+
+static const char ABOUT[] =
+    "Times each training op of the CUDA backend at a model's training shapes against cuBLAS,\n"
+    "cuDNN and PyTorch, with DRAM / tensor-core rooflines; appends JSONL results.\n"
+    "Without a GPU it prints that nothing was measured and exits 0.\n";
+
+static void parse_args(int argc, char **argv, bench_opts *o) {
+    *o = (bench_opts){"gpt2-124m", NULL, NULL, 16, 1024, 0, 30, 3, 1, 0};
+    const bench_option opts[] = {
+        BENCH_OPT_STRING("--config", "NAME", &o->config, "model preset (default gpt2-124m)"),
+        BENCH_OPT_INT("--batch", "B", &o->batch, 1, "sequences (default 16)"),
+        BENCH_OPT_INT("--seq", "T", &o->seq, 1, "sequence length (default 1024)"),
+        BENCH_OPT_INT("--vocab", "V", &o->vocab, 1,
+                      "real vocabulary instead of the preset's, e.g. 50257 (padded: V\nrounded up to 128)"),
+        BENCH_OPT_INT("--reps", "N", &o->reps, 1, "timed calls per op (default 30; the median is recorded)"),
+        BENCH_OPT_INT("--warmup", "N", &o->warmup, 0, "untimed calls first (default 3)"),
+        BENCH_OPT_OUT(&o->out, "(default bench/results/kernels_gpu.jsonl)"),
+        BENCH_OPT_PYTHON(&o->python, "the PyTorch peers"),
+        BENCH_OPT_NO_PEER(&o->peer, "skip the PyTorch peers (cuBLAS and cuDNN still run)"),
+        BENCH_OPT_QUICK(&o->quick, "smoke test of the program: tiny, B=2, T=32, 2 calls after 1 warmup,\n"
+                                   "small ceilings; appends only when --out is given"),
+        {0},
+    };
+    bench_parse_options(argc, argv, opts, ABOUT);
+    if (o->quick) {
+        o->config = "tiny";
+        o->batch = 2;
+        o->seq = 32;
+        o->reps = 2;
+        o->warmup = 1;
+    }
+}
+
 #ifndef EXITRL_HAVE_CUDA
 int main(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
+    bench_program = "bench_kernels";
+    bench_opts o;
+    parse_args(argc, argv, &o); /* --help and option errors as in a CUDA build */
     printf("bench_kernels: this build has no CUDA backend: nothing measured\n");
     return 0;
 }
@@ -57,69 +95,6 @@ int main(int argc, char **argv) {
 #define POOL 4194304                    /* random values uploaded per chunk */
 #define MAX_PEERS 6
 #define ATT_TARGET "ratio >= 1: our attention at least as fast as cuDNN fused attention (T=1024, hs=64)"
-
-typedef struct {
-    const char *config, *out, *python;
-    int batch, seq, vocab, reps, warmup, peer, quick;
-} bench_opts;
-
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: bench_kernels [options]\n"
-            "Times each training op of the CUDA backend at a model's training shapes against cuBLAS,\n"
-            "cuDNN and PyTorch, with DRAM / tensor-core rooflines; appends JSONL results.\n"
-            "Without a GPU it prints that nothing was measured and exits 0.\n"
-            "  --config NAME    model preset (default gpt2-124m)\n"
-            "  --batch B        sequences (default 16)\n"
-            "  --seq T          sequence length (default 1024)\n"
-            "  --vocab V        real vocabulary instead of the preset's, e.g. 50257 (padded: V\n"
-            "                   rounded up to 128)\n"
-            "  --reps N         timed calls per op (default 30; the median is recorded)\n"
-            "  --warmup N       untimed calls first (default 3)\n"
-            "  --out PATH       JSONL file to append to (default bench/results/kernels_gpu.jsonl)\n"
-            "  --python PATH    interpreter with torch for the PyTorch peers (default $EXITRL_PYTHON,\n"
-            "                   else the first of python3, /usr/bin/python3 that imports torch)\n"
-            "  --no-peer        skip the PyTorch peers (cuBLAS and cuDNN still run)\n"
-            "  --quick          smoke test of the program: tiny, B=2, T=32, 2 calls after 1 warmup,\n"
-            "                   small ceilings; appends only when --out is given\n"
-            "  --help           this text\n");
-}
-
-static void parse_args(int argc, char **argv, bench_opts *o) {
-    *o = (bench_opts){"gpt2-124m", NULL, NULL, 16, 1024, 0, 30, 3, 1, 0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help")) { usage(stdout); exit(0); }
-        if (!strcmp(a, "--no-peer")) { o->peer = 0; continue; }
-        if (!strcmp(a, "--quick")) { o->quick = 1; continue; }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "bench_kernels: unknown option or missing value: '%s'\n", a);
-            usage(stderr);
-            exit(2);
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--config")) o->config = v;
-        else if (!strcmp(a, "--out")) o->out = v;
-        else if (!strcmp(a, "--python")) o->python = v;
-        else if (!strcmp(a, "--batch")) o->batch = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--seq")) o->seq = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--vocab")) o->vocab = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--reps")) o->reps = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--warmup")) o->warmup = bench_parse_int(a, v, 0);
-        else {
-            fprintf(stderr, "bench_kernels: unknown option '%s'\n", a);
-            usage(stderr);
-            exit(2);
-        }
-    }
-    if (o->quick) {
-        o->config = "tiny";
-        o->batch = 2;
-        o->seq = 32;
-        o->reps = 2;
-        o->warmup = 1;
-    }
-}
 
 #define CHECK_CUDA(call)                                                                         \
     do {                                                                                         \

@@ -35,32 +35,12 @@ typedef struct {
     int prompt_len, new_tokens, reps, warmup, threads, peer, hf, quick;
 } bench_opts;
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: bench_rollout [options]\n"
-            "Times batched sampling (prompt prefill + decode with a KV cache, temperature 1, stop at\n"
-            "EOS) of exitrl's rollout engine and of peers on the same weights and prompts; appends\n"
-            "JSONL results. Defaults depend on the backend that runs:\n"
-            "  CPU:  --configs tiny,small --batches 16,64 --prompt-len 64 --new-tokens 64\n"
-            "  CUDA: --configs small,gpt2-124m --batches 64,256,1024 --prompt-len 64 --new-tokens 128\n"
-            "  --configs LIST     comma-separated model presets (tiny, small, gpt2-124m)\n"
-            "  --batches LIST     comma-separated batch sizes (sequences generated together)\n"
-            "  --prompt-len N     prompt tokens per sequence (BOS then random bytes)\n"
-            "  --new-tokens N     tokens to generate per sequence at most\n"
-            "  --reps N           timed runs per measurement (default 3)\n"
-            "  --warmup N         untimed runs first (default 1)\n"
-            "  --threads N        CPU threads for both sides (default 2; sets OMP_NUM_THREADS)\n"
-            "  --device D         auto (default: CUDA when a GPU answers), cpu or cuda\n"
-            "  --out PATH         JSONL file to append to (default bench/results/rollout_cpu.jsonl or\n"
-            "                     rollout_gpu.jsonl by backend)\n"
-            "  --python PATH      interpreter with torch for the peers (default $EXITRL_PYTHON, else\n"
-            "                     the first of python3, /usr/bin/python3 that imports torch)\n"
-            "  --no-peer          time exitrl only (no ratio is recorded; the roofline still is)\n"
-            "  --hf               also run the hf.generate peer on the CPU (always on with CUDA)\n"
-            "  --quick            smoke test: tiny, batch 4, 16-token prompts, 16 new tokens, 1 run,\n"
-            "                     no warmup; appends only when --out is given\n"
-            "  --help             this text\n");
-}
+static const char ABOUT[] =
+    "Times batched sampling (prompt prefill + decode with a KV cache, temperature 1, stop at\n"
+    "EOS) of exitrl's rollout engine and of peers on the same weights and prompts; appends\n"
+    "JSONL results. Defaults depend on the backend that runs:\n"
+    "  CPU:  --configs tiny,small --batches 16,64 --prompt-len 64 --new-tokens 64\n"
+    "  CUDA: --configs small,gpt2-124m --batches 64,256,1024 --prompt-len 64 --new-tokens 128\n";
 
 static void parse_batches(const char *s, bench_opts *o) {
     char list[256];
@@ -83,37 +63,30 @@ static void parse_batches(const char *s, bench_opts *o) {
     }
 }
 
+static void parse_batches_option(const char *value, void *o) { parse_batches(value, o); }
+
 /* Options left 0 / NULL get backend-dependent defaults later (apply_defaults). */
 static void parse_args(int argc, char **argv, bench_opts *o) {
     *o = (bench_opts){.device = "auto", .reps = 3, .warmup = 1, .threads = 2, .peer = 1};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help")) { usage(stdout); exit(0); }
-        if (!strcmp(a, "--no-peer")) { o->peer = 0; continue; }
-        if (!strcmp(a, "--hf")) { o->hf = 1; continue; }
-        if (!strcmp(a, "--quick")) { o->quick = 1; continue; }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "bench_rollout: unknown option or missing value: '%s'\n", a);
-            usage(stderr);
-            exit(2);
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--configs")) o->configs = v;
-        else if (!strcmp(a, "--batches")) parse_batches(v, o);
-        else if (!strcmp(a, "--out")) o->out = v;
-        else if (!strcmp(a, "--python")) o->python = v;
-        else if (!strcmp(a, "--device")) o->device = v;
-        else if (!strcmp(a, "--prompt-len")) o->prompt_len = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--new-tokens")) o->new_tokens = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--reps")) o->reps = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--warmup")) o->warmup = bench_parse_int(a, v, 0);
-        else if (!strcmp(a, "--threads")) o->threads = bench_parse_int(a, v, 1);
-        else {
-            fprintf(stderr, "bench_rollout: unknown option '%s'\n", a);
-            usage(stderr);
-            exit(2);
-        }
-    }
+    const bench_option opts[] = {
+        BENCH_OPT_STRING("--configs", "LIST", &o->configs, "comma-separated model presets (tiny, small, gpt2-124m)"),
+        {"--batches", "LIST", BENCH_CALL, o, 0, parse_batches_option,
+         "comma-separated batch sizes (sequences generated together)"},
+        BENCH_OPT_INT("--prompt-len", "N", &o->prompt_len, 1, "prompt tokens per sequence (BOS then random bytes)"),
+        BENCH_OPT_INT("--new-tokens", "N", &o->new_tokens, 1, "tokens to generate per sequence at most"),
+        BENCH_OPT_INT("--reps", "N", &o->reps, 1, "timed runs per measurement (default 3)"),
+        BENCH_OPT_INT("--warmup", "N", &o->warmup, 0, "untimed runs first (default 1)"),
+        BENCH_OPT_THREADS(&o->threads),
+        BENCH_OPT_DEVICE(&o->device),
+        BENCH_OPT_OUT(&o->out, "(default bench/results/rollout_cpu.jsonl or\nrollout_gpu.jsonl by backend)"),
+        BENCH_OPT_PYTHON(&o->python, "the peers"),
+        BENCH_OPT_NO_PEER(&o->peer, "time exitrl only (no ratio is recorded; the roofline still is)"),
+        {"--hf", NULL, BENCH_FLAG, &o->hf, 1, NULL, "also run the hf.generate peer on the CPU (always on with CUDA)"},
+        BENCH_OPT_QUICK(&o->quick, "smoke test: tiny, batch 4, 16-token prompts, 16 new tokens, 1 run,\n"
+                                   "no warmup; appends only when --out is given"),
+        {0},
+    };
+    bench_parse_options(argc, argv, opts, ABOUT);
 }
 
 static void apply_defaults(bench_opts *o, int gpu) {

@@ -34,63 +34,35 @@ typedef struct {
     int steps, warmup, threads, batch, seq, vocab, peer, compile;
 } bench_opts;
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: bench_train [options]\n"
-            "Times one training step (forward, backward, global-norm clip, AdamW) of exitrl and of\n"
-            "PyTorch peers on the same shapes; appends JSONL results. Defaults depend on the backend:\n"
-            "  CPU:  --configs tiny,small --batch 8 (tiny) or 4 --seq 128 --steps 5 --warmup 2\n"
-            "        peer: PyTorch eager, fp32, same threads\n"
-            "  CUDA: --configs gpt2-124m --batch 16 --seq 1024 --steps 30 --warmup 5\n"
-            "        peers: PyTorch eager and torch.compile, bf16 autocast, fused AdamW; MFU recorded\n"
-            "  --device D       auto (default: CUDA when a GPU answers), cpu or cuda\n"
-            "  --configs LIST   comma-separated model presets (tiny, small, gpt2-124m)\n"
-            "  --steps N        timed steps per config\n"
-            "  --warmup N       untimed steps first (torch.compile compiles during these)\n"
-            "  --threads N      CPU threads for both sides (default 2; sets OMP_NUM_THREADS)\n"
-            "  --batch B        batch size\n"
-            "  --seq T          sequence length\n"
-            "  --vocab V        real vocabulary size instead of the preset's byte vocabulary, e.g.\n"
-            "                   50257 for GPT-2's tokenizer (padded rows: V rounded up to 128)\n"
-            "  --out PATH       JSONL file to append to (default bench/results/train_step_cpu.jsonl\n"
-            "                   or train_step_gpu.jsonl by backend)\n"
-            "  --python PATH    interpreter with torch for the peers (default $EXITRL_PYTHON, else\n"
-            "                   the first of python3, /usr/bin/python3 that imports torch)\n"
-            "  --no-peer        time exitrl only (no ratio is recorded)\n"
-            "  --no-compile     skip the torch.compile peer (CUDA)\n"
-            "  --help           this text\n");
-}
+static const char ABOUT[] =
+    "Times one training step (forward, backward, global-norm clip, AdamW) of exitrl and of\n"
+    "PyTorch peers on the same shapes; appends JSONL results. Defaults depend on the backend:\n"
+    "  CPU:  --configs tiny,small --batch 8 (tiny) or 4 --seq 128 --steps 5 --warmup 2\n"
+    "        peer: PyTorch eager, fp32, same threads\n"
+    "  CUDA: --configs gpt2-124m --batch 16 --seq 1024 --steps 30 --warmup 5\n"
+    "        peers: PyTorch eager and torch.compile, bf16 autocast, fused AdamW; MFU recorded\n";
 
 /* Options left 0 / NULL get backend-dependent defaults later (apply_defaults). */
 static void parse_args(int argc, char **argv, bench_opts *o) {
     *o = (bench_opts){.device = "auto", .threads = 2, .peer = 1, .compile = 1, .warmup = -1};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help")) { usage(stdout); exit(0); }
-        if (!strcmp(a, "--no-peer")) { o->peer = 0; continue; }
-        if (!strcmp(a, "--no-compile")) { o->compile = 0; continue; }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "bench_train: unknown option or missing value: '%s'\n", a);
-            usage(stderr);
-            exit(2);
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--configs")) o->configs = v;
-        else if (!strcmp(a, "--device")) o->device = v;
-        else if (!strcmp(a, "--out")) o->out = v;
-        else if (!strcmp(a, "--python")) o->python = v;
-        else if (!strcmp(a, "--steps")) o->steps = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--warmup")) o->warmup = bench_parse_int(a, v, 0);
-        else if (!strcmp(a, "--threads")) o->threads = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--batch")) o->batch = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--seq")) o->seq = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--vocab")) o->vocab = bench_parse_int(a, v, 1);
-        else {
-            fprintf(stderr, "bench_train: unknown option '%s'\n", a);
-            usage(stderr);
-            exit(2);
-        }
-    }
+    const bench_option opts[] = {
+        BENCH_OPT_DEVICE(&o->device),
+        BENCH_OPT_STRING("--configs", "LIST", &o->configs, "comma-separated model presets (tiny, small, gpt2-124m)"),
+        BENCH_OPT_INT("--steps", "N", &o->steps, 1, "timed steps per config"),
+        BENCH_OPT_INT("--warmup", "N", &o->warmup, 0, "untimed steps first (torch.compile compiles during these)"),
+        BENCH_OPT_THREADS(&o->threads),
+        BENCH_OPT_INT("--batch", "B", &o->batch, 1, "batch size"),
+        BENCH_OPT_INT("--seq", "T", &o->seq, 1, "sequence length"),
+        BENCH_OPT_INT("--vocab", "V", &o->vocab, 1,
+                      "real vocabulary size instead of the preset's byte vocabulary, e.g.\n"
+                      "50257 for GPT-2's tokenizer (padded rows: V rounded up to 128)"),
+        BENCH_OPT_OUT(&o->out, "(default bench/results/train_step_cpu.jsonl\nor train_step_gpu.jsonl by backend)"),
+        BENCH_OPT_PYTHON(&o->python, "the peers"),
+        BENCH_OPT_NO_PEER(&o->peer, "time exitrl only (no ratio is recorded)"),
+        {"--no-compile", NULL, BENCH_FLAG, &o->compile, 0, NULL, "skip the torch.compile peer (CUDA)"},
+        {0},
+    };
+    bench_parse_options(argc, argv, opts, ABOUT);
     if (o->configs && strlen(o->configs) >= 256) {
         fprintf(stderr, "bench_train: --configs list is too long\n");
         exit(2);
