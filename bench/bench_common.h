@@ -18,11 +18,40 @@ double bench_median(double *x, int n);
 double bench_load_average(void);
 /* "cpu: <model name>", or the GPU's name when be is the CUDA backend. */
 void bench_device_name(const exitrl_backend *be, char *buf, size_t n);
+/* The facts every JSONL record gives about the run. */
+typedef struct {
+    char device[300], git[64], date[32];
+} bench_run;
+/* run's device (bench_device_name), git revision (bench_git_revision) and date (bench_utc_date). */
+void bench_run_facts(const exitrl_backend *be, bench_run *run);
+/* Starts a JSONL object: {"bench":..,"device":..,"backend":..,"dtype":..,"git":..,"date":..,"config":..
+ * (no dtype when it is NULL); the caller writes ,"key":value pairs and the closing "}\n". */
+void bench_json_head(FILE *f, const char *bench, const bench_run *run, const char *backend, const char *dtype,
+                     const char *config);
+/* The JSONL file to append to: `out` when given; else, for a quick run, /dev/null (nothing is
+ * kept; path is set to ""); else bench/results/<stem>_gpu.jsonl or _cpu.jsonl. path receives the
+ * file's name; NULL with the reason printed when it cannot be opened. */
+FILE *bench_open_results(const char *out, int quick, const char *stem, int gpu, char *path, size_t n);
+/* The start of a benchmark on a backend: pins the threads (bench_pin_threads), opens the backend
+ * `device` names (auto, cpu or cuda) and fills run (bench_run_facts). NULL when the backend
+ * cannot open (the reason printed). */
+exitrl_backend *bench_open(const char *device, int threads, char **argv, bench_run *run);
+/* Starts a peer: flushes stdout (so the peer's output comes after ours) and opens `cmd` for
+ * reading its output; NULL with "cannot start the <what>" printed on failure. */
+FILE *bench_peer_open(const char *cmd, const char *what);
+/* Creates a private directory /tmp/exitrl_<stem>_XXXXXX for the files handed to a peer, its name
+ * in dir; returns 0, or -1 with the reason printed. */
+int bench_temp_dir(char *dir, size_t n, const char *stem);
+/* A warning on stderr when the 1-minute load average is above 3: figures will be `direction`
+ * ("low" for throughputs, "high" for times) and noisy. */
+void bench_warn_load(double load, const char *direction);
 /* s as a JSON string. */
 void bench_json_string(FILE *f, const char *s);
 /* An interpreter that imports torch (requested, else $EXITRL_PYTHON, else python3 then
  * /usr/bin/python3), or NULL with the reason printed. */
 const char *bench_find_python(const char *requested);
+/* bytes of data into the file path (created or truncated). Returns 0, or -1 with the reason printed. */
+int bench_write_file(const char *path, const void *data, size_t bytes);
 /* The model's fp32 weights in host/model/model.h's flat layout, for a PyTorch peer. Returns 0 or -1. */
 int bench_write_weights(const gpt_model *m, const char *path);
 /* An integer option value in [min, 1000000], or exit 2 with a message naming the option. */
@@ -72,6 +101,9 @@ void bench_git_revision(char *buf, size_t n);
 void bench_utc_date(char *buf, size_t n);
 /* Value of "key": NUMBER in a JSON line as Python's json.dumps writes it, or -1 when absent. */
 double bench_json_number(const char *line, const char *key);
+/* Value of "key": "TEXT" in such a line (up to the next quote) into buf; 1 when found, else 0
+ * with buf empty. */
+int bench_json_text(const char *line, const char *key, char *buf, size_t n);
 /* Peak DRAM bandwidth of GPU 0 in bytes/s (double data rate x bus width), or -1 when be is not
  * the CUDA backend or the driver does not say. */
 double bench_peak_bandwidth(const exitrl_backend *be);

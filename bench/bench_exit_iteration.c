@@ -25,7 +25,6 @@
 #include "model/tokenizer.h"
 
 #define PEER_SCRIPT EXITRL_SOURCE_DIR "/bench/peers/exit_iteration_torch.py"
-#define RESULTS_DIR EXITRL_SOURCE_DIR "/bench/results"
 #define WEIGHT_SEED 1234
 
 typedef struct {
@@ -172,11 +171,8 @@ static int run_peer(const char *python, const exitrl_config *cfg, const gpt_conf
              cfg->clip_eps_low, cfg->clip_eps_high, cfg->kl_beta, cfg->adv_eps, cfg->lr, cfg->beta1, cfg->beta2,
              cfg->adam_eps, cfg->weight_decay, cfg->grad_clip, cfg->seed, o->threads, gpu ? "cuda" : "cpu",
              be->act_dtype == EXITRL_BF16 ? "bf16" : "fp32");
-    FILE *p = popen(cmd, "r");
-    if (!p) {
-        fprintf(stderr, "bench_exit_iteration: cannot start the peer: %s\n", strerror(errno));
-        return -1;
-    }
+    FILE *p = bench_peer_open(cmd, "peer");
+    if (!p) return -1;
     int found = 0;
     while (fgets(line, sizeof line, p)) {
         if (!strstr(line, "\"t_total\": ")) continue;
@@ -206,15 +202,10 @@ static int make_config(const bench_opts *o, exitrl_config *cfg) {
     return 0;
 }
 
-static void write_record(FILE *f, const char *device, const exitrl_backend *be, const char *git, const char *date,
-                         const bench_opts *o, size_t params, double load, const double *ours, double gen_tokens,
-                         double replay, const double *peer, double peer_tokens) {
-    fprintf(f, "{\"bench\":\"exit_iteration\",\"device\":");
-    bench_json_string(f, device);
-    fprintf(f, ",\"backend\":\"%s\",\"git\":", be->name);
-    bench_json_string(f, git);
-    fprintf(f, ",\"date\":\"%s\",\"config\":", date);
-    bench_json_string(f, o->config);
+static void write_record(FILE *f, const bench_run *run, const exitrl_backend *be, const bench_opts *o, size_t params,
+                         double load, const double *ours, double gen_tokens, double replay, const double *peer,
+                         double peer_tokens) {
+    bench_json_head(f, "exit_iteration", run, be->name, NULL, o->config);
     fprintf(f, ",\"params\":%zu,\"task\":\"arith\",\"method\":\"exit\",\"P\":%d,\"G\":%d,\"max_new_tokens\":%d,"
             "\"iterations\":%d,\"warmup\":%d,\"threads\":%d,\"loadavg_1m\":%.2f,\"gen_tokens\":%.0f,"
             "\"replay_share\":%.3f",
@@ -234,8 +225,8 @@ int main(int argc, char **argv) {
     bench_program = "bench_exit_iteration";
     bench_opts o;
     parse_args(argc, argv, &o);
-    bench_pin_threads(o.threads, argv);
-    exitrl_backend *be = backend_open(o.device, 0);
+    bench_run run;
+    exitrl_backend *be = bench_open(o.device, o.threads, argv, &run);
     if (!be) return 1;
     const int gpu = !strcmp(be->name, "cuda");
     apply_defaults(&o, gpu);
@@ -246,12 +237,6 @@ int main(int argc, char **argv) {
         return 2;
     }
 
-    char device[300], git[64], date[32];
-    bench_device_name(be, device, sizeof device);
-    bench_git_revision(git, sizeof git);
-    bench_utc_date(date, sizeof date);
-    const char *out_path = o.out ? o.out : o.quick ? NULL
-                           : gpu ? RESULTS_DIR "/exit_iteration_gpu.jsonl" : RESULTS_DIR "/exit_iteration_cpu.jsonl";
 
     int rows, T, rc = 1;
     rl_model_capacity(&cfg, mc.max_seq, &rows, &T); /* the capacity `exitrl train` gives the model */
@@ -264,11 +249,8 @@ int main(int argc, char **argv) {
     }
     gpt_init_random(&m, WEIGHT_SEED);
     const char *python = o.peer ? bench_find_python(o.python) : NULL;
-    peer_files files = {.dir = "/tmp/exitrl_bench_exit_XXXXXX"};
-    if (python && !mkdtemp(files.dir)) {
-        fprintf(stderr, "bench_exit_iteration: cannot create a temporary directory: %s\n", strerror(errno));
-        python = NULL;
-    }
+    peer_files files = {.dir = ""};
+    if (python && bench_temp_dir(files.dir, sizeof files.dir, "bench_exit")) python = NULL;
     snprintf(files.weights, sizeof files.weights, "%s/weights.f32", files.dir);
     snprintf(files.prompts, sizeof files.prompts, "%s/prompts.txt", files.dir);
     if (python) { /* the starting weights, before the trainer copies them as its reference */
@@ -284,10 +266,9 @@ int main(int argc, char **argv) {
     const double load = bench_load_average();
     printf("ExIt iteration on %s (%s backend, %s activations), %s (%zu parameters), arith, P=%d G=%d, "
            "max_new_tokens %d, %d threads, median of %d iterations after %d warmup, load average %.2f\n",
-           device, be->name, be->act_dtype == EXITRL_BF16 ? "bf16" : "fp32", o.config, m.num_params, o.prompts,
+           run.device, be->name, be->act_dtype == EXITRL_BF16 ? "bf16" : "fp32", o.config, m.num_params, o.prompts,
            o.group, o.max_new, o.threads, o.iterations, o.warmup, load);
-    if (load > 3) fprintf(stderr, "bench_exit_iteration: warning: load average %.2f: other work is running, "
-                          "figures will be high and noisy\n", load);
+    bench_warn_load(load, "high");
     double ours[N_PHASES], peer[N_PHASES], gen_tokens = 0, peer_tokens = 0, replay = 0;
     if (run_ours(&t, &o, prompts_out, ours, &gen_tokens, &replay)) goto out;
     int have_peer = 0;
@@ -307,15 +288,13 @@ int main(int argc, char **argv) {
     printf("generated tokens per iteration: ours %.0f%s", gen_tokens, have_peer ? ", peer " : "\n");
     if (have_peer) printf("%.0f\nratio (peer time / our time): %.3f\n", peer_tokens, peer[PH_TOTAL] / ours[PH_TOTAL]);
 
-    FILE *out = fopen(out_path ? out_path : "/dev/null", "a");
-    if (!out) {
-        fprintf(stderr, "bench_exit_iteration: cannot open %s for appending: %s\n", out_path, strerror(errno));
-        goto out;
-    }
-    write_record(out, device, be, git, date, &o, m.num_params, load, ours, gen_tokens, replay,
-                 have_peer ? peer : NULL, peer_tokens);
+    char out_path[4096];
+    FILE *out = bench_open_results(o.out, o.quick, "exit_iteration", gpu, out_path, sizeof out_path);
+    if (!out) goto out;
+    write_record(out, &run, be, &o, m.num_params, load, ours, gen_tokens, replay, have_peer ? peer : NULL,
+                 peer_tokens);
     rc = fclose(out) != 0 || (python && !have_peer);
-    if (out_path) printf("appended to %s\n", out_path);
+    if (out_path[0]) printf("appended to %s\n", out_path);
     else printf("quick run: nothing appended (give --out to keep the result)\n");
 out:
     if (prompts_out) fclose(prompts_out);

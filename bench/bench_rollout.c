@@ -24,7 +24,6 @@
 #include "model/tokenizer.h"
 
 #define PEER_SCRIPT EXITRL_SOURCE_DIR "/bench/peers/rollout_torch.py"
-#define RESULTS_DIR EXITRL_SOURCE_DIR "/bench/results"
 #define MAX_BATCHES 16
 #define WEIGHT_SEED 1234
 #define SAMPLING_SEED 1
@@ -105,14 +104,6 @@ static void apply_defaults(bench_opts *o, int gpu) {
     if (!o->new_tokens) o->new_tokens = gpu ? 128 : 64;
 }
 
-static int write_file(const char *path, const void *data, size_t bytes) {
-    FILE *f = fopen(path, "wb");
-    int bad = !f || fwrite(data, 1, bytes, f) != bytes;
-    if (f) bad |= fclose(f) != 0;
-    if (bad) fprintf(stderr, "bench_rollout: cannot write %s: %s\n", path, strerror(errno));
-    return bad ? -1 : 0;
-}
-
 /* Files shared with the peers, in a private temporary directory. */
 typedef struct {
     char dir[64], weights[96], prompts[96], ckpt[96], hf[96];
@@ -167,27 +158,21 @@ static int run_peers(const char *python, const gpt_config *c, int B, const bench
              SAMPLING_SEED, o->threads, o->reps, o->warmup, gpu ? "cuda" : "cpu",
              be->act_dtype == EXITRL_BF16 ? "bf16" : "fp32", with_hf ? " --hf '" : "",
              with_hf ? files->hf : "", with_hf ? "'" : "");
-    FILE *p = popen(cmd, "r");
-    if (!p) {
-        fprintf(stderr, "bench_rollout: cannot start the peer: %s\n", strerror(errno));
-        return -1;
-    }
+    FILE *p = bench_peer_open(cmd, "peer");
+    if (!p) return -1;
     int n = 0;
     while (fgets(line, sizeof line, p)) {
-        const char *name = strstr(line, "\"peer\": \""), *tps = strstr(line, "\"tokens_per_s\": ");
-        const char *gen = strstr(line, "\"gen_tokens\": "), *skip = strstr(line, "\"skipped\": \"");
-        if (!name) continue;
-        name += strlen("\"peer\": \"");
-        int len = (int)strcspn(name, "\"");
-        if (skip) {
-            skip += strlen("\"skipped\": \"");
-            fprintf(stderr, "bench_rollout: peer %.*s skipped: %.*s\n", len, name, (int)strcspn(skip, "\""), skip);
+        char name[sizeof res->name], skip[512];
+        if (!bench_json_text(line, "peer", name, sizeof name)) continue;
+        if (bench_json_text(line, "skipped", skip, sizeof skip)) {
+            fprintf(stderr, "bench_rollout: peer %s skipped: %s\n", name, skip);
             continue;
         }
-        if (!tps || !gen || n == max) continue;
-        snprintf(res[n].name, sizeof res[n].name, "%.*s", len, name);
-        res[n].tokens_per_s = strtod(tps + strlen("\"tokens_per_s\": "), NULL);
-        res[n].gen_tokens = strtol(gen + strlen("\"gen_tokens\": "), NULL, 10);
+        const double gen = bench_json_number(line, "gen_tokens");
+        if (gen < 0 || n == max) continue;
+        snprintf(res[n].name, sizeof res[n].name, "%s", name);
+        res[n].tokens_per_s = bench_json_number(line, "tokens_per_s");
+        res[n].gen_tokens = (long)gen;
         if (res[n].tokens_per_s > 0) n++;
     }
     int status = pclose(p);
@@ -259,7 +244,8 @@ done:
 
 typedef struct {
     FILE *out;
-    const char *device, *backend, *git, *date, *config;
+    const bench_run *run;
+    const char *backend, *config;
     const bench_opts *o;
     size_t params;
     int B;
@@ -270,12 +256,7 @@ typedef struct {
 /* One JSONL object: the measurement, and the peer when peer != NULL. */
 static void write_record(const record *r, const char *peer, double peer_value, const char *extra) {
     FILE *f = r->out;
-    fprintf(f, "{\"bench\":\"rollout\",\"device\":");
-    bench_json_string(f, r->device);
-    fprintf(f, ",\"backend\":\"%s\",\"git\":", r->backend);
-    bench_json_string(f, r->git);
-    fprintf(f, ",\"date\":\"%s\",\"config\":", r->date);
-    bench_json_string(f, r->config);
+    bench_json_head(f, "rollout", r->run, r->backend, NULL, r->config);
     fprintf(f, ",\"params\":%zu,\"batch\":%d,\"prompt_len\":%d,\"new_tokens\":%d,\"gen_tokens\":%ld,"
             "\"temperature\":1,\"reps\":%d,\"threads\":%d,\"loadavg_1m\":%.2f,\"time_ms\":%.3f,"
             "\"value\":%.2f,\"unit\":\"tokens/s\"",
@@ -348,7 +329,7 @@ static int bench_config(exitrl_backend *be, const char *name, const bench_opts *
         rec->value = ours;
         peer_result peers[4];
         int n_peers = 0;
-        if (python && !write_file(files->prompts, prompts, sizeof(int) * (size_t)B * o->prompt_len)) {
+        if (python && !bench_write_file(files->prompts, prompts, sizeof(int) * (size_t)B * o->prompt_len)) {
             n_peers = run_peers(python, &c, B, o, files, be, with_hf, peers, 4);
             if (n_peers < 0) {
                 n_peers = 0;
@@ -382,8 +363,8 @@ int main(int argc, char **argv) {
     bench_program = "bench_rollout";
     bench_opts o;
     parse_args(argc, argv, &o);
-    bench_pin_threads(o.threads, argv);
-    exitrl_backend *be = backend_open(o.device, 0);
+    bench_run run;
+    exitrl_backend *be = bench_open(o.device, o.threads, argv, &run);
     if (!be) return 1;
     const int gpu = !strcmp(be->name, "cuda");
     apply_defaults(&o, gpu);
@@ -393,26 +374,15 @@ int main(int argc, char **argv) {
         return 2;
     }
 
-    char device[300], git[64], date[32];
-    bench_device_name(be, device, sizeof device);
-    bench_git_revision(git, sizeof git);
-    bench_utc_date(date, sizeof date);
-
-    const char *out_path = o.out ? o.out : o.quick ? NULL
-                           : gpu ? RESULTS_DIR "/rollout_gpu.jsonl" : RESULTS_DIR "/rollout_cpu.jsonl";
-    FILE *out = fopen(out_path ? out_path : "/dev/null", "a");
+    char out_path[4096];
+    FILE *out = bench_open_results(o.out, o.quick, "rollout", gpu, out_path, sizeof out_path);
     if (!out) {
-        fprintf(stderr, "bench_rollout: cannot open %s for appending: %s\n", out_path, strerror(errno));
         be->destroy(be);
         return 1;
     }
     const char *python = o.peer ? bench_find_python(o.python) : NULL;
-    peer_files files;
-    snprintf(files.dir, sizeof files.dir, "/tmp/exitrl_bench_rollout_XXXXXX");
-    if (python && !mkdtemp(files.dir)) {
-        fprintf(stderr, "bench_rollout: cannot create a temporary directory: %s\n", strerror(errno));
-        python = NULL;
-    }
+    peer_files files = {.dir = ""};
+    if (python && bench_temp_dir(files.dir, sizeof files.dir, "bench_rollout")) python = NULL;
     snprintf(files.weights, sizeof files.weights, "%s/weights.f32", files.dir);
     snprintf(files.prompts, sizeof files.prompts, "%s/prompts.i32", files.dir);
     snprintf(files.ckpt, sizeof files.ckpt, "%s/model.ckpt", files.dir);
@@ -422,12 +392,11 @@ int main(int argc, char **argv) {
     const double load = bench_load_average();
     printf("rollout on %s (%s backend, %s activations), %d threads, prompt %d + up to %d new tokens, "
            "median of %d runs after %d warmup, load average %.2f\n",
-           device, be->name, be->act_dtype == EXITRL_BF16 ? "bf16" : "fp32", o.threads, o.prompt_len,
+           run.device, be->name, be->act_dtype == EXITRL_BF16 ? "bf16" : "fp32", o.threads, o.prompt_len,
            o.new_tokens, o.reps, o.warmup, load);
-    if (load > 3) fprintf(stderr, "bench_rollout: warning: load average %.2f: other work is running, "
-                          "figures will be low and noisy\n", load);
+    bench_warn_load(load, "low");
     printf("%-10s %5s %10s %9s   peers: tokens/s (ours / peer)\n", "config", "batch", "tok/s", "ms");
-    record rec = {.out = out, .device = device, .backend = be->name, .git = git, .date = date, .o = &o};
+    record rec = {.out = out, .run = &run, .backend = be->name, .o = &o};
     int rc = 0;
     char list[256];
     snprintf(list, sizeof list, "%s", o.configs);
@@ -437,7 +406,7 @@ int main(int argc, char **argv) {
     fclose(out);
     if (python) remove_files(&files);
     be->destroy(be);
-    if (out_path) printf("appended to %s\n", out_path);
+    if (out_path[0]) printf("appended to %s\n", out_path);
     else printf("quick run: nothing appended (give --out to keep the results)\n");
     return rc;
 }
