@@ -20,7 +20,6 @@
 #include "bench_common.h"
 #include "run/config.h"
 #include "rl/trainer.h"
-#include "run/setup.h"
 #include "tasks/arith.h"
 #include "model/tokenizer.h"
 

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "run/setup.h"
 #include "bench_common.h"
 #include "cli/commands.h"
 #include "model/model.h"

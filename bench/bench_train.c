@@ -18,7 +18,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "run/setup.h"
 #include "bench_common.h"
 #include "model/model.h"
 #include "ops.h"
