@@ -8,9 +8,13 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "run/setup.h"
 #ifdef EXITRL_HAVE_CUDA
 #include <cuda_runtime_api.h>
 #endif
+
+#define RESULTS_DIR EXITRL_SOURCE_DIR "/bench/results"
 
 const char *bench_program = "bench";
 
@@ -92,6 +96,64 @@ void bench_device_name(const exitrl_backend *be, char *buf, size_t n) {
     fclose(f);
 }
 
+void bench_run_facts(const exitrl_backend *be, bench_run *run) {
+    bench_device_name(be, run->device, sizeof run->device);
+    bench_git_revision(run->git, sizeof run->git);
+    bench_utc_date(run->date, sizeof run->date);
+}
+
+void bench_json_head(FILE *f, const char *bench, const bench_run *run, const char *backend, const char *dtype,
+                     const char *config) {
+    fprintf(f, "{\"bench\":\"%s\",\"device\":", bench);
+    bench_json_string(f, run->device);
+    fprintf(f, ",\"backend\":\"%s\"", backend);
+    if (dtype) fprintf(f, ",\"dtype\":\"%s\"", dtype);
+    fprintf(f, ",\"git\":");
+    bench_json_string(f, run->git);
+    fprintf(f, ",\"date\":\"%s\",\"config\":", run->date);
+    bench_json_string(f, config);
+}
+
+FILE *bench_open_results(const char *out, int quick, const char *stem, int gpu, char *path, size_t n) {
+    int len = out ? snprintf(path, n, "%s", out)
+              : quick ? snprintf(path, n, "%s", "")
+                      : snprintf(path, n, "%s/%s_%s.jsonl", RESULTS_DIR, stem, gpu ? "gpu" : "cpu");
+    if (len < 0 || (size_t)len >= n) {
+        fprintf(stderr, "%s: the results path is too long\n", bench_program);
+        return NULL;
+    }
+    FILE *f = fopen(path[0] ? path : "/dev/null", "a");
+    if (!f) fprintf(stderr, "%s: cannot open %s for appending: %s\n", bench_program, path, strerror(errno));
+    return f;
+}
+
+exitrl_backend *bench_open(const char *device, int threads, char **argv, bench_run *run) {
+    bench_pin_threads(threads, argv);
+    exitrl_backend *be = backend_open(device, 0);
+    if (be) bench_run_facts(be, run);
+    return be;
+}
+
+FILE *bench_peer_open(const char *cmd, const char *what) {
+    fflush(stdout);
+    FILE *p = popen(cmd, "r");
+    if (!p) fprintf(stderr, "%s: cannot start the %s: %s\n", bench_program, what, strerror(errno));
+    return p;
+}
+
+int bench_temp_dir(char *dir, size_t n, const char *stem) {
+    snprintf(dir, n, "/tmp/exitrl_%s_XXXXXX", stem);
+    if (mkdtemp(dir)) return 0;
+    fprintf(stderr, "%s: cannot create a temporary directory: %s\n", bench_program, strerror(errno));
+    return -1;
+}
+
+void bench_warn_load(double load, const char *direction) {
+    if (load > 3)
+        fprintf(stderr, "%s: warning: load average %.2f: other work is running, figures will be %s and noisy\n",
+                bench_program, load, direction);
+}
+
 /* Writes s as a JSON string (quotes and backslashes escaped, control characters dropped). */
 void bench_json_string(FILE *f, const char *s) {
     fputc('"', f);
@@ -126,11 +188,16 @@ int bench_write_weights(const gpt_model *m, const char *path) {
         return -1;
     }
     m->be->download(m->be, w, m->master, m->num_params * sizeof(float));
+    int rc = bench_write_file(path, w, m->num_params * sizeof(float));
+    free(w);
+    return rc;
+}
+
+int bench_write_file(const char *path, const void *data, size_t bytes) {
     FILE *f = fopen(path, "wb");
-    int bad = !f || fwrite(w, sizeof(float), m->num_params, f) != m->num_params;
+    int bad = !f || fwrite(data, 1, bytes, f) != bytes;
     if (f) bad |= fclose(f) != 0;
     if (bad) fprintf(stderr, "%s: cannot write %s: %s\n", bench_program, path, strerror(errno));
-    free(w);
     return bad ? -1 : 0;
 }
 
@@ -143,6 +210,58 @@ int bench_parse_int(const char *opt, const char *s, int min) {
         exit(2);
     }
     return (int)v;
+}
+
+static const bench_option help_option = {"--help", NULL, BENCH_FLAG, NULL, 0, NULL, "this text"};
+
+static int option_width(const bench_option *o) {
+    return (int)strlen(o->name) + (o->arg ? 1 + (int)strlen(o->arg) : 0);
+}
+
+static void print_option(FILE *f, const bench_option *o, int width) {
+    char head[64];
+    snprintf(head, sizeof head, "%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+    const char *h = o->help;
+    int len = (int)strcspn(h, "\n");
+    fprintf(f, "  %-*s%.*s\n", width, head, len, h);
+    for (h += len; *h; h += len) {
+        h++; /* the newline */
+        len = (int)strcspn(h, "\n");
+        fprintf(f, "  %-*s%.*s\n", width, "", len, h);
+    }
+}
+
+void bench_usage(FILE *f, const bench_option *opts, const char *about) {
+    int width = option_width(&help_option);
+    for (const bench_option *o = opts; o->name; o++)
+        if (option_width(o) > width) width = option_width(o);
+    width += 3;
+    fprintf(f, "usage: %s [options]\n%s", bench_program, about);
+    for (const bench_option *o = opts; o->name; o++) print_option(f, o, width);
+    print_option(f, &help_option, width);
+}
+
+void bench_parse_options(int argc, char **argv, const bench_option *opts, const char *about) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, help_option.name)) {
+            bench_usage(stdout, opts, about);
+            exit(0);
+        }
+        const bench_option *o = opts;
+        while (o->name && strcmp(a, o->name)) o++;
+        if (!o->name || (o->kind != BENCH_FLAG && i + 1 >= argc)) {
+            fprintf(stderr, "%s: %s '%s'\n", bench_program, o->name ? "missing value for" : "unknown option", a);
+            bench_usage(stderr, opts, about);
+            exit(2);
+        }
+        switch (o->kind) {
+        case BENCH_FLAG: *(int *)o->ptr = o->n; break;
+        case BENCH_STRING: *(const char **)o->ptr = argv[++i]; break;
+        case BENCH_INT: *(int *)o->ptr = bench_parse_int(a, argv[++i], o->n); break;
+        case BENCH_CALL: o->call(argv[++i], o->ptr); break;
+        }
+    }
 }
 
 /* $EXITRL_GIT_REVISION first: a copy of the source tree without its .git (as on a lent GPU
@@ -167,6 +286,19 @@ double bench_json_number(const char *line, const char *key) {
     snprintf(pattern, sizeof pattern, "\"%s\": ", key);
     const char *at = strstr(line, pattern);
     return at ? strtod(at + strlen(pattern), NULL) : -1;
+}
+
+int bench_json_text(const char *line, const char *key, char *buf, size_t n) {
+    char pattern[96];
+    snprintf(pattern, sizeof pattern, "\"%s\": \"", key);
+    const char *at = strstr(line, pattern);
+    if (!at) {
+        snprintf(buf, n, "%s", "");
+        return 0;
+    }
+    at += strlen(pattern);
+    snprintf(buf, n, "%.*s", (int)strcspn(at, "\""), at);
+    return 1;
 }
 
 double bench_peak_bandwidth(const exitrl_backend *be) {

@@ -20,12 +20,10 @@
 #include "bench_common.h"
 #include "run/config.h"
 #include "rl/trainer.h"
-#include "run/setup.h"
 #include "tasks/arith.h"
 #include "model/tokenizer.h"
 
 #define PEER_SCRIPT EXITRL_SOURCE_DIR "/bench/peers/exit_iteration_torch.py"
-#define RESULTS_DIR EXITRL_SOURCE_DIR "/bench/results"
 #define WEIGHT_SEED 1234
 
 typedef struct {
@@ -33,63 +31,35 @@ typedef struct {
     int prompts, group, max_new, iterations, warmup, threads, peer, quick;
 } bench_opts;
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: bench_exit_iteration [options]\n"
-            "Times full ExIt iterations (method exit, task arith, randomly initialised policy) of\n"
-            "exitrl and the same rollout / reward / score / GRPO-update work in PyTorch on the same\n"
-            "prompts and starting weights; appends a JSONL result. Defaults depend on the backend:\n"
-            "  CPU:  --config tiny  --prompts 16  --group 8 --max-new 16\n"
-            "  CUDA: --config small --prompts 128 --group 8 --max-new 48\n"
-            "  --config NAME      model preset (tiny, small, gpt2-124m)\n"
-            "  --prompts P        task instances per iteration\n"
-            "  --group G          completions per instance (>= 2)\n"
-            "  --max-new N        generation cap per completion (<= %d)\n"
-            "  --iterations N     timed iterations (default 3)\n"
-            "  --warmup N         untimed iterations first (default 1)\n"
-            "  --threads N        CPU threads for both sides (default 2; sets OMP_NUM_THREADS)\n"
-            "  --device D         auto (default: CUDA when a GPU answers), cpu or cuda\n"
-            "  --out PATH         JSONL file to append to (default\n"
-            "                     bench/results/exit_iteration_cpu.jsonl or _gpu.jsonl by backend)\n"
-            "  --python PATH      interpreter with torch for the peer (default $EXITRL_PYTHON, else\n"
-            "                     the first of python3, /usr/bin/python3 that imports torch)\n"
-            "  --no-peer          time exitrl only (no ratio is recorded)\n"
-            "  --quick            smoke test: tiny, P=4, G=4, 8 new tokens, 1 timed iteration after 1\n"
-            "                     warmup; appends only when --out is given\n"
-            "  --help             this text\n",
-            BUFFER_ANSWER_CAP);
-}
+static const char ABOUT[] =
+    "Times full ExIt iterations (method exit, task arith, randomly initialised policy) of\n"
+    "exitrl and the same rollout / reward / score / GRPO-update work in PyTorch on the same\n"
+    "prompts and starting weights; appends a JSONL result. Defaults depend on the backend:\n"
+    "  CPU:  --config tiny  --prompts 16  --group 8 --max-new 16\n"
+    "  CUDA: --config small --prompts 128 --group 8 --max-new 48\n";
 
 /* Options left 0 / NULL get backend-dependent defaults later (apply_defaults). */
 static void parse_args(int argc, char **argv, bench_opts *o) {
     *o = (bench_opts){.device = "auto", .iterations = 3, .warmup = 1, .threads = 2, .peer = 1};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help")) { usage(stdout); exit(0); }
-        if (!strcmp(a, "--no-peer")) { o->peer = 0; continue; }
-        if (!strcmp(a, "--quick")) { o->quick = 1; continue; }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "bench_exit_iteration: unknown option or missing value: '%s'\n", a);
-            usage(stderr);
-            exit(2);
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--config")) o->config = v;
-        else if (!strcmp(a, "--out")) o->out = v;
-        else if (!strcmp(a, "--python")) o->python = v;
-        else if (!strcmp(a, "--device")) o->device = v;
-        else if (!strcmp(a, "--prompts")) o->prompts = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--group")) o->group = bench_parse_int(a, v, 2);
-        else if (!strcmp(a, "--max-new")) o->max_new = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--iterations")) o->iterations = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--warmup")) o->warmup = bench_parse_int(a, v, 0);
-        else if (!strcmp(a, "--threads")) o->threads = bench_parse_int(a, v, 1);
-        else {
-            fprintf(stderr, "bench_exit_iteration: unknown option '%s'\n", a);
-            usage(stderr);
-            exit(2);
-        }
-    }
+    char max_new_help[64];
+    snprintf(max_new_help, sizeof max_new_help, "generation cap per completion (<= %d)", BUFFER_ANSWER_CAP);
+    const bench_option opts[] = {
+        BENCH_OPT_STRING("--config", "NAME", &o->config, "model preset (tiny, small, gpt2-124m)"),
+        BENCH_OPT_INT("--prompts", "P", &o->prompts, 1, "task instances per iteration"),
+        BENCH_OPT_INT("--group", "G", &o->group, 2, "completions per instance (>= 2)"),
+        BENCH_OPT_INT("--max-new", "N", &o->max_new, 1, max_new_help),
+        BENCH_OPT_INT("--iterations", "N", &o->iterations, 1, "timed iterations (default 3)"),
+        BENCH_OPT_INT("--warmup", "N", &o->warmup, 0, "untimed iterations first (default 1)"),
+        BENCH_OPT_THREADS(&o->threads),
+        BENCH_OPT_DEVICE(&o->device),
+        BENCH_OPT_OUT(&o->out, "(default\nbench/results/exit_iteration_cpu.jsonl or _gpu.jsonl by backend)"),
+        BENCH_OPT_PYTHON(&o->python, "the peer"),
+        BENCH_OPT_NO_PEER(&o->peer, "time exitrl only (no ratio is recorded)"),
+        BENCH_OPT_QUICK(&o->quick, "smoke test: tiny, P=4, G=4, 8 new tokens, 1 timed iteration after 1\n"
+                                   "warmup; appends only when --out is given"),
+        {0},
+    };
+    bench_parse_options(argc, argv, opts, ABOUT);
     if (o->max_new > BUFFER_ANSWER_CAP) {
         fprintf(stderr, "bench_exit_iteration: --max-new %d exceeds %d, the answer bytes the ExIt buffer keeps\n",
                 o->max_new, BUFFER_ANSWER_CAP);
@@ -200,11 +170,8 @@ static int run_peer(const char *python, const exitrl_config *cfg, const gpt_conf
              cfg->clip_eps_low, cfg->clip_eps_high, cfg->kl_beta, cfg->adv_eps, cfg->lr, cfg->beta1, cfg->beta2,
              cfg->adam_eps, cfg->weight_decay, cfg->grad_clip, cfg->seed, o->threads, gpu ? "cuda" : "cpu",
              be->act_dtype == EXITRL_BF16 ? "bf16" : "fp32");
-    FILE *p = popen(cmd, "r");
-    if (!p) {
-        fprintf(stderr, "bench_exit_iteration: cannot start the peer: %s\n", strerror(errno));
-        return -1;
-    }
+    FILE *p = bench_peer_open(cmd, "peer");
+    if (!p) return -1;
     int found = 0;
     while (fgets(line, sizeof line, p)) {
         if (!strstr(line, "\"t_total\": ")) continue;
@@ -234,15 +201,10 @@ static int make_config(const bench_opts *o, exitrl_config *cfg) {
     return 0;
 }
 
-static void write_record(FILE *f, const char *device, const exitrl_backend *be, const char *git, const char *date,
-                         const bench_opts *o, size_t params, double load, const double *ours, double gen_tokens,
-                         double replay, const double *peer, double peer_tokens) {
-    fprintf(f, "{\"bench\":\"exit_iteration\",\"device\":");
-    bench_json_string(f, device);
-    fprintf(f, ",\"backend\":\"%s\",\"git\":", be->name);
-    bench_json_string(f, git);
-    fprintf(f, ",\"date\":\"%s\",\"config\":", date);
-    bench_json_string(f, o->config);
+static void write_record(FILE *f, const bench_run *run, const exitrl_backend *be, const bench_opts *o, size_t params,
+                         double load, const double *ours, double gen_tokens, double replay, const double *peer,
+                         double peer_tokens) {
+    bench_json_head(f, "exit_iteration", run, be->name, NULL, o->config);
     fprintf(f, ",\"params\":%zu,\"task\":\"arith\",\"method\":\"exit\",\"P\":%d,\"G\":%d,\"max_new_tokens\":%d,"
             "\"iterations\":%d,\"warmup\":%d,\"threads\":%d,\"loadavg_1m\":%.2f,\"gen_tokens\":%.0f,"
             "\"replay_share\":%.3f",
@@ -262,8 +224,8 @@ int main(int argc, char **argv) {
     bench_program = "bench_exit_iteration";
     bench_opts o;
     parse_args(argc, argv, &o);
-    bench_pin_threads(o.threads, argv);
-    exitrl_backend *be = backend_open(o.device, 0);
+    bench_run run;
+    exitrl_backend *be = bench_open(o.device, o.threads, argv, &run);
     if (!be) return 1;
     const int gpu = !strcmp(be->name, "cuda");
     apply_defaults(&o, gpu);
@@ -274,12 +236,6 @@ int main(int argc, char **argv) {
         return 2;
     }
 
-    char device[300], git[64], date[32];
-    bench_device_name(be, device, sizeof device);
-    bench_git_revision(git, sizeof git);
-    bench_utc_date(date, sizeof date);
-    const char *out_path = o.out ? o.out : o.quick ? NULL
-                           : gpu ? RESULTS_DIR "/exit_iteration_gpu.jsonl" : RESULTS_DIR "/exit_iteration_cpu.jsonl";
 
     int rows, T, rc = 1;
     rl_model_capacity(&cfg, mc.max_seq, &rows, &T); /* the capacity `exitrl train` gives the model */
@@ -292,11 +248,8 @@ int main(int argc, char **argv) {
     }
     gpt_init_random(&m, WEIGHT_SEED);
     const char *python = o.peer ? bench_find_python(o.python) : NULL;
-    peer_files files = {.dir = "/tmp/exitrl_bench_exit_XXXXXX"};
-    if (python && !mkdtemp(files.dir)) {
-        fprintf(stderr, "bench_exit_iteration: cannot create a temporary directory: %s\n", strerror(errno));
-        python = NULL;
-    }
+    peer_files files = {.dir = ""};
+    if (python && bench_temp_dir(files.dir, sizeof files.dir, "bench_exit")) python = NULL;
     snprintf(files.weights, sizeof files.weights, "%s/weights.f32", files.dir);
     snprintf(files.prompts, sizeof files.prompts, "%s/prompts.txt", files.dir);
     if (python) { /* the starting weights, before the trainer copies them as its reference */
@@ -312,10 +265,9 @@ int main(int argc, char **argv) {
     const double load = bench_load_average();
     printf("ExIt iteration on %s (%s backend, %s activations), %s (%zu parameters), arith, P=%d G=%d, "
            "max_new_tokens %d, %d threads, median of %d iterations after %d warmup, load average %.2f\n",
-           device, be->name, be->act_dtype == EXITRL_BF16 ? "bf16" : "fp32", o.config, m.num_params, o.prompts,
+           run.device, be->name, be->act_dtype == EXITRL_BF16 ? "bf16" : "fp32", o.config, m.num_params, o.prompts,
            o.group, o.max_new, o.threads, o.iterations, o.warmup, load);
-    if (load > 3) fprintf(stderr, "bench_exit_iteration: warning: load average %.2f: other work is running, "
-                          "figures will be high and noisy\n", load);
+    bench_warn_load(load, "high");
     double ours[N_PHASES], peer[N_PHASES], gen_tokens = 0, peer_tokens = 0, replay = 0;
     if (run_ours(&t, &o, prompts_out, ours, &gen_tokens, &replay)) goto out;
     int have_peer = 0;
@@ -335,15 +287,13 @@ int main(int argc, char **argv) {
     printf("generated tokens per iteration: ours %.0f%s", gen_tokens, have_peer ? ", peer " : "\n");
     if (have_peer) printf("%.0f\nratio (peer time / our time): %.3f\n", peer_tokens, peer[PH_TOTAL] / ours[PH_TOTAL]);
 
-    FILE *out = fopen(out_path ? out_path : "/dev/null", "a");
-    if (!out) {
-        fprintf(stderr, "bench_exit_iteration: cannot open %s for appending: %s\n", out_path, strerror(errno));
-        goto out;
-    }
-    write_record(out, device, be, git, date, &o, m.num_params, load, ours, gen_tokens, replay,
-                 have_peer ? peer : NULL, peer_tokens);
+    char out_path[4096];
+    FILE *out = bench_open_results(o.out, o.quick, "exit_iteration", gpu, out_path, sizeof out_path);
+    if (!out) goto out;
+    write_record(out, &run, be, &o, m.num_params, load, ours, gen_tokens, replay, have_peer ? peer : NULL,
+                 peer_tokens);
     rc = fclose(out) != 0 || (python && !have_peer);
-    if (out_path) printf("appended to %s\n", out_path);
+    if (out_path[0]) printf("appended to %s\n", out_path);
     else printf("quick run: nothing appended (give --out to keep the result)\n");
 out:
     if (prompts_out) fclose(prompts_out);

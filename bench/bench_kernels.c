@@ -37,10 +37,48 @@
 #include "model/model.h"
 #include "ops.h"
 
+typedef struct {
+    const char *config, *out, *python;
+    int batch, seq, vocab, reps, warmup, peer, quick;
+} bench_opts;
+
+static const char ABOUT[] =
+    "Times each training op of the CUDA backend at a model's training shapes against cuBLAS,\n"
+    "cuDNN and PyTorch, with DRAM / tensor-core rooflines; appends JSONL results.\n"
+    "Without a GPU it prints that nothing was measured and exits 0.\n";
+
+static void parse_args(int argc, char **argv, bench_opts *o) {
+    *o = (bench_opts){"gpt2-124m", NULL, NULL, 16, 1024, 0, 30, 3, 1, 0};
+    const bench_option opts[] = {
+        BENCH_OPT_STRING("--config", "NAME", &o->config, "model preset (default gpt2-124m)"),
+        BENCH_OPT_INT("--batch", "B", &o->batch, 1, "sequences (default 16)"),
+        BENCH_OPT_INT("--seq", "T", &o->seq, 1, "sequence length (default 1024)"),
+        BENCH_OPT_INT("--vocab", "V", &o->vocab, 1,
+                      "real vocabulary instead of the preset's, e.g. 50257 (padded: V\nrounded up to 128)"),
+        BENCH_OPT_INT("--reps", "N", &o->reps, 1, "timed calls per op (default 30; the median is recorded)"),
+        BENCH_OPT_INT("--warmup", "N", &o->warmup, 0, "untimed calls first (default 3)"),
+        BENCH_OPT_OUT(&o->out, "(default bench/results/kernels_gpu.jsonl)"),
+        BENCH_OPT_PYTHON(&o->python, "the PyTorch peers"),
+        BENCH_OPT_NO_PEER(&o->peer, "skip the PyTorch peers (cuBLAS and cuDNN still run)"),
+        BENCH_OPT_QUICK(&o->quick, "smoke test of the program: tiny, B=2, T=32, 2 calls after 1 warmup,\n"
+                                   "small ceilings; appends only when --out is given"),
+        {0},
+    };
+    bench_parse_options(argc, argv, opts, ABOUT);
+    if (o->quick) {
+        o->config = "tiny";
+        o->batch = 2;
+        o->seq = 32;
+        o->reps = 2;
+        o->warmup = 1;
+    }
+}
+
 #ifndef EXITRL_HAVE_CUDA
 int main(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
+    bench_program = "bench_kernels";
+    bench_opts o;
+    parse_args(argc, argv, &o); /* --help and option errors as in a CUDA build */
     printf("bench_kernels: this build has no CUDA backend: nothing measured\n");
     return 0;
 }
@@ -51,75 +89,11 @@ int main(int argc, char **argv) {
 #include "cuda/cuda_backend.h" /* the backend's stream, so events time exactly its work */
 
 #define PEER_SCRIPT EXITRL_SOURCE_DIR "/bench/peers/kernels_torch.py"
-#define DEFAULT_OUT EXITRL_SOURCE_DIR "/bench/results/kernels_gpu.jsonl"
 #define FLUSH_BYTES ((size_t)256 << 20) /* several times any L2 so far (H100 50 MB, H200 60 MB) */
 #define QUICK_FLUSH_BYTES ((size_t)16 << 20)
 #define POOL 4194304                    /* random values uploaded per chunk */
 #define MAX_PEERS 6
 #define ATT_TARGET "ratio >= 1: our attention at least as fast as cuDNN fused attention (T=1024, hs=64)"
-
-typedef struct {
-    const char *config, *out, *python;
-    int batch, seq, vocab, reps, warmup, peer, quick;
-} bench_opts;
-
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: bench_kernels [options]\n"
-            "Times each training op of the CUDA backend at a model's training shapes against cuBLAS,\n"
-            "cuDNN and PyTorch, with DRAM / tensor-core rooflines; appends JSONL results.\n"
-            "Without a GPU it prints that nothing was measured and exits 0.\n"
-            "  --config NAME    model preset (default gpt2-124m)\n"
-            "  --batch B        sequences (default 16)\n"
-            "  --seq T          sequence length (default 1024)\n"
-            "  --vocab V        real vocabulary instead of the preset's, e.g. 50257 (padded: V\n"
-            "                   rounded up to 128)\n"
-            "  --reps N         timed calls per op (default 30; the median is recorded)\n"
-            "  --warmup N       untimed calls first (default 3)\n"
-            "  --out PATH       JSONL file to append to (default bench/results/kernels_gpu.jsonl)\n"
-            "  --python PATH    interpreter with torch for the PyTorch peers (default $EXITRL_PYTHON,\n"
-            "                   else the first of python3, /usr/bin/python3 that imports torch)\n"
-            "  --no-peer        skip the PyTorch peers (cuBLAS and cuDNN still run)\n"
-            "  --quick          smoke test of the program: tiny, B=2, T=32, 2 calls after 1 warmup,\n"
-            "                   small ceilings; appends only when --out is given\n"
-            "  --help           this text\n");
-}
-
-static void parse_args(int argc, char **argv, bench_opts *o) {
-    *o = (bench_opts){"gpt2-124m", NULL, NULL, 16, 1024, 0, 30, 3, 1, 0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help")) { usage(stdout); exit(0); }
-        if (!strcmp(a, "--no-peer")) { o->peer = 0; continue; }
-        if (!strcmp(a, "--quick")) { o->quick = 1; continue; }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "bench_kernels: unknown option or missing value: '%s'\n", a);
-            usage(stderr);
-            exit(2);
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--config")) o->config = v;
-        else if (!strcmp(a, "--out")) o->out = v;
-        else if (!strcmp(a, "--python")) o->python = v;
-        else if (!strcmp(a, "--batch")) o->batch = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--seq")) o->seq = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--vocab")) o->vocab = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--reps")) o->reps = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--warmup")) o->warmup = bench_parse_int(a, v, 0);
-        else {
-            fprintf(stderr, "bench_kernels: unknown option '%s'\n", a);
-            usage(stderr);
-            exit(2);
-        }
-    }
-    if (o->quick) {
-        o->config = "tiny";
-        o->batch = 2;
-        o->seq = 32;
-        o->reps = 2;
-        o->warmup = 1;
-    }
-}
 
 #define CHECK_CUDA(call)                                                                         \
     do {                                                                                         \
@@ -585,30 +559,14 @@ static int run_torch_peers(const char *python, const bufs *k, const bench_opts *
     snprintf(cmd, sizeof cmd,
              "'%s' '%s' --B %d --T %d --C %d --NH %d --V %d --Vp %d --params %zu --reps %d --warmup %d",
              python, PEER_SCRIPT, k->B, k->T, k->C, k->NH, k->V, k->Vp, k->P, o->reps, o->warmup);
-    fflush(stdout);
-    FILE *p = popen(cmd, "r");
-    if (!p) {
-        fprintf(stderr, "bench_kernels: cannot start the PyTorch peer: %s\n", strerror(errno));
-        return -1;
-    }
+    FILE *p = bench_peer_open(cmd, "PyTorch peer");
+    if (!p) return -1;
     int found = 0;
     while (fgets(line, sizeof line, p)) {
-        char op[64], peer[32], text[160] = "", skip[256] = "";
-        const char *at;
-        if (!(at = strstr(line, "\"op\": \""))) continue;
-        at += strlen("\"op\": \"");
-        snprintf(op, sizeof op, "%.*s", (int)strcspn(at, "\""), at);
-        if (!(at = strstr(line, "\"peer\": \""))) continue;
-        at += strlen("\"peer\": \"");
-        snprintf(peer, sizeof peer, "%.*s", (int)strcspn(at, "\""), at);
-        if ((at = strstr(line, "\"peer_op\": \""))) {
-            at += strlen("\"peer_op\": \"");
-            snprintf(text, sizeof text, "%.*s", (int)strcspn(at, "\""), at);
-        }
-        if ((at = strstr(line, "\"skipped\": \""))) {
-            at += strlen("\"skipped\": \"");
-            snprintf(skip, sizeof skip, "%.*s", (int)strcspn(at, "\""), at);
-        }
+        char op[64], peer[32], text[160], skip[256];
+        if (!bench_json_text(line, "op", op, sizeof op) || !bench_json_text(line, "peer", peer, sizeof peer)) continue;
+        bench_json_text(line, "peer_op", text, sizeof text);
+        bench_json_text(line, "skipped", skip, sizeof skip);
         for (int i = 0; i < N_OPS; i++) {
             if (strcmp(op, OP_NAMES[i])) continue;
             peer_entry *e = add_peer(&res[i], peer);
@@ -629,7 +587,8 @@ static int run_torch_peers(const char *python, const bufs *k, const bench_opts *
 
 typedef struct {
     FILE *out;
-    const char *device, *git, *date, *config;
+    const bench_run *run;
+    const char *config;
     const bufs *k;
     const bench_opts *o;
     double bandwidth, peak, load;
@@ -638,12 +597,7 @@ typedef struct {
 static void write_head(const record *r, const char *bench) {
     FILE *f = r->out;
     const bufs *k = r->k;
-    fprintf(f, "{\"bench\":\"%s\",\"device\":", bench);
-    bench_json_string(f, r->device);
-    fprintf(f, ",\"backend\":\"cuda\",\"dtype\":\"bf16\",\"git\":");
-    bench_json_string(f, r->git);
-    fprintf(f, ",\"date\":\"%s\",\"config\":", r->date);
-    bench_json_string(f, r->config);
+    bench_json_head(f, bench, r->run, "cuda", "bf16", r->config);
     fprintf(f, ",\"B\":%d,\"T\":%d,\"N\":%d,\"C\":%d,\"NH\":%d,\"hs\":%d,\"V\":%d,\"Vp\":%d,\"params\":%zu,"
             "\"reps\":%d,\"loadavg_1m\":%.2f,\"bandwidth_gbs\":%.1f",
             k->B, k->T, k->N, k->C, k->NH, k->C / k->NH, k->V, k->Vp, k->P, r->o->reps, r->load,
@@ -797,23 +751,20 @@ int main(int argc, char **argv) {
     bufs k = {.B = o.batch, .T = o.seq, .C = cfg.d_model, .NH = cfg.n_head, .V = cfg.vocab,
               .Vp = cfg.vocab_padded, .N = o.batch * o.seq, .P = gpt_num_params(&cfg),
               .flush_bytes = o.quick ? QUICK_FLUSH_BYTES : FLUSH_BYTES};
-    char device[300], git[64], date[32];
-    bench_device_name(be, device, sizeof device);
-    bench_git_revision(git, sizeof git);
-    bench_utc_date(date, sizeof date);
-    const char *out_path = o.out ? o.out : o.quick ? NULL : DEFAULT_OUT;
-    FILE *out = fopen(out_path ? out_path : "/dev/null", "a");
+    bench_run facts;
+    bench_run_facts(be, &facts);
+    char out_path[4096];
+    FILE *out = bench_open_results(o.out, o.quick, "kernels", 1, out_path, sizeof out_path);
     if (!out) {
-        fprintf(stderr, "bench_kernels: cannot open %s for appending: %s\n", out_path, strerror(errno));
         be->destroy(be);
         return 1;
     }
-    record rec = {.out = out, .device = device, .git = git, .date = date, .config = o.config, .k = &k, .o = &o,
-                  .bandwidth = bench_peak_bandwidth(be), .peak = bench_bf16_peak_flops(device),
+    record rec = {.out = out, .run = &facts, .config = o.config, .k = &k, .o = &o,
+                  .bandwidth = bench_peak_bandwidth(be), .peak = bench_bf16_peak_flops(facts.device),
                   .load = bench_load_average()};
     printf("kernels on %s, %s: B=%d T=%d C=%d NH=%d V=%d Vp=%d, %zu parameters; median of %d calls after %d "
            "warmup, L2 flushed before each\n",
-           device, o.config, k.B, k.T, k.C, k.NH, k.V, k.Vp, k.P, o.reps, o.warmup);
+           facts.device, o.config, k.B, k.T, k.C, k.NH, k.V, k.Vp, k.P, o.reps, o.warmup);
     if (rec.bandwidth > 0) printf("rooflines: DRAM %.0f GB/s (memory clock x bus width)", rec.bandwidth * 1e-9);
     else printf("rooflines: the driver gives no memory bandwidth: none recorded");
     if (rec.peak > 0) printf(", dense bf16 %.1f TFLOP/s\n", rec.peak * 1e-12);
@@ -888,7 +839,7 @@ int main(int argc, char **argv) {
         else printf("%s attention output vs ours: max abs difference %.3g\n", p->name, p->check_diff);
     }
     rc |= fclose(out) != 0;
-    if (out_path) printf("appended to %s\n", out_path);
+    if (out_path[0]) printf("appended to %s\n", out_path);
     else printf("quick run: nothing appended (give --out to keep the results)\n");
     cublasDestroy(blas);
     be->destroy(be);

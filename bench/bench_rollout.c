@@ -15,7 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "run/setup.h"
 #include "bench_common.h"
 #include "cli/commands.h"
 #include "model/model.h"
@@ -24,7 +23,6 @@
 #include "model/tokenizer.h"
 
 #define PEER_SCRIPT EXITRL_SOURCE_DIR "/bench/peers/rollout_torch.py"
-#define RESULTS_DIR EXITRL_SOURCE_DIR "/bench/results"
 #define MAX_BATCHES 16
 #define WEIGHT_SEED 1234
 #define SAMPLING_SEED 1
@@ -35,32 +33,12 @@ typedef struct {
     int prompt_len, new_tokens, reps, warmup, threads, peer, hf, quick;
 } bench_opts;
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: bench_rollout [options]\n"
-            "Times batched sampling (prompt prefill + decode with a KV cache, temperature 1, stop at\n"
-            "EOS) of exitrl's rollout engine and of peers on the same weights and prompts; appends\n"
-            "JSONL results. Defaults depend on the backend that runs:\n"
-            "  CPU:  --configs tiny,small --batches 16,64 --prompt-len 64 --new-tokens 64\n"
-            "  CUDA: --configs small,gpt2-124m --batches 64,256,1024 --prompt-len 64 --new-tokens 128\n"
-            "  --configs LIST     comma-separated model presets (tiny, small, gpt2-124m)\n"
-            "  --batches LIST     comma-separated batch sizes (sequences generated together)\n"
-            "  --prompt-len N     prompt tokens per sequence (BOS then random bytes)\n"
-            "  --new-tokens N     tokens to generate per sequence at most\n"
-            "  --reps N           timed runs per measurement (default 3)\n"
-            "  --warmup N         untimed runs first (default 1)\n"
-            "  --threads N        CPU threads for both sides (default 2; sets OMP_NUM_THREADS)\n"
-            "  --device D         auto (default: CUDA when a GPU answers), cpu or cuda\n"
-            "  --out PATH         JSONL file to append to (default bench/results/rollout_cpu.jsonl or\n"
-            "                     rollout_gpu.jsonl by backend)\n"
-            "  --python PATH      interpreter with torch for the peers (default $EXITRL_PYTHON, else\n"
-            "                     the first of python3, /usr/bin/python3 that imports torch)\n"
-            "  --no-peer          time exitrl only (no ratio is recorded; the roofline still is)\n"
-            "  --hf               also run the hf.generate peer on the CPU (always on with CUDA)\n"
-            "  --quick            smoke test: tiny, batch 4, 16-token prompts, 16 new tokens, 1 run,\n"
-            "                     no warmup; appends only when --out is given\n"
-            "  --help             this text\n");
-}
+static const char ABOUT[] =
+    "Times batched sampling (prompt prefill + decode with a KV cache, temperature 1, stop at\n"
+    "EOS) of exitrl's rollout engine and of peers on the same weights and prompts; appends\n"
+    "JSONL results. Defaults depend on the backend that runs:\n"
+    "  CPU:  --configs tiny,small --batches 16,64 --prompt-len 64 --new-tokens 64\n"
+    "  CUDA: --configs small,gpt2-124m --batches 64,256,1024 --prompt-len 64 --new-tokens 128\n";
 
 static void parse_batches(const char *s, bench_opts *o) {
     char list[256];
@@ -83,37 +61,30 @@ static void parse_batches(const char *s, bench_opts *o) {
     }
 }
 
+static void parse_batches_option(const char *value, void *o) { parse_batches(value, o); }
+
 /* Options left 0 / NULL get backend-dependent defaults later (apply_defaults). */
 static void parse_args(int argc, char **argv, bench_opts *o) {
     *o = (bench_opts){.device = "auto", .reps = 3, .warmup = 1, .threads = 2, .peer = 1};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help")) { usage(stdout); exit(0); }
-        if (!strcmp(a, "--no-peer")) { o->peer = 0; continue; }
-        if (!strcmp(a, "--hf")) { o->hf = 1; continue; }
-        if (!strcmp(a, "--quick")) { o->quick = 1; continue; }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "bench_rollout: unknown option or missing value: '%s'\n", a);
-            usage(stderr);
-            exit(2);
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--configs")) o->configs = v;
-        else if (!strcmp(a, "--batches")) parse_batches(v, o);
-        else if (!strcmp(a, "--out")) o->out = v;
-        else if (!strcmp(a, "--python")) o->python = v;
-        else if (!strcmp(a, "--device")) o->device = v;
-        else if (!strcmp(a, "--prompt-len")) o->prompt_len = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--new-tokens")) o->new_tokens = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--reps")) o->reps = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--warmup")) o->warmup = bench_parse_int(a, v, 0);
-        else if (!strcmp(a, "--threads")) o->threads = bench_parse_int(a, v, 1);
-        else {
-            fprintf(stderr, "bench_rollout: unknown option '%s'\n", a);
-            usage(stderr);
-            exit(2);
-        }
-    }
+    const bench_option opts[] = {
+        BENCH_OPT_STRING("--configs", "LIST", &o->configs, "comma-separated model presets (tiny, small, gpt2-124m)"),
+        {"--batches", "LIST", BENCH_CALL, o, 0, parse_batches_option,
+         "comma-separated batch sizes (sequences generated together)"},
+        BENCH_OPT_INT("--prompt-len", "N", &o->prompt_len, 1, "prompt tokens per sequence (BOS then random bytes)"),
+        BENCH_OPT_INT("--new-tokens", "N", &o->new_tokens, 1, "tokens to generate per sequence at most"),
+        BENCH_OPT_INT("--reps", "N", &o->reps, 1, "timed runs per measurement (default 3)"),
+        BENCH_OPT_INT("--warmup", "N", &o->warmup, 0, "untimed runs first (default 1)"),
+        BENCH_OPT_THREADS(&o->threads),
+        BENCH_OPT_DEVICE(&o->device),
+        BENCH_OPT_OUT(&o->out, "(default bench/results/rollout_cpu.jsonl or\nrollout_gpu.jsonl by backend)"),
+        BENCH_OPT_PYTHON(&o->python, "the peers"),
+        BENCH_OPT_NO_PEER(&o->peer, "time exitrl only (no ratio is recorded; the roofline still is)"),
+        {"--hf", NULL, BENCH_FLAG, &o->hf, 1, NULL, "also run the hf.generate peer on the CPU (always on with CUDA)"},
+        BENCH_OPT_QUICK(&o->quick, "smoke test: tiny, batch 4, 16-token prompts, 16 new tokens, 1 run,\n"
+                                   "no warmup; appends only when --out is given"),
+        {0},
+    };
+    bench_parse_options(argc, argv, opts, ABOUT);
 }
 
 static void apply_defaults(bench_opts *o, int gpu) {
@@ -130,14 +101,6 @@ static void apply_defaults(bench_opts *o, int gpu) {
     if (!o->n_batches) parse_batches(gpu ? "64,256,1024" : "16,64", o);
     if (!o->prompt_len) o->prompt_len = 64;
     if (!o->new_tokens) o->new_tokens = gpu ? 128 : 64;
-}
-
-static int write_file(const char *path, const void *data, size_t bytes) {
-    FILE *f = fopen(path, "wb");
-    int bad = !f || fwrite(data, 1, bytes, f) != bytes;
-    if (f) bad |= fclose(f) != 0;
-    if (bad) fprintf(stderr, "bench_rollout: cannot write %s: %s\n", path, strerror(errno));
-    return bad ? -1 : 0;
 }
 
 /* Files shared with the peers, in a private temporary directory. */
@@ -194,27 +157,21 @@ static int run_peers(const char *python, const gpt_config *c, int B, const bench
              SAMPLING_SEED, o->threads, o->reps, o->warmup, gpu ? "cuda" : "cpu",
              be->act_dtype == EXITRL_BF16 ? "bf16" : "fp32", with_hf ? " --hf '" : "",
              with_hf ? files->hf : "", with_hf ? "'" : "");
-    FILE *p = popen(cmd, "r");
-    if (!p) {
-        fprintf(stderr, "bench_rollout: cannot start the peer: %s\n", strerror(errno));
-        return -1;
-    }
+    FILE *p = bench_peer_open(cmd, "peer");
+    if (!p) return -1;
     int n = 0;
     while (fgets(line, sizeof line, p)) {
-        const char *name = strstr(line, "\"peer\": \""), *tps = strstr(line, "\"tokens_per_s\": ");
-        const char *gen = strstr(line, "\"gen_tokens\": "), *skip = strstr(line, "\"skipped\": \"");
-        if (!name) continue;
-        name += strlen("\"peer\": \"");
-        int len = (int)strcspn(name, "\"");
-        if (skip) {
-            skip += strlen("\"skipped\": \"");
-            fprintf(stderr, "bench_rollout: peer %.*s skipped: %.*s\n", len, name, (int)strcspn(skip, "\""), skip);
+        char name[sizeof res->name], skip[512];
+        if (!bench_json_text(line, "peer", name, sizeof name)) continue;
+        if (bench_json_text(line, "skipped", skip, sizeof skip)) {
+            fprintf(stderr, "bench_rollout: peer %s skipped: %s\n", name, skip);
             continue;
         }
-        if (!tps || !gen || n == max) continue;
-        snprintf(res[n].name, sizeof res[n].name, "%.*s", len, name);
-        res[n].tokens_per_s = strtod(tps + strlen("\"tokens_per_s\": "), NULL);
-        res[n].gen_tokens = strtol(gen + strlen("\"gen_tokens\": "), NULL, 10);
+        const double gen = bench_json_number(line, "gen_tokens");
+        if (gen < 0 || n == max) continue;
+        snprintf(res[n].name, sizeof res[n].name, "%s", name);
+        res[n].tokens_per_s = bench_json_number(line, "tokens_per_s");
+        res[n].gen_tokens = (long)gen;
         if (res[n].tokens_per_s > 0) n++;
     }
     int status = pclose(p);
@@ -286,7 +243,8 @@ done:
 
 typedef struct {
     FILE *out;
-    const char *device, *backend, *git, *date, *config;
+    const bench_run *run;
+    const char *backend, *config;
     const bench_opts *o;
     size_t params;
     int B;
@@ -297,12 +255,7 @@ typedef struct {
 /* One JSONL object: the measurement, and the peer when peer != NULL. */
 static void write_record(const record *r, const char *peer, double peer_value, const char *extra) {
     FILE *f = r->out;
-    fprintf(f, "{\"bench\":\"rollout\",\"device\":");
-    bench_json_string(f, r->device);
-    fprintf(f, ",\"backend\":\"%s\",\"git\":", r->backend);
-    bench_json_string(f, r->git);
-    fprintf(f, ",\"date\":\"%s\",\"config\":", r->date);
-    bench_json_string(f, r->config);
+    bench_json_head(f, "rollout", r->run, r->backend, NULL, r->config);
     fprintf(f, ",\"params\":%zu,\"batch\":%d,\"prompt_len\":%d,\"new_tokens\":%d,\"gen_tokens\":%ld,"
             "\"temperature\":1,\"reps\":%d,\"threads\":%d,\"loadavg_1m\":%.2f,\"time_ms\":%.3f,"
             "\"value\":%.2f,\"unit\":\"tokens/s\"",
@@ -375,7 +328,7 @@ static int bench_config(exitrl_backend *be, const char *name, const bench_opts *
         rec->value = ours;
         peer_result peers[4];
         int n_peers = 0;
-        if (python && !write_file(files->prompts, prompts, sizeof(int) * (size_t)B * o->prompt_len)) {
+        if (python && !bench_write_file(files->prompts, prompts, sizeof(int) * (size_t)B * o->prompt_len)) {
             n_peers = run_peers(python, &c, B, o, files, be, with_hf, peers, 4);
             if (n_peers < 0) {
                 n_peers = 0;
@@ -409,8 +362,8 @@ int main(int argc, char **argv) {
     bench_program = "bench_rollout";
     bench_opts o;
     parse_args(argc, argv, &o);
-    bench_pin_threads(o.threads, argv);
-    exitrl_backend *be = backend_open(o.device, 0);
+    bench_run run;
+    exitrl_backend *be = bench_open(o.device, o.threads, argv, &run);
     if (!be) return 1;
     const int gpu = !strcmp(be->name, "cuda");
     apply_defaults(&o, gpu);
@@ -420,26 +373,15 @@ int main(int argc, char **argv) {
         return 2;
     }
 
-    char device[300], git[64], date[32];
-    bench_device_name(be, device, sizeof device);
-    bench_git_revision(git, sizeof git);
-    bench_utc_date(date, sizeof date);
-
-    const char *out_path = o.out ? o.out : o.quick ? NULL
-                           : gpu ? RESULTS_DIR "/rollout_gpu.jsonl" : RESULTS_DIR "/rollout_cpu.jsonl";
-    FILE *out = fopen(out_path ? out_path : "/dev/null", "a");
+    char out_path[4096];
+    FILE *out = bench_open_results(o.out, o.quick, "rollout", gpu, out_path, sizeof out_path);
     if (!out) {
-        fprintf(stderr, "bench_rollout: cannot open %s for appending: %s\n", out_path, strerror(errno));
         be->destroy(be);
         return 1;
     }
     const char *python = o.peer ? bench_find_python(o.python) : NULL;
-    peer_files files;
-    snprintf(files.dir, sizeof files.dir, "/tmp/exitrl_bench_rollout_XXXXXX");
-    if (python && !mkdtemp(files.dir)) {
-        fprintf(stderr, "bench_rollout: cannot create a temporary directory: %s\n", strerror(errno));
-        python = NULL;
-    }
+    peer_files files = {.dir = ""};
+    if (python && bench_temp_dir(files.dir, sizeof files.dir, "bench_rollout")) python = NULL;
     snprintf(files.weights, sizeof files.weights, "%s/weights.f32", files.dir);
     snprintf(files.prompts, sizeof files.prompts, "%s/prompts.i32", files.dir);
     snprintf(files.ckpt, sizeof files.ckpt, "%s/model.ckpt", files.dir);
@@ -449,12 +391,11 @@ int main(int argc, char **argv) {
     const double load = bench_load_average();
     printf("rollout on %s (%s backend, %s activations), %d threads, prompt %d + up to %d new tokens, "
            "median of %d runs after %d warmup, load average %.2f\n",
-           device, be->name, be->act_dtype == EXITRL_BF16 ? "bf16" : "fp32", o.threads, o.prompt_len,
+           run.device, be->name, be->act_dtype == EXITRL_BF16 ? "bf16" : "fp32", o.threads, o.prompt_len,
            o.new_tokens, o.reps, o.warmup, load);
-    if (load > 3) fprintf(stderr, "bench_rollout: warning: load average %.2f: other work is running, "
-                          "figures will be low and noisy\n", load);
+    bench_warn_load(load, "low");
     printf("%-10s %5s %10s %9s   peers: tokens/s (ours / peer)\n", "config", "batch", "tok/s", "ms");
-    record rec = {.out = out, .device = device, .backend = be->name, .git = git, .date = date, .o = &o};
+    record rec = {.out = out, .run = &run, .backend = be->name, .o = &o};
     int rc = 0;
     char list[256];
     snprintf(list, sizeof list, "%s", o.configs);
@@ -464,7 +405,7 @@ int main(int argc, char **argv) {
     fclose(out);
     if (python) remove_files(&files);
     be->destroy(be);
-    if (out_path) printf("appended to %s\n", out_path);
+    if (out_path[0]) printf("appended to %s\n", out_path);
     else printf("quick run: nothing appended (give --out to keep the results)\n");
     return rc;
 }

@@ -18,13 +18,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "run/setup.h"
 #include "bench_common.h"
 #include "model/model.h"
 #include "ops.h"
 
 #define PEER_SCRIPT EXITRL_SOURCE_DIR "/bench/peers/train_step_torch.py"
-#define RESULTS_DIR EXITRL_SOURCE_DIR "/bench/results"
 /* The targets for the CUDA backend on an H100 (recorded with every GPU result). */
 #define TARGET_RATIO_VS_COMPILE 1.1
 #define TARGET_MFU 0.50
@@ -34,63 +32,35 @@ typedef struct {
     int steps, warmup, threads, batch, seq, vocab, peer, compile;
 } bench_opts;
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: bench_train [options]\n"
-            "Times one training step (forward, backward, global-norm clip, AdamW) of exitrl and of\n"
-            "PyTorch peers on the same shapes; appends JSONL results. Defaults depend on the backend:\n"
-            "  CPU:  --configs tiny,small --batch 8 (tiny) or 4 --seq 128 --steps 5 --warmup 2\n"
-            "        peer: PyTorch eager, fp32, same threads\n"
-            "  CUDA: --configs gpt2-124m --batch 16 --seq 1024 --steps 30 --warmup 5\n"
-            "        peers: PyTorch eager and torch.compile, bf16 autocast, fused AdamW; MFU recorded\n"
-            "  --device D       auto (default: CUDA when a GPU answers), cpu or cuda\n"
-            "  --configs LIST   comma-separated model presets (tiny, small, gpt2-124m)\n"
-            "  --steps N        timed steps per config\n"
-            "  --warmup N       untimed steps first (torch.compile compiles during these)\n"
-            "  --threads N      CPU threads for both sides (default 2; sets OMP_NUM_THREADS)\n"
-            "  --batch B        batch size\n"
-            "  --seq T          sequence length\n"
-            "  --vocab V        real vocabulary size instead of the preset's byte vocabulary, e.g.\n"
-            "                   50257 for GPT-2's tokenizer (padded rows: V rounded up to 128)\n"
-            "  --out PATH       JSONL file to append to (default bench/results/train_step_cpu.jsonl\n"
-            "                   or train_step_gpu.jsonl by backend)\n"
-            "  --python PATH    interpreter with torch for the peers (default $EXITRL_PYTHON, else\n"
-            "                   the first of python3, /usr/bin/python3 that imports torch)\n"
-            "  --no-peer        time exitrl only (no ratio is recorded)\n"
-            "  --no-compile     skip the torch.compile peer (CUDA)\n"
-            "  --help           this text\n");
-}
+static const char ABOUT[] =
+    "Times one training step (forward, backward, global-norm clip, AdamW) of exitrl and of\n"
+    "PyTorch peers on the same shapes; appends JSONL results. Defaults depend on the backend:\n"
+    "  CPU:  --configs tiny,small --batch 8 (tiny) or 4 --seq 128 --steps 5 --warmup 2\n"
+    "        peer: PyTorch eager, fp32, same threads\n"
+    "  CUDA: --configs gpt2-124m --batch 16 --seq 1024 --steps 30 --warmup 5\n"
+    "        peers: PyTorch eager and torch.compile, bf16 autocast, fused AdamW; MFU recorded\n";
 
 /* Options left 0 / NULL get backend-dependent defaults later (apply_defaults). */
 static void parse_args(int argc, char **argv, bench_opts *o) {
     *o = (bench_opts){.device = "auto", .threads = 2, .peer = 1, .compile = 1, .warmup = -1};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help")) { usage(stdout); exit(0); }
-        if (!strcmp(a, "--no-peer")) { o->peer = 0; continue; }
-        if (!strcmp(a, "--no-compile")) { o->compile = 0; continue; }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "bench_train: unknown option or missing value: '%s'\n", a);
-            usage(stderr);
-            exit(2);
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--configs")) o->configs = v;
-        else if (!strcmp(a, "--device")) o->device = v;
-        else if (!strcmp(a, "--out")) o->out = v;
-        else if (!strcmp(a, "--python")) o->python = v;
-        else if (!strcmp(a, "--steps")) o->steps = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--warmup")) o->warmup = bench_parse_int(a, v, 0);
-        else if (!strcmp(a, "--threads")) o->threads = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--batch")) o->batch = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--seq")) o->seq = bench_parse_int(a, v, 1);
-        else if (!strcmp(a, "--vocab")) o->vocab = bench_parse_int(a, v, 1);
-        else {
-            fprintf(stderr, "bench_train: unknown option '%s'\n", a);
-            usage(stderr);
-            exit(2);
-        }
-    }
+    const bench_option opts[] = {
+        BENCH_OPT_DEVICE(&o->device),
+        BENCH_OPT_STRING("--configs", "LIST", &o->configs, "comma-separated model presets (tiny, small, gpt2-124m)"),
+        BENCH_OPT_INT("--steps", "N", &o->steps, 1, "timed steps per config"),
+        BENCH_OPT_INT("--warmup", "N", &o->warmup, 0, "untimed steps first (torch.compile compiles during these)"),
+        BENCH_OPT_THREADS(&o->threads),
+        BENCH_OPT_INT("--batch", "B", &o->batch, 1, "batch size"),
+        BENCH_OPT_INT("--seq", "T", &o->seq, 1, "sequence length"),
+        BENCH_OPT_INT("--vocab", "V", &o->vocab, 1,
+                      "real vocabulary size instead of the preset's byte vocabulary, e.g.\n"
+                      "50257 for GPT-2's tokenizer (padded rows: V rounded up to 128)"),
+        BENCH_OPT_OUT(&o->out, "(default bench/results/train_step_cpu.jsonl\nor train_step_gpu.jsonl by backend)"),
+        BENCH_OPT_PYTHON(&o->python, "the peers"),
+        BENCH_OPT_NO_PEER(&o->peer, "time exitrl only (no ratio is recorded)"),
+        {"--no-compile", NULL, BENCH_FLAG, &o->compile, 0, NULL, "skip the torch.compile peer (CUDA)"},
+        {0},
+    };
+    bench_parse_options(argc, argv, opts, ABOUT);
     if (o->configs && strlen(o->configs) >= 256) {
         fprintf(stderr, "bench_train: --configs list is too long\n");
         exit(2);
@@ -121,12 +91,8 @@ static int run_peer(const char *python, const char *mode, const gpt_config *c, i
              python, PEER_SCRIPT, c->n_layer, c->n_head, c->d_model, T, B, c->vocab_padded,
              c->vocab, c->max_seq, o->threads, o->steps, o->warmup, cpu ? "cpu" : "cuda",
              cpu ? "fp32" : "bf16", !strcmp(mode, "compile") ? " --compile" : "");
-    fflush(stdout);
-    FILE *p = popen(cmd, "r");
-    if (!p) {
-        fprintf(stderr, "bench_train: cannot start the peer: %s\n", strerror(errno));
-        return -1;
-    }
+    FILE *p = bench_peer_open(cmd, "peer");
+    if (!p) return -1;
     *r = (peer_result){-1, -1, -1};
     while (fgets(line, sizeof line, p)) {
         if (!strstr(line, "\"tokens_per_s\": ")) continue;
@@ -182,7 +148,8 @@ static double run_ours(exitrl_backend *be, const gpt_config *c, int B, int T, co
 /* What one JSONL object holds besides the peer. */
 typedef struct {
     FILE *out;
-    const char *device, *backend, *git, *date, *config;
+    const bench_run *run;
+    const char *backend, *config;
     const bench_opts *o;
     const gpt_config *c;
     int B, T;
@@ -198,12 +165,7 @@ static double mfu(const record *r, double tokens_per_s) {
 static void write_record(const record *r, const char *peer, const peer_result *p, int target) {
     FILE *f = r->out;
     const int gpu = !strcmp(r->backend, "cuda");
-    fprintf(f, "{\"bench\":\"train_step\",\"device\":");
-    bench_json_string(f, r->device);
-    fprintf(f, ",\"backend\":\"%s\",\"dtype\":\"%s\",\"git\":", r->backend, gpu ? "bf16" : "fp32");
-    bench_json_string(f, r->git);
-    fprintf(f, ",\"date\":\"%s\",\"config\":", r->date);
-    bench_json_string(f, r->config);
+    bench_json_head(f, "train_step", r->run, r->backend, gpu ? "bf16" : "fp32", r->config);
     fprintf(f, ",\"B\":%d,\"T\":%d,\"V\":%d,\"Vp\":%d,\"params\":%zu,\"threads\":%d,\"steps\":%d,"
             "\"warmup\":%d,\"loadavg_1m\":%.2f,\"step_ms\":%.3f,\"value\":%.2f,\"unit\":\"tokens/s\"",
             r->B, r->T, r->c->vocab, r->c->vocab_padded, gpt_num_params(r->c), r->o->threads, r->o->steps,
@@ -296,38 +258,32 @@ int main(int argc, char **argv) {
     bench_program = "bench_train";
     bench_opts o;
     parse_args(argc, argv, &o);
-    bench_pin_threads(o.threads, argv);
-    exitrl_backend *be = backend_open(o.device, 0);
+    bench_run run;
+    exitrl_backend *be = bench_open(o.device, o.threads, argv, &run);
     if (!be) return 1;
     const int gpu = !strcmp(be->name, "cuda");
     apply_defaults(&o, gpu);
 
-    char device[300], git[64], date[32];
-    bench_device_name(be, device, sizeof device);
-    bench_git_revision(git, sizeof git);
-    bench_utc_date(date, sizeof date);
-    const char *out_path = o.out ? o.out : gpu ? RESULTS_DIR "/train_step_gpu.jsonl" : RESULTS_DIR "/train_step_cpu.jsonl";
-    FILE *out = fopen(out_path, "a");
+    char out_path[4096];
+    FILE *out = bench_open_results(o.out, 0, "train_step", gpu, out_path, sizeof out_path);
     if (!out) {
-        fprintf(stderr, "bench_train: cannot open %s for appending: %s\n", out_path, strerror(errno));
         be->destroy(be);
         return 1;
     }
     const char *python = o.peer ? bench_find_python(o.python) : NULL;
-    record rec = {.out = out, .device = device, .backend = be->name, .git = git, .date = date, .o = &o,
-                  .peak = gpu ? bench_bf16_peak_flops(device) : -1};
+    record rec = {.out = out, .run = &run, .backend = be->name, .o = &o,
+                  .peak = gpu ? bench_bf16_peak_flops(run.device) : -1};
 
     const double load = bench_load_average();
     printf("train step on %s (%s backend, %s), %d threads, median of %d steps after %d warmup, "
            "load average %.2f\n",
-           device, be->name, gpu ? "bf16 activations, fp32 master weights" : "fp32", o.threads, o.steps, o.warmup,
+           run.device, be->name, gpu ? "bf16 activations, fp32 master weights" : "fp32", o.threads, o.steps, o.warmup,
            load);
     if (gpu && rec.peak > 0)
         printf("MFU against a dense bf16 peak of %.1f TFLOP/s; FLOPs per token = 6 N + 12 L C T\n", rec.peak * 1e-12);
     else if (gpu)
-        printf("no dense bf16 peak known for '%s': MFU is not recorded\n", device);
-    if (load > 3) fprintf(stderr, "bench_train: warning: load average %.2f: other work is running, figures "
-                          "will be low and noisy\n", load);
+        printf("no dense bf16 peak known for '%s': MFU is not recorded\n", run.device);
+    bench_warn_load(load, "low");
     printf("%-10s %3s %5s %6s %11s %11s %9s%s\n", "config", "B", "T", "V", "params", "tokens/s", "step ms",
            gpu && rec.peak > 0 ? "     MFU" : "");
     int rc = 0;

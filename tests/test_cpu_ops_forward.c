@@ -15,36 +15,6 @@
 
 #define U32 5.96e-8 /* unit roundoff of fp32 */
 
-static void *dev_upload(exitrl_backend *be, const void *host, size_t bytes) {
-    void *d = be->alloc(be, bytes);
-    if (!d) { fprintf(stderr, "test: backend alloc of %zu bytes failed\n", bytes); exit(1); }
-    be->upload(be, d, host, bytes);
-    return d;
-}
-
-static void *dev_zeros(exitrl_backend *be, size_t bytes) {
-    void *d = be->alloc(be, bytes);
-    if (!d) { fprintf(stderr, "test: backend alloc of %zu bytes failed\n", bytes); exit(1); }
-    return d;
-}
-
-static void dev_download(exitrl_backend *be, void *host, const void *d, size_t bytes) {
-    be->download(be, host, d, bytes);
-    be->sync(be);
-}
-
-static float *host_alloc(size_t n) {
-    float *p = calloc(n ? n : 1, sizeof(float));
-    if (!p) { fprintf(stderr, "test: out of host memory for %zu floats\n", n); exit(1); }
-    return p;
-}
-
-static double *host_alloc_d(size_t n) {
-    double *p = calloc(n ? n : 1, sizeof(double));
-    if (!p) { fprintf(stderr, "test: out of host memory for %zu doubles\n", n); exit(1); }
-    return p;
-}
-
 /* Largest |got - want| / tol[i] over i (NaN counts as infinite); index in *worst. */
 static double worst_ratio(const float *got, const double *want, const double *tol, size_t n,
                           size_t *worst) {
@@ -70,7 +40,7 @@ static double worst_ratio(const float *got, const double *want, const double *to
 
 static void test_memory(exitrl_backend *be) {
     enum { M = 1003 };
-    float *x = host_alloc(M), *y = host_alloc(M);
+    float *x = test_floats(M), *y = test_floats(M);
     test_fill(x, M, 1, 10.0f);
     float *d = dev_zeros(be, M * sizeof(float));
     dev_download(be, y, d, M * sizeof(float));
@@ -151,18 +121,9 @@ static void layernorm_ref(const float *x, const float *w, const float *b, double
     }
 }
 
-static void fill_layernorm(float *x, float *w, float *b, unsigned long long seed) {
-    test_fill(x, LN_N * LN_C, seed, 1.0f);
-    for (int n = 0; n < LN_N; n++)
-        for (int c = 0; c < LN_C; c++) x[n * LN_C + c] = x[n * LN_C + c] * (0.5f + 0.2f * n) + 0.3f * n - 1.0f;
-    test_fill(w, LN_C, seed + 1, 0.5f);
-    for (int c = 0; c < LN_C; c++) w[c] += 1.0f;
-    test_fill(b, LN_C, seed + 2, 0.5f);
-}
-
 static void test_layernorm(exitrl_backend *be) {
     float x[LN_N * LN_C], w[LN_C], b[LN_C], out[LN_N * LN_C], mean[LN_N], rstd[LN_N];
-    fill_layernorm(x, w, b, 21);
+    test_fill_layernorm(x, w, b, LN_N, LN_C, 21);
     double want[LN_N * LN_C], want_mean[LN_N], want_rstd[LN_N], tol[LN_N * LN_C], tol_m[LN_N], tol_s[LN_N];
     layernorm_ref(x, w, b, want, want_mean, want_rstd, tol);
     for (int n = 0; n < LN_N; n++) {
@@ -192,7 +153,7 @@ static void test_layernorm(exitrl_backend *be) {
 
 static void test_residual_layernorm(exitrl_backend *be) {
     float full[LN_N * LN_C], a[LN_N * LN_C], bi[LN_N * LN_C], w[LN_C], bias[LN_C];
-    fill_layernorm(full, w, bias, 31);
+    test_fill_layernorm(full, w, bias, LN_N, LN_C, 31);
     test_fill(bi, LN_N * LN_C, 34, 0.5f);
     for (int i = 0; i < LN_N * LN_C; i++) a[i] = full[i] - bi[i];
     void *d_a = dev_upload(be, a, sizeof a), *d_bi = dev_upload(be, bi, sizeof bi);
@@ -225,18 +186,13 @@ static void test_residual_layernorm(exitrl_backend *be) {
 
 /* ---- matmul ---- */
 
-static double gelu_tanh_d(double x) {
-    /* Hendrycks & Gimpel (2016), tanh approximation. */
-    return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
-}
-
 /* One shape, with or without bias, with or without the GELU epilogue. */
 static void test_matmul(exitrl_backend *be, int N, int C, int OC, int use_bias, int use_gelu) {
     size_t nin = (size_t)N * C, nw = (size_t)OC * C, nout = (size_t)N * OC;
-    float *x = host_alloc(nin), *w = host_alloc(nw), *bias = host_alloc(OC);
-    float *out = host_alloc(nout), *pre = host_alloc(nout);
-    double *want = host_alloc_d(nout), *want_pre = host_alloc_d(nout);
-    double *tol = host_alloc_d(nout), *tol_pre = host_alloc_d(nout);
+    float *x = test_floats(nin), *w = test_floats(nw), *bias = test_floats(OC);
+    float *out = test_floats(nout), *pre = test_floats(nout);
+    double *want = test_doubles(nout), *want_pre = test_doubles(nout);
+    double *tol = test_doubles(nout), *tol_pre = test_doubles(nout);
     test_fill(x, nin, 41 + N, 1.0f);
     test_fill(w, nw, 42 + C, 0.5f);
     test_fill(bias, OC, 43 + OC, 1.0f);
@@ -251,7 +207,7 @@ static void test_matmul(exitrl_backend *be, int N, int C, int OC, int use_bias, 
             want_pre[i] = s;
             tol_pre[i] = (C + 2) * U32 * sabs + 1e-30;
             /* GELU' <= 1.13, plus a few ulp for fp32 tanh and the products. */
-            want[i] = use_gelu ? gelu_tanh_d(s) : s;
+            want[i] = use_gelu ? test_gelu_tanh(s) : s;
             tol[i] = use_gelu ? 1.13 * tol_pre[i] + 8 * U32 * (fabs(want[i]) + fabs(s)) + 1e-7 : tol_pre[i];
         }
     void *d_x = dev_upload(be, x, nin * sizeof(float)), *d_w = dev_upload(be, w, nw * sizeof(float));
@@ -281,11 +237,11 @@ static void test_matmul(exitrl_backend *be, int N, int C, int OC, int use_bias, 
 static void test_attention(exitrl_backend *be, int B, int T, int C, int NH) {
     int hs = C / NH;
     size_t nqkv = (size_t)B * T * 3 * C, nout = (size_t)B * T * C, nlse = (size_t)B * NH * T;
-    float *qkv = host_alloc(nqkv), *out = host_alloc(nout), *lse = host_alloc(nlse);
-    float *again = host_alloc(nout);
-    double *want = host_alloc_d(nout), *tol = host_alloc_d(nout);
-    double *want_lse = host_alloc_d(nlse), *tol_lse = host_alloc_d(nlse);
-    double *p = host_alloc_d(T);
+    float *qkv = test_floats(nqkv), *out = test_floats(nout), *lse = test_floats(nlse);
+    float *again = test_floats(nout);
+    double *want = test_doubles(nout), *tol = test_doubles(nout);
+    double *want_lse = test_doubles(nlse), *tol_lse = test_doubles(nlse);
+    double *p = test_doubles(T);
     test_fill(qkv, nqkv, 51 + T, 1.5f);
     double scale = 1.0 / sqrt((double)hs);
     for (int b = 0; b < B; b++)
@@ -362,12 +318,7 @@ static void test_classifier_keeps_logits(exitrl_backend *be) {
 }
 
 int main(void) {
-    exitrl_backend *be = exitrl_backend_cpu_create();
-    if (!be) { fprintf(stderr, "test_cpu_ops_forward: exitrl_backend_cpu_create failed\n"); return 1; }
-    if (be->act_dtype != EXITRL_F32) {
-        fprintf(stderr, "test_cpu_ops_forward: the CPU backend must use fp32 activations\n");
-        return 1;
-    }
+    exitrl_backend *be = test_cpu_backend();
     test_memory(be);
     test_encoder(be);
     test_layernorm(be);

@@ -30,26 +30,6 @@ enum { B = 2, T = 5, C = 12, NH = 3, N = B * T, OC = 7, V = 11, VP = 16 };
 #define FD_ATOL 1e-3
 #define FD_RTOL 1e-3
 
-/* ---- backend buffers ---- */
-
-static void *dev_upload(exitrl_backend *be, const void *host, size_t bytes) {
-    void *d = be->alloc(be, bytes);
-    if (!d) { fprintf(stderr, "test: backend alloc of %zu bytes failed\n", bytes); exit(1); }
-    be->upload(be, d, host, bytes);
-    return d;
-}
-
-static void *dev_zeros(exitrl_backend *be, size_t bytes) {
-    void *d = be->alloc(be, bytes);
-    if (!d) { fprintf(stderr, "test: backend alloc of %zu bytes failed\n", bytes); exit(1); }
-    return d;
-}
-
-static void dev_download(exitrl_backend *be, void *host, const void *d, size_t bytes) {
-    be->download(be, host, d, bytes);
-    be->sync(be);
-}
-
 static double dot_d(const float *a, const float *r, size_t n) {
     double s = 0;
     for (size_t i = 0; i < n; i++) s += (double)a[i] * (double)r[i];
@@ -168,20 +148,10 @@ static double layernorm_objective(exitrl_backend *be, void *p) {
     return dot_d(h, k->r, N * C);
 }
 
-/* Rows with a per-row offset and spread, so mean and rstd differ from 0 and 1; w around 1. */
-static void fill_layernorm_inputs(float *inp, float *w, float *b, unsigned long long seed) {
-    test_fill(inp, N * C, seed, 1.0f);
-    for (int n = 0; n < N; n++)
-        for (int c = 0; c < C; c++) inp[n * C + c] = inp[n * C + c] * (0.5f + 0.2f * n) + 0.3f * n - 1.0f;
-    test_fill(w, C, seed + 1, 0.5f);
-    for (int c = 0; c < C; c++) w[c] += 1.0f;
-    test_fill(b, C, seed + 2, 0.5f);
-}
-
 static void test_layernorm(exitrl_backend *be) {
     printf("layernorm_backward\n");
     layernorm_case k;
-    fill_layernorm_inputs(k.inp, k.w, k.b, 21);
+    test_fill_layernorm(k.inp, k.w, k.b, N, C, 21);
     test_fill(k.r, N * C, 24, 1.0f);
 
     void *inp = dev_upload(be, k.inp, sizeof k.inp);
@@ -247,7 +217,7 @@ static void test_residual_layernorm(exitrl_backend *be) {
     printf("residual_layernorm_forward + layernorm_backward\n");
     residual_case k;
     float full[N * C];
-    fill_layernorm_inputs(full, k.w, k.bias, 31);
+    test_fill_layernorm(full, k.w, k.bias, N, C, 31);
     test_fill(k.b_in, N * C, 34, 0.5f);
     for (int i = 0; i < N * C; i++) k.a[i] = full[i] - k.b_in[i];
     test_fill(k.r, N * C, 35, 1.0f);
@@ -297,11 +267,6 @@ static double matmul_objective(exitrl_backend *be, void *p) {
     return dot_d(h, k->r, N * OC);
 }
 
-static double gelu_tanh_d(double x) {
-    /* Hendrycks & Gimpel (2016), tanh approximation. */
-    return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
-}
-
 static void test_matmul(exitrl_backend *be, int use_bias, int use_gelu) {
     printf("matmul_backward (%s, %s)\n", use_bias ? "bias" : "no bias",
            use_gelu ? "GELU epilogue" : "no GELU");
@@ -338,7 +303,7 @@ static void test_matmul(exitrl_backend *be, int use_bias, int use_gelu) {
         float want[N * OC];
         for (int i = 0; i < N * OC; i++) {
             double x = h_pre[i], e = 1e-5;
-            want[i] = (float)(k.r[i] * (gelu_tanh_d(x + e) - gelu_tanh_d(x - e)) / (2 * e));
+            want[i] = (float)(k.r[i] * (test_gelu_tanh(x + e) - test_gelu_tanh(x - e)) / (2 * e));
         }
         size_t wi;
         double r = test_max_err_ratio(dpre, want, N * OC, 1e-5, 1e-4, &wi);
@@ -649,12 +614,7 @@ static void test_grad_norm_clip(exitrl_backend *be) {
 }
 
 int main(void) {
-    exitrl_backend *be = exitrl_backend_cpu_create();
-    if (!be) { fprintf(stderr, "test_cpu_ops_grad: exitrl_backend_cpu_create failed\n"); return 1; }
-    if (be->act_dtype != EXITRL_F32) {
-        fprintf(stderr, "test_cpu_ops_grad: the CPU backend must use fp32 activations\n");
-        return 1;
-    }
+    exitrl_backend *be = test_cpu_backend();
     test_encoder(be);
     test_layernorm(be);
     test_residual_layernorm(be);

@@ -45,18 +45,9 @@ static float bf16_round(float x) {
     return x;
 }
 
-static float *xmalloc(size_t n) {
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    if (!p) {
-        fprintf(stderr, "test_gpu_ops: out of host memory\n");
-        exit(1);
-    }
-    return p;
-}
-
 /* Uniform values in [offset - scale, offset + scale), never exactly 0, bf16-exact when asked. */
 static float *host_random(const pair *p, size_t n, unsigned long long seed, float scale, float offset) {
-    float *x = xmalloc(n);
+    float *x = test_floats(n);
     test_fill(x, n, seed, scale);
     for (size_t i = 0; i < n; i++) {
         x[i] += offset;
@@ -67,31 +58,25 @@ static float *host_random(const pair *p, size_t n, unsigned long long seed, floa
 }
 
 static float *host_copy(const float *x, size_t n) {
-    float *y = xmalloc(n);
+    float *y = test_floats(n);
     memcpy(y, x, n * sizeof(float));
     return y;
 }
 
 static float *host_nan(size_t n) {
-    float *x = xmalloc(n);
+    float *x = test_floats(n);
     for (size_t i = 0; i < n; i++) x[i] = NAN;
     return x;
 }
 
 /* ---- device helpers: act tensors go through an fp32 staging buffer and the backend's converters ---- */
 
-static float *gpu_f32(const pair *p, const float *h, size_t n) {
-    float *d = p->gpu->alloc(p->gpu, n * sizeof(float));
-    if (!d) exit(1);
-    p->gpu->upload(p->gpu, d, h, n * sizeof(float));
-    return d;
-}
+static float *gpu_f32(const pair *p, const float *h, size_t n) { return dev_upload(p->gpu, h, n * sizeof(float)); }
 
 static void *gpu_act(const pair *p, const float *h, size_t n) {
     float *staged = gpu_f32(p, h, n);
     if (!p->bf16) return staged;
-    void *d = p->gpu->alloc(p->gpu, n * exitrl_dtype_size(p->gpu->act_dtype));
-    if (!d) exit(1);
+    void *d = dev_zeros(p->gpu, n * exitrl_dtype_size(p->gpu->act_dtype));
     p->gpu->f32_to_act(p->gpu, d, staged, n);
     p->gpu->free(p->gpu, staged);
     return d;
@@ -111,28 +96,18 @@ static float *gpu_f32_nan(const pair *p, size_t n) {
     return d;
 }
 
-static float *read_f32(const pair *p, const float *d, size_t n) {
-    float *h = xmalloc(n);
-    p->gpu->download(p->gpu, h, d, n * sizeof(float));
-    return h;
-}
+static float *read_f32(const pair *p, const float *d, size_t n) { return dev_read(p->gpu, d, n * sizeof(float)); }
 
 static float *read_act(const pair *p, const void *d, size_t n) {
     if (!p->bf16) return read_f32(p, d, n);
-    float *staged = p->gpu->alloc(p->gpu, n * sizeof(float));
-    if (!staged) exit(1);
+    float *staged = dev_zeros(p->gpu, n * sizeof(float));
     p->gpu->act_to_f32(p->gpu, staged, d, n);
     float *h = read_f32(p, staged, n);
     p->gpu->free(p->gpu, staged);
     return h;
 }
 
-static int *gpu_ints(const pair *p, const int *h, size_t n) {
-    int *d = p->gpu->alloc(p->gpu, n * sizeof(int));
-    if (!d) exit(1);
-    p->gpu->upload(p->gpu, d, h, n * sizeof(int));
-    return d;
-}
+static int *gpu_ints(const pair *p, const int *h, size_t n) { return dev_upload(p->gpu, h, n * sizeof(int)); }
 
 static void gfree(const pair *p, void *d) { p->gpu->free(p->gpu, d); }
 
@@ -166,7 +141,7 @@ static void test_encoder(const pair *p, int B, int T, int C, int Vp, int distinc
     float *dwte0 = host_random(p, (size_t)Vp * C, 4, 0.1f, 0.0f), *dwpe0 = host_random(p, (size_t)T * C, 5, 0.1f, 0.0f);
 
     /* forward */
-    float *ref = xmalloc(N * C);
+    float *ref = test_floats(N * C);
     p->cpu->encoder_forward(p->cpu, ref, tok, wte, wpe, B, T, C);
     int *d_tok = gpu_ints(p, tok, N);
     void *d_wte = gpu_act(p, wte, (size_t)Vp * C), *d_wpe = gpu_act(p, wpe, (size_t)T * C);
@@ -205,7 +180,7 @@ static void test_layernorm(const pair *p, int N, int C) {
     void *d_a = gpu_act(p, a, NC), *d_b = gpu_act(p, b_in, NC), *d_w = gpu_act(p, w, C), *d_bias = gpu_act(p, bias, C);
 
     /* plain forward */
-    float *out = xmalloc(NC), *mean = xmalloc(N), *rstd = xmalloc(N);
+    float *out = test_floats(NC), *mean = test_floats(N), *rstd = test_floats(N);
     p->cpu->layernorm_forward(p->cpu, out, mean, rstd, a, w, bias, N, C);
     void *d_out = gpu_act_nan(p, NC);
     float *d_mean = gpu_f32_nan(p, N), *d_rstd = gpu_f32_nan(p, N);
@@ -228,7 +203,7 @@ static void test_layernorm(const pair *p, int N, int C) {
     free(g);
 
     /* residual + LayerNorm: in bf16 the GPU normalises the bf16-rounded sum it stores */
-    float *res = xmalloc(NC), *out2 = xmalloc(NC), *mean2 = xmalloc(N), *rstd2 = xmalloc(N);
+    float *res = test_floats(NC), *out2 = test_floats(NC), *mean2 = test_floats(N), *rstd2 = test_floats(N);
     p->cpu->residual_layernorm_forward(p->cpu, res, out2, mean2, rstd2, a, b_in, w, bias, N, C);
     void *d_res = gpu_act_nan(p, NC), *d_out2 = gpu_act_nan(p, NC);
     float *d_mean2 = gpu_f32_nan(p, N), *d_rstd2 = gpu_f32_nan(p, N);
@@ -281,7 +256,7 @@ static void test_matmul(const pair *p, int N, int C, int OC, int with_bias, int 
     float *bias = with_bias ? host_random(p, OC + 1, 22, 0.5f, 0.0f) : NULL;
     const float *bias_used = with_bias ? bias + (misaligned_bias ? 1 : 0) : NULL;
 
-    float *out = xmalloc(NO), *pre = gelu ? xmalloc(NO) : NULL;
+    float *out = test_floats(NO), *pre = gelu ? test_floats(NO) : NULL;
     p->cpu->matmul_forward(p->cpu, out, pre, inp, w, bias_used, N, C, OC);
     void *d_inp = gpu_act(p, inp, NC), *d_w = gpu_act(p, w, OCC);
     void *d_bias_buf = with_bias ? gpu_act(p, bias, OC + 1) : NULL;
@@ -311,7 +286,7 @@ static void test_matmul(const pair *p, int N, int C, int OC, int with_bias, int 
         if (p->bf16)
             for (size_t i = 0; i < NO; i++) pre_in[i] = bf16_round(pre_in[i]);
     }
-    float *dout = host_copy(dout0, NO), *dinp = xmalloc(NC), *dw = host_copy(dw0, OCC);
+    float *dout = host_copy(dout0, NO), *dinp = test_floats(NC), *dw = host_copy(dw0, OCC);
     float *db = with_bias ? host_copy(db0, OC) : NULL;
     p->cpu->matmul_backward(p->cpu, dinp, dw, db, dout, inp, w, pre_in, N, C, OC);
 
@@ -364,7 +339,7 @@ static void test_attention(const pair *p, int B, int T, int C, int NH) {
     size_t BT = (size_t)B * T, n_qkv = BT * 3 * C, n_out = BT * C, n_lse = (size_t)B * NH * T;
     /* scale 1.5: scores spread over a few units, so the softmax is neither flat nor one-hot */
     float *qkv = host_random(p, n_qkv, 30, 1.5f, 0.0f);
-    float *out = xmalloc(n_out), *lse = xmalloc(n_lse);
+    float *out = test_floats(n_out), *lse = test_floats(n_lse);
     p->cpu->attention_forward(p->cpu, out, lse, qkv, B, T, C, NH);
     void *d_qkv = gpu_act(p, qkv, n_qkv), *d_out = gpu_act_nan(p, n_out);
     float *d_lse = gpu_f32_nan(p, n_lse);
@@ -388,7 +363,7 @@ static void test_attention(const pair *p, int B, int T, int C, int NH) {
     /* backward from the CPU forward's out (rounded in bf16 mode) and lse, given to both sides */
     if (p->bf16)
         for (size_t i = 0; i < n_out; i++) out[i] = bf16_round(out[i]);
-    float *dout = host_random(p, n_out, 31, 1.0f, 0.0f), *dqkv = xmalloc(n_qkv);
+    float *dout = host_random(p, n_out, 31, 1.0f, 0.0f), *dqkv = test_floats(n_qkv);
     p->cpu->attention_backward(p->cpu, dqkv, dout, qkv, out, lse, B, T, C, NH);
     void *d_dout = gpu_act(p, dout, n_out), *d_out_in = gpu_act(p, out, n_out), *d_dqkv = gpu_act_nan(p, n_qkv);
     float *d_lse_in = gpu_f32(p, lse, n_lse);
@@ -422,7 +397,7 @@ static void test_classifier(const pair *p, int N, int V, int Vp) {
     float *d_weights = gpu_f32(p, weights, N);
 
     /* forward only: losses, logits untouched */
-    float *l_cpu = host_copy(logits, NV), *losses = xmalloc(N);
+    float *l_cpu = host_copy(logits, NV), *losses = test_floats(N);
     p->cpu->classifier_forward_backward(p->cpu, l_cpu, losses, NULL, targets, N, V, Vp);
     void *d_logits = gpu_act(p, logits, NV);
     float *d_losses = gpu_f32_nan(p, N);
@@ -435,7 +410,7 @@ static void test_classifier(const pair *p, int N, int V, int Vp) {
     free(gl); free(g);
 
     /* forward + backward: dlogits in place, padded columns and skipped rows zero */
-    float *dl_cpu = host_copy(logits, NV), *losses2 = xmalloc(N);
+    float *dl_cpu = host_copy(logits, NV), *losses2 = test_floats(N);
     p->cpu->classifier_forward_backward(p->cpu, dl_cpu, losses2, weights, targets, N, V, Vp);
     gfree(p, d_logits);
     d_logits = gpu_act(p, logits, NV);
@@ -473,7 +448,7 @@ static void test_adamw(const pair *p, size_t n, int t, int in_place) {
     float vals[EXITRL_STEP_NVALS];
     exitrl_step_vals_set(vals, lr, t, b1, b2);
     vals[EXITRL_STEP_SCALE] = gscale;
-    float *cm = host_copy(master, n), *cmm = host_copy(m, n), *cv = host_copy(v, n), *cact = xmalloc(n);
+    float *cm = host_copy(master, n), *cmm = host_copy(m, n), *cv = host_copy(v, n), *cact = test_floats(n);
     p->cpu->adamw_update(p->cpu, cm, cact, grads, cmm, cv, n, vals, b1, b2, eps, wd);
 
     float *d_master = gpu_f32(p, master, n), *d_grads = gpu_f32(p, grads, n);
@@ -512,7 +487,7 @@ static void test_stochastic_rounding(void) {
     pair pa = {NULL, a, 1, "bf16+SR"}, pb = {NULL, b, 1, "bf16+SR"};
     size_t n = 200003;
     pair fp = {NULL, a, 0, "bf16+SR"}; /* host_random without bf16 rounding: values between neighbours */
-    float *master = host_random(&fp, n, 60, 1.0f, 0.0f), *zeros_g = xmalloc(n), *mv = xmalloc(n);
+    float *master = host_random(&fp, n, 60, 1.0f, 0.0f), *zeros_g = test_floats(n), *mv = test_floats(n);
     for (size_t i = 0; i < n; i++) {
         zeros_g[i] = 1e-3f; /* lr = 0 below, so master stays put whatever the gradient */
         mv[i] = 1e-2f;
@@ -606,17 +581,13 @@ static void test_conversion(const pair *p, size_t n) {
 /* ---- rollouts ---- */
 
 static int *random_ints(size_t n, unsigned long long seed, int lo, int hi) { /* uniform in [lo, hi) */
-    int *x = malloc((n ? n : 1) * sizeof(int));
+    int *x = test_calloc(n, sizeof(int));
     unsigned long long s = seed;
     for (size_t i = 0; i < n; i++) x[i] = lo + (int)((test_randf(&s, 1.0f) + 1.0f) * 0.5f * (hi - lo)) % (hi - lo);
     return x;
 }
 
-static int *read_ints(const pair *p, const int *d, size_t n) {
-    int *h = malloc(n * sizeof(int));
-    p->gpu->download(p->gpu, h, d, n * sizeof(int));
-    return h;
-}
+static int *read_ints(const pair *p, const int *d, size_t n) { return dev_read(p->gpu, d, n * sizeof(int)); }
 
 static void expect_same_ints(const pair *p, const char *what, const int *got, const int *ref, size_t n) {
     size_t bad = 0, first = 0;
@@ -637,7 +608,7 @@ static void test_decode_ops(const pair *p, int B, int S, int C, int NH) {
     float *wte = host_random(p, (size_t)Vp * C, 92, 0.5f, 0.0f), *wpe = host_random(p, BSC / B, 93, 0.5f, 0.0f);
 
     /* encoder_forward_at */
-    float *emb = xmalloc((size_t)B * C);
+    float *emb = test_floats((size_t)B * C);
     p->cpu->encoder_forward_at(p->cpu, emb, tok_buf, pos, S, wte, wpe, B, C);
     int *d_tok = gpu_ints(p, tok_buf, BS), *d_pos = gpu_ints(p, pos, B);
     void *d_wte = gpu_act(p, wte, (size_t)Vp * C), *d_wpe = gpu_act(p, wpe, BSC / B), *d_emb = gpu_act_nan(p, (size_t)B * C);
@@ -665,7 +636,7 @@ static void test_decode_ops(const pair *p, int B, int S, int C, int NH) {
     free(gk); free(gv);
 
     /* attention_decode over positions 0..pos[b] of the cache just written */
-    float *out = xmalloc((size_t)B * C);
+    float *out = test_floats((size_t)B * C);
     p->cpu->attention_decode(p->cpu, out, qkv1, kc, vc, pos, B, S, C, NH);
     void *d_out = gpu_act_nan(p, (size_t)B * C);
     p->gpu->attention_decode(p->gpu, d_out, d_qkv1, d_kc, d_vc, d_pos, B, S, C, NH);
@@ -676,7 +647,7 @@ static void test_decode_ops(const pair *p, int B, int S, int C, int NH) {
 
     /* gather_rows and hidden_accumulate */
     int *idx = random_ints(B, 98, 0, S);
-    float *gathered = xmalloc((size_t)B * C);
+    float *gathered = test_floats((size_t)B * C);
     p->cpu->gather_rows(p->cpu, gathered, kc, idx, B, C);
     int *d_idx = gpu_ints(p, idx, B);
     void *d_gathered = gpu_act_nan(p, (size_t)B * C);
@@ -724,7 +695,7 @@ static void test_attention_decode_long(const pair *p, int B, int S, int C, int N
     float *qkv = host_random(p, 3 * BC, 122, 4.0f, 0.0f);
     void *d_kc = gpu_act(p, kc, BSC), *d_vc = gpu_act(p, vc, BSC), *d_qkv = gpu_act(p, qkv, 3 * BC);
     int *d_pos = gpu_ints(p, pos_a, B);
-    float *ref = xmalloc(BC);
+    float *ref = test_floats(BC);
     for (int round = 0; round < 2; round++) {
         const int *pos = round ? pos_b : pos_a;
         p->gpu->upload(p->gpu, d_pos, pos, (size_t)B * sizeof(int));
@@ -832,7 +803,7 @@ static void test_rl_ops(const pair *p, int P, int G, int C) {
         rewards[G + i] = (float)(i % 2);
     }
     float *div = host_random(p, n, 121, 0.5f, 1.0f);
-    float *adv = xmalloc(n);
+    float *adv = test_floats(n);
     float *d_rewards = gpu_f32(p, rewards, n), *d_div = gpu_f32(p, div, n);
     const char *mode_names[3] = {"group", "batch", "none"};
     for (int mode = 0; mode < 3; mode++)
@@ -858,7 +829,7 @@ static void test_rl_ops(const pair *p, int P, int G, int C) {
             for (int c = 0; c < C; c++)
                 emb[((size_t)G + i) * C + c] =
                     emb[c] + (i % 2 ? 0.3f : -0.3f) * (i == 0 ? 1.000001f : 1.0f) * (float)((c % 5) - 2);
-    float *d = xmalloc(n);
+    float *d = test_floats(n);
     p->cpu->diversity_scale(p->cpu, d, emb, P, G, C);
     float *d_emb = gpu_f32(p, emb, n * C), *d_d = gpu_f32_nan(p, n);
     p->gpu->diversity_scale(p->gpu, d_d, d_emb, P, G, C);
@@ -871,7 +842,7 @@ static void test_rl_ops(const pair *p, int P, int G, int C) {
     struct { int mode, k; const char *name; } sel[] = {
         {EXITRL_SELECT_ALL, 0, "all"}, {EXITRL_SELECT_BEST, 0, "best"}, {EXITRL_SELECT_TOPK, 3, "top-3"},
         {EXITRL_SELECT_RANDOM, 3, "random 3"}, {EXITRL_SELECT_TOPK, 100, "top-100 (k >= G)"}};
-    float *scores = xmalloc(P);
+    float *scores = test_floats(P);
     int *chosen = malloc(n * sizeof(int));
     for (size_t s = 0; s < sizeof sel / sizeof sel[0]; s++) {
         p->cpu->score_groups(p->cpu, scores, chosen, rewards, P, G, sel[s].mode, sel[s].k, 77);
@@ -905,7 +876,7 @@ static void test_grpo_classifier(const pair *p, int N, int V, int Vp, int with_r
     float *adv = host_random(p, N, 134, 1.0f, 0.0f), *weight = host_random(p, N, 135, 0.05f, 0.05f);
     for (int n = 2; n < N; n += 7) weight[n] = 0.0f;
     const float inv_temp = 1.0f / 0.7f, eps_low = 0.2f, eps_high = 0.28f, beta = 0.04f;
-    float *c_logits = host_copy(logits, NV), *lp_new = xmalloc(N), *loss = xmalloc(N), *clipped = xmalloc(N);
+    float *c_logits = host_copy(logits, NV), *lp_new = test_floats(N), *loss = test_floats(N), *clipped = test_floats(N);
     p->cpu->grpo_classifier(p->cpu, c_logits, targets, lp_old, with_ref ? lp_ref : NULL, adv, weight, inv_temp,
                             eps_low, eps_high, beta, lp_new, loss, clipped, N, V, Vp);
     void *d_logits = gpu_act(p, logits, NV);
@@ -1022,7 +993,7 @@ static void test_cudnn_attention(exitrl_backend *cpu) {
     /* misaligned lse: forward writes it, backward reads it */
     int B = 2, T = 37, C = 96, NH = 3;
     size_t n_qkv = (size_t)B * T * 3 * C, n_out = (size_t)B * T * C, n_lse = (size_t)B * NH * T;
-    float *qkv = host_random(&p, n_qkv, 40, 1.5f, 0.0f), *out = xmalloc(n_out), *lse = xmalloc(n_lse);
+    float *qkv = host_random(&p, n_qkv, 40, 1.5f, 0.0f), *out = test_floats(n_out), *lse = test_floats(n_lse);
     p.cpu->attention_forward(p.cpu, out, lse, qkv, B, T, C, NH);
     void *d_qkv = gpu_act(&p, qkv, n_qkv), *d_out = gpu_act_nan(&p, n_out);
     float *d_lse_buf = gpu_f32_nan(&p, n_lse + 1), *d_lse = d_lse_buf + 1;
@@ -1031,7 +1002,7 @@ static void test_cudnn_attention(exitrl_backend *cpu) {
     expect_close(&p, "attention_forward lse at a 4-byte offset", gl, lse, n_lse, 1e-4, 1e-5);
     free(gl);
     for (size_t i = 0; i < n_out; i++) out[i] = bf16_round(out[i]);
-    float *dout = host_random(&p, n_out, 41, 1.0f, 0.0f), *dqkv = xmalloc(n_qkv);
+    float *dout = host_random(&p, n_out, 41, 1.0f, 0.0f), *dqkv = test_floats(n_qkv);
     p.cpu->attention_backward(p.cpu, dqkv, dout, qkv, out, lse, B, T, C, NH);
     float *lse_in = gpu_f32_nan(&p, n_lse + 1);
     p.gpu->upload(p.gpu, lse_in + 1, lse, n_lse * sizeof(float));

@@ -174,8 +174,7 @@ int main(int argc, char **argv) {
     gen_ctx gc;
     if (gpt_create(&gc.m, cpu, &CFG, chunk, SEQ_LEN)) return 1;
     gpt_init_random(&gc.m, 3);
-    float *w = malloc(sizeof(float) * gc.m.num_params);
-    cpu->download(cpu, w, gc.m.master, sizeof(float) * gc.m.num_params);
+    float *w = dev_read(cpu, gc.m.master, sizeof(float) * gc.m.num_params);
     for (size_t i = 0; i < gc.m.param_sizes[P_WTE]; i++) w[gc.m.param_offsets[P_WTE] + i] *= 4.0f;
     gpt_destroy(&gc.m);
     CHECK(gen_open(&gc, cpu, w) == 0, "cpu generator");

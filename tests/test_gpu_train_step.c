@@ -21,18 +21,8 @@
 
 #define STEPS 20
 
-static const char *tensor_names[GPT_NUM_PARAM_TENSORS] = {
-    "wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
-    "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb"};
-
 static float *download_all(gpt_model *m, const float *src) {
-    float *h = malloc(m->num_params * sizeof(float));
-    if (!h) {
-        fprintf(stderr, "out of host memory\n");
-        exit(1);
-    }
-    m->be->download(m->be, h, src, m->num_params * sizeof(float));
-    return h;
+    return dev_read(m->be, src, m->num_params * sizeof(float));
 }
 
 static double l2(const float *x, size_t n) {
@@ -155,8 +145,8 @@ int main(void) {
                 size_t worst = 0;
                 double r = test_max_err_ratio(grads + off, cpu_grads + off, n, 1e-3 * (mx > 0 ? mx : 1e-12), 1e-3,
                                               &worst);
-                printf("  grad %-9s max|g| %.3e err/tol %.3g\n", tensor_names[t], mx, r);
-                CHECK(r <= 1.0, "fp32: gradient of %s element %zu: cuda %.8g cpu %.8g", tensor_names[t], worst,
+                printf("  grad %-9s max|g| %.3e err/tol %.3g\n", test_tensor_names[t], mx, r);
+                CHECK(r <= 1.0, "fp32: gradient of %s element %zu: cuda %.8g cpu %.8g", test_tensor_names[t], worst,
                       grads[off + worst], cpu_grads[off + worst]);
             }
         } else {

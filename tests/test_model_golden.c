@@ -28,10 +28,6 @@
 static const double VAL_ATOL = 2e-5, VAL_RTOL = 1e-5;
 static const double GRAD_ATOL_FRAC = 2e-5, GRAD_RTOL = 1e-4;
 
-static const char *const tensor_names[GPT_NUM_PARAM_TENSORS] = {
-    "wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
-    "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb"};
-
 /* The fixture being read (argv[1] overrides the default, to try damaged files by hand). */
 static const char *fixture_path = DEFAULT_FIXTURE;
 
@@ -160,10 +156,10 @@ static void compare_grads(const gpt_model *m, const float *got, const float *wan
             if (!(e <= max_abs_err)) max_abs_err = e;
         }
         double ratio = test_max_err_ratio(a, b, n, GRAD_ATOL_FRAC * scale + 1e-30, GRAD_RTOL, &worst);
-        printf("  %-9s max|want| %.3e  max abs err %.3e  ratio %.4f\n", tensor_names[t], scale,
+        printf("  %-9s max|want| %.3e  max abs err %.3e  ratio %.4f\n", test_tensor_names[t], scale,
                max_abs_err, ratio);
         CHECK(ratio <= 1.0, "%s grad of %s: ratio %.3f at %zu (got %.8g want %.8g)", label,
-              tensor_names[t], ratio, worst, a[worst], b[worst]);
+              test_tensor_names[t], ratio, worst, a[worst], b[worst]);
     }
 }
 
@@ -190,15 +186,7 @@ int main(int argc, char **argv) {
     printf("fixture: L=%d NH=%d C=%d maxT=%d V=%d Vp=%d, batch %dx%d, %zu params\n", c->n_layer,
            c->n_head, c->d_model, c->max_seq, V, Vp, B, T, P);
 
-    exitrl_backend *be = exitrl_backend_cpu_create();
-    if (!be) {
-        fprintf(stderr, "FAIL: cannot create the CPU backend\n");
-        return 1;
-    }
-    if (be->act_dtype != EXITRL_F32) {
-        fprintf(stderr, "FAIL: the CPU backend is expected to compute in fp32\n");
-        return 1;
-    }
+    exitrl_backend *be = test_cpu_backend();
     gpt_model m;
     if (gpt_create(&m, be, c, B, T) != 0) {
         fprintf(stderr, "FAIL: gpt_create\n");
@@ -206,14 +194,8 @@ int main(int argc, char **argv) {
     }
     gpt_load_params(&m, g.params);
 
-    float *logits = malloc(BT * Vp * sizeof(float));
-    float *losses = malloc(BT * sizeof(float));
-    float *grads = malloc(P * sizeof(float));
-    float *grads_again = malloc(P * sizeof(float));
-    if (!logits || !losses || !grads || !grads_again) {
-        fprintf(stderr, "FAIL: out of memory\n");
-        return 1;
-    }
+    float *logits = test_floats(BT * Vp), *losses = test_floats(BT), *grads = test_floats(P);
+    float *grads_again = test_floats(P);
 
     /* ---- forward: logits (first V columns), per-token losses, uniform weighted loss ---- */
     gpt_set_batch(&m, g.tokens, g.targets, NULL, B, T);

@@ -46,10 +46,7 @@ static const char *fixture_path = DEFAULT_FIXTURE;
 
 /* ---- backend round trips: host arrays in, host arrays out ---- */
 static void *to_backend(const void *host, size_t bytes) {
-    void *p = be->alloc(be, bytes);
-    if (!p) exit(1);
-    if (host) be->upload(be, p, host, bytes);
-    return p;
+    return host ? dev_upload(be, host, bytes) : dev_zeros(be, bytes);
 }
 static void from_backend(void *host, void *dev, size_t bytes) {
     be->download(be, host, dev, bytes);
@@ -672,8 +669,7 @@ static void test_golden(void) {
 
 int main(int argc, char **argv) {
     if (argc > 1) fixture_path = argv[1];
-    be = exitrl_backend_cpu_create();
-    if (!be) return 1;
+    be = test_cpu_backend();
     test_advantage_hand();
     test_diversity_hand();
     test_scores_hand();

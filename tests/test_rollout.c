@@ -45,8 +45,7 @@ int main(void) {
     CHECK(gpt_create(&m, be, &CFG, 1, 64) == 0, "create");
     gpt_init_random(&m, 3);
     /* Sharpen the output distribution so argmax, top-k and top-p have something to choose. */
-    float *w = malloc(sizeof(float) * m.num_params);
-    be->download(be, w, m.master, sizeof(float) * m.num_params);
+    float *w = dev_read(be, m.master, sizeof(float) * m.num_params);
     for (size_t i = 0; i < m.param_sizes[P_WTE]; i++) w[m.param_offsets[P_WTE] + i] *= 4.0f;
     gpt_load_params(&m, w);
     free(w);

@@ -9,8 +9,6 @@ static float score_text(const countdown_problem *p, const char *text, char *fb) 
     return countdown_score(p, text, strlen(text), fb, TASK_FEEDBACK_CAP);
 }
 
-static int near(float a, double b) { return fabs((double)a - b) < 1e-6; }
-
 static void test_hand_cases(void) {
     countdown_problem p = {.n = 4, .numbers = {3, 7, 25, 50}, .target = 175};
     char fb[TASK_FEEDBACK_CAP];
@@ -21,14 +19,14 @@ static void test_hand_cases(void) {
     CHECK(score_text(&p, "(50+3*25)*7/5", fb) == 0.05f && strcmp(fb, "uses numbers not given") == 0,
           "5 is not given: %s", fb);
     /* partial credit 0.1 + 0.4 * (1 - |v - 175| / 175) */
-    CHECK(near(score_text(&p, "50*3", fb), 0.1 + 0.4 * (1.0 - 25.0 / 175.0)) &&
+    CHECK(test_near(score_text(&p, "50*3", fb), 0.1 + 0.4 * (1.0 - 25.0 / 175.0)) &&
               strcmp(fb, "value 150") == 0,
           "150: %s", fb);
-    CHECK(near(score_text(&p, "3", fb), 0.1 + 0.4 * (3.0 / 175.0)), "a single number is valid");
-    CHECK(near(score_text(&p, "50*7", fb), 0.1 + 0.4 * 0.0), "350 is 175 away: 0.1");
-    CHECK(near(score_text(&p, "3*7*25*50", fb), 0.1) && strcmp(fb, "value 26250") == 0,
+    CHECK(test_near(score_text(&p, "3", fb), 0.1 + 0.4 * (3.0 / 175.0)), "a single number is valid");
+    CHECK(test_near(score_text(&p, "50*7", fb), 0.1 + 0.4 * 0.0), "350 is 175 away: 0.1");
+    CHECK(test_near(score_text(&p, "3*7*25*50", fb), 0.1) && strcmp(fb, "value 26250") == 0,
           "far away: %s", fb);
-    CHECK(near(score_text(&p, "3-50", fb), 0.1) && strcmp(fb, "value -47") == 0,
+    CHECK(test_near(score_text(&p, "3-50", fb), 0.1) && strcmp(fb, "value -47") == 0,
           "negative values are valid, here 222 away: %s", fb);
     CHECK(score_text(&p, "50/3", fb) == 0.05f && strcmp(fb, "inexact division") == 0, "fb %s", fb);
     CHECK(score_text(&p, "25*8", fb) == 0.05f, "8 not given");
