@@ -187,7 +187,7 @@ int bench_write_weights(const gpt_model *m, const char *path) {
         fprintf(stderr, "%s: out of memory for the weights\n", bench_program);
         return -1;
     }
-    m->be->download(m->be, w, m->master, m->num_params * sizeof(float));
+    m->backend->download(m->backend, w, m->master, m->num_params * sizeof(float));
     int rc = bench_write_file(path, w, m->num_params * sizeof(float));
     free(w);
     return rc;

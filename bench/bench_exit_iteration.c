@@ -121,7 +121,7 @@ static int run_ours(rl_trainer *t, const bench_opts *o, FILE *prompts_out, doubl
         fprintf(stderr, "bench_exit_iteration: out of memory\n");
         exit(1);
     }
-    exitrl_backend *be = t->model->be;
+    exitrl_backend *be = t->model->backend;
     *replay_share = 0;
     int rc = 0;
     for (int it = 0; it < n && !rc; it++) {

@@ -188,7 +188,7 @@ static int run_peers(const char *python, const gpt_config *c, int B, const bench
  * weights writing the prompt's cache. Activations are left out, so this bounds from above. */
 static double roofline_tokens_per_s(const gpt_model *m, int B, int prompt_len, int new_tokens, double bandwidth) {
     const gpt_config *c = &m->cfg;
-    const double act = (double)exitrl_dtype_size(m->be->act_dtype);
+    const double act = (double)exitrl_dtype_size(m->backend->act_dtype);
     const double weights = ((double)m->num_params - (double)c->max_seq * c->d_model) * act;
     const double kv_row = 2.0 * c->n_layer * c->d_model * act; /* k and v of one position, all layers */
     double bytes = weights + (double)B * prompt_len * kv_row;   /* prefill */

@@ -83,7 +83,7 @@ static double cdf_shift_for_flip(gen_ctx *cpu, const int *seq, int b, int t, int
     for (int i = 0; i < t; i++) targets[i] = -1;
     gpt_set_batch(&cpu->m, seq, targets, NULL, 1, t);
     gpt_forward(&cpu->m, 1, t);
-    cpu->m.be->download(cpu->m.be, logits, (const float *)cpu->m.acts.logits + (size_t)(t - 1) * Vp,
+    cpu->m.backend->download(cpu->m.backend, logits, (const float *)cpu->m.acts.logits + (size_t)(t - 1) * Vp,
                         sizeof(float) * Vp);
     double mx = -INFINITY, sum = 0.0, mass = 0.0;
     for (int v = 0; v < V; v++) mx = fmax(mx, logits[v] / sp->temperature);

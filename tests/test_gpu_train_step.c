@@ -22,7 +22,7 @@
 #define STEPS 20
 
 static float *download_all(gpt_model *m, const float *src) {
-    return dev_read(m->be, src, m->num_params * sizeof(float));
+    return dev_read(m->backend, src, m->num_params * sizeof(float));
 }
 
 static double l2(const float *x, size_t n) {

@@ -19,7 +19,7 @@ static void full_logits(gpt_model *m, const int *seq, int T, float *logits) {
     for (int t = 0; t < T; t++) tgt[t] = -1;
     gpt_set_batch(m, seq, tgt, NULL, 1, T);
     gpt_forward(m, 1, T);
-    m->be->download(m->be, logits, m->acts.logits, sizeof(float) * T * m->cfg.vocab_padded);
+    m->backend->download(m->backend, logits, m->acts.logits, sizeof(float) * T * m->cfg.vocab_padded);
 }
 
 static void log_softmax(const float *l, int V, float inv_t, double *out) {

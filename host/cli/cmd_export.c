@@ -124,7 +124,7 @@ static int write_check(const char *path, gpt_model *m) {
     gpt_forward(m, 1, T);
     float *logits = malloc(sizeof(float) * T * c->vocab_padded);
     if (!logits) return -1;
-    m->be->download(m->be, logits, m->acts.logits, sizeof(float) * T * c->vocab_padded);
+    m->backend->download(m->backend, logits, m->acts.logits, sizeof(float) * T * c->vocab_padded);
     FILE *f = fopen(path, "wb");
     int bad = !f;
     if (f) {

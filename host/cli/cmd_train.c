@@ -41,7 +41,7 @@ static int save(const char *dir, rl_trainer *t, const train_state *st, const exi
         return -1;
     }
     task_buffer_serialize(&t->buffer, buf, buf_bytes);
-    if (ref) t->model->be->download(t->model->be, ref, t->ref.master, sizeof(float) * t->model->num_params);
+    if (ref) t->model->backend->download(t->model->backend, ref, t->ref.master, sizeof(float) * t->model->num_params);
     ckpt_section more[2] = {{"exit_buffer", buf, buf_bytes}, {"ref_params", ref, sizeof(float) * t->model->num_params}};
     int rc = run_save_checkpoint(dir, t->model, cfg, (ckpt_section){"train_state", st, sizeof *st}, more, ref ? 2 : 1);
     free(buf), free(ref);
@@ -62,7 +62,7 @@ static int restore(ckpt_reader *r, rl_trainer *t, train_state *st, char *err, si
     if (!ref) return snprintf(err, err_len, "out of memory reading the reference policy"), -1;
     rc = ckpt_read(r, "ref_params", ref, sizeof(float) * t->model->num_params, err, err_len);
     if (!rc) {
-        exitrl_backend *be = t->model->be;
+        exitrl_backend *be = t->model->backend;
         be->upload(be, t->ref.master, ref, sizeof(float) * t->model->num_params);
         be->f32_to_act(be, t->ref.params, t->ref.master, t->model->num_params);
     }

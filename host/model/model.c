@@ -149,7 +149,7 @@ int gpt_create(gpt_model *m, exitrl_backend *be, const gpt_config *cfg, int B, i
         return -1;
     }
     m->cfg = *cfg;
-    m->be = be;
+    m->backend = be;
     m->max_B = B;
     m->max_T = T;
     param_sizes(cfg, m->param_sizes);
@@ -196,7 +196,7 @@ int gpt_create(gpt_model *m, exitrl_backend *be, const gpt_config *cfg, int B, i
 }
 
 void gpt_destroy(gpt_model *m) {
-    exitrl_backend *be = m->be;
+    exitrl_backend *be = m->backend;
     if (!be) return;
     if (m->step_graph) be->graph_destroy(be, m->step_graph);
     if (m->params && m->params != m->master) be->free(be, m->params);
@@ -210,7 +210,7 @@ void gpt_destroy(gpt_model *m) {
 }
 
 void gpt_load_params(gpt_model *m, const float *host_params) {
-    exitrl_backend *be = m->be;
+    exitrl_backend *be = m->backend;
     be->upload(be, m->master, host_params, m->num_params * sizeof(float));
     be->f32_to_act(be, m->params, m->master, m->num_params);
 }
@@ -252,7 +252,7 @@ void gpt_init_random(gpt_model *m, uint64_t seed) {
 
 void gpt_set_batch(gpt_model *m, const int *tokens, const int *targets, const float *loss_weights,
                    int B, int T) {
-    exitrl_backend *be = m->be;
+    exitrl_backend *be = m->backend;
     size_t BT = (size_t)B * T;
     float *w = malloc(BT * sizeof(float));
     if (!w) {
@@ -273,7 +273,7 @@ void gpt_set_batch(gpt_model *m, const int *tokens, const int *targets, const fl
 }
 
 void *gpt_act_at(const gpt_model *m, const void *base, size_t index) {
-    return (char *)base + index * exitrl_dtype_size(m->be->act_dtype);
+    return (char *)base + index * exitrl_dtype_size(m->backend->act_dtype);
 }
 void *gpt_param(const gpt_model *m, int t, size_t index) {
     return gpt_act_at(m, m->params, m->param_offsets[t] + index);
@@ -313,7 +313,7 @@ gpt_layer_weights gpt_layer(const gpt_model *m, int l) {
 
 void gpt_block_forward(gpt_model *m, const gpt_layer_weights *w, const gpt_block_acts *a,
                        const gpt_block_cache *cache, int B, int T) {
-    exitrl_backend *be = m->be;
+    exitrl_backend *be = m->backend;
     const int C = m->cfg.d_model, NH = m->cfg.n_head, N = B * T;
     be->matmul_forward(be, a->qkv, NULL, a->ln1, w->qkvw, w->qkvb, N, C, 3 * C);
     if (cache) be->kv_cache_store(be, cache->k, cache->v, a->qkv, cache->start_pos, B, T, cache->S, C);
@@ -360,7 +360,7 @@ static gpt_block_acts training_block(gpt_model *m, int l, int B, int T) {
 
 /* Runs every layer and the final LayerNorm + logits; does not touch the loss. */
 void gpt_forward_body(gpt_model *m, int B, int T) {
-    exitrl_backend *be = m->be;
+    exitrl_backend *be = m->backend;
     gpt_acts *a = &m->acts;
     const int C = m->cfg.d_model, N = B * T;
     nvtx_push("forward");
@@ -381,7 +381,7 @@ void gpt_forward_body(gpt_model *m, int B, int T) {
 void gpt_forward(gpt_model *m, int B, int T) {
     gpt_check_batch(m, B, T);
     gpt_forward_body(m, B, T);
-    m->be->classifier_forward_backward(m->be, m->acts.logits, m->acts.losses, NULL, m->acts.targets,
+    m->backend->classifier_forward_backward(m->backend, m->acts.logits, m->acts.losses, NULL, m->acts.targets,
                                        B * T, m->cfg.vocab, m->cfg.vocab_padded);
 }
 
@@ -392,8 +392,8 @@ float gpt_weighted_loss(gpt_model *m, int B, int T) {
         fprintf(stderr, "exitrl: out of host memory reading %zu losses\n", BT);
         exit(1);
     }
-    m->be->download(m->be, buf, m->acts.losses, BT * sizeof(float));
-    m->be->download(m->be, buf + BT, m->acts.loss_weights, BT * sizeof(float));
+    m->backend->download(m->backend, buf, m->acts.losses, BT * sizeof(float));
+    m->backend->download(m->backend, buf + BT, m->acts.loss_weights, BT * sizeof(float));
     double s = 0.0;
     for (size_t i = 0; i < BT; i++) s += (double)buf[i] * buf[BT + i];
     free(buf);
@@ -419,7 +419,7 @@ static layer_grads layer_grad(const gpt_model *m, int l) {
 
 /* Backward from the dlogits left in the logits buffer by a fused classifier; accumulates grads. */
 void gpt_backward_body(gpt_model *m, int B, int T) {
-    exitrl_backend *be = m->be;
+    exitrl_backend *be = m->backend;
     gpt_acts *a = &m->acts;
     const int L = m->cfg.n_layer, C = m->cfg.d_model, NH = m->cfg.n_head, N = B * T;
     const size_t BTC = (size_t)N * C;
@@ -459,7 +459,7 @@ float gpt_forward_backward(gpt_model *m, int B, int T) {
     gpt_check_batch(m, B, T);
     gpt_forward_body(m, B, T);
     /* The classifier turns logits into dlogits in place: the probabilities are never stored twice. */
-    m->be->classifier_forward_backward(m->be, m->acts.logits, m->acts.losses, m->acts.loss_weights,
+    m->backend->classifier_forward_backward(m->backend, m->acts.logits, m->acts.losses, m->acts.loss_weights,
                                        m->acts.targets, B * T, m->cfg.vocab, m->cfg.vocab_padded);
     gpt_backward_body(m, B, T);
     return gpt_weighted_loss(m, B, T);
@@ -467,7 +467,7 @@ float gpt_forward_backward(gpt_model *m, int B, int T) {
 
 void gpt_set_grpo_inputs(gpt_model *m, const float *lp_old, const float *lp_ref, const float *adv, int B,
                          int T) {
-    exitrl_backend *be = m->be;
+    exitrl_backend *be = m->backend;
     size_t bytes = sizeof(float) * (size_t)B * T;
     be->upload(be, m->acts.lp_old, lp_old, bytes);
     be->upload(be, m->acts.adv, adv, bytes);
@@ -484,7 +484,7 @@ static void grpo_stats(gpt_model *m, int B, int T, gpt_grpo_stats *st) {
         fprintf(stderr, "exitrl: out of host memory for GRPO statistics\n");
         exit(1);
     }
-    exitrl_backend *be = m->be;
+    exitrl_backend *be = m->backend;
     be->download(be, h, m->acts.loss_tok, sizeof(float) * BT);
     be->download(be, h + BT, m->acts.loss_weights, sizeof(float) * BT);
     be->download(be, h + 2 * BT, m->acts.clipped, sizeof(float) * BT);
@@ -515,7 +515,7 @@ void gpt_forward_backward_grpo(gpt_model *m, int B, int T, const gpt_grpo_params
     gpt_check_batch(m, B, T);
     gpt_forward_body(m, B, T);
     gpt_acts *a = &m->acts;
-    m->be->grpo_classifier(m->be, a->logits, a->targets, a->lp_old, m->grpo_has_ref ? a->lp_ref : NULL, a->adv,
+    m->backend->grpo_classifier(m->backend, a->logits, a->targets, a->lp_old, m->grpo_has_ref ? a->lp_ref : NULL, a->adv,
                            a->loss_weights, p->inv_temp, p->eps_low, p->eps_high, p->beta, a->lp_new, a->loss_tok,
                            a->clipped, B * T, m->cfg.vocab, m->cfg.vocab_padded);
     gpt_backward_body(m, B, T);
@@ -524,7 +524,7 @@ void gpt_forward_backward_grpo(gpt_model *m, int B, int T, const gpt_grpo_params
 
 void gpt_token_logprobs(gpt_model *m, int B, int T, float inv_temp, float *host_lp) {
     gpt_check_batch(m, B, T);
-    exitrl_backend *be = m->be;
+    exitrl_backend *be = m->backend;
     gpt_acts *a = &m->acts;
     size_t bytes = sizeof(float) * (size_t)B * T;
     gpt_forward_body(m, B, T);

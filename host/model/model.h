@@ -53,7 +53,7 @@ typedef struct {
 
 typedef struct {
     gpt_config cfg;
-    exitrl_backend *be;
+    exitrl_backend *backend; /* runs every op; not owned */
     size_t param_sizes[GPT_NUM_PARAM_TENSORS];
     size_t param_offsets[GPT_NUM_PARAM_TENSORS];
     size_t num_params;

@@ -5,7 +5,7 @@
 
 int model_save(const char *path, gpt_model *m, const ckpt_section *extra, int n_extra, char *err,
                size_t err_len) {
-    exitrl_backend *be = m->be;
+    exitrl_backend *be = m->backend;
     size_t bytes = m->num_params * sizeof(float);
     if (n_extra < 0 || n_extra > CKPT_MAX_SECTIONS - 5) {
         snprintf(err, err_len, "too many checkpoint sections (%d)", n_extra);
@@ -48,7 +48,7 @@ int model_read_config(ckpt_reader *r, gpt_config *cfg, char *err, size_t err_len
 }
 
 int model_load(ckpt_reader *r, gpt_model *m, int with_optimizer, char *err, size_t err_len) {
-    exitrl_backend *be = m->be;
+    exitrl_backend *be = m->backend;
     size_t bytes = m->num_params * sizeof(float);
     float *host = malloc(bytes);
     if (!host) {

@@ -7,7 +7,7 @@
 #include "model/model_internal.h"
 #include "model/nvtx.h"
 
-void gpt_zero_grad(gpt_model *m) { m->be->zero(m->be, m->grads, m->num_params * sizeof(float)); }
+void gpt_zero_grad(gpt_model *m) { m->backend->zero(m->backend, m->grads, m->num_params * sizeof(float)); }
 
 static int decays(int t) {
     return t == P_WTE || t == P_WPE || t == P_QKVW || t == P_ATTPROJW || t == P_FCW || t == P_FCPROJW;
@@ -18,13 +18,13 @@ static void upload_step_vals(gpt_model *m, const gpt_adamw_params *o) {
     float vals[EXITRL_STEP_NVALS];
     m->adam_step++;
     exitrl_step_vals_set(vals, o->lr, m->adam_step, o->beta1, o->beta2);
-    m->be->upload(m->be, m->step_vals, vals, sizeof vals);
+    m->backend->upload(m->backend, m->step_vals, vals, sizeof vals);
 }
 
 /* The optimizer's device work: global norm and clip scale, then AdamW on every tensor. No host copy
  * or synchronisation, so it can be part of a captured step. */
 static void update_body(gpt_model *m, const gpt_adamw_params *o) {
-    exitrl_backend *be = m->be;
+    exitrl_backend *be = m->backend;
     nvtx_push("optimizer");
     be->grad_norm_clip(be, m->step_vals, m->grads, m->num_params, o->grad_clip);
     for (int t = 0; t < GPT_NUM_PARAM_TENSORS; t++) {
@@ -38,7 +38,7 @@ static void update_body(gpt_model *m, const gpt_adamw_params *o) {
 
 static float read_grad_norm(gpt_model *m) {
     float vals[EXITRL_STEP_NVALS];
-    m->be->download(m->be, vals, m->step_vals, sizeof vals);
+    m->backend->download(m->backend, vals, m->step_vals, sizeof vals);
     return vals[EXITRL_STEP_NORM];
 }
 
@@ -50,7 +50,7 @@ float gpt_update(gpt_model *m, const gpt_adamw_params *o) {
 
 /* Everything a training step does on the device, in order; no host copies or synchronisation. */
 static void train_step_body(gpt_model *m, int B, int T, const gpt_adamw_params *o) {
-    exitrl_backend *be = m->be;
+    exitrl_backend *be = m->backend;
     be->zero(be, m->grads, m->num_params * sizeof(float));
     gpt_forward_body(m, B, T);
     be->classifier_forward_backward(be, m->acts.logits, m->acts.losses, m->acts.loss_weights, m->acts.targets,
@@ -69,7 +69,7 @@ static int step_graph_matches(const gpt_model *m, int B, int T, const gpt_adamw_
 }
 
 float gpt_train_step(gpt_model *m, int B, int T, const gpt_adamw_params *o, float *grad_norm) {
-    exitrl_backend *be = m->be;
+    exitrl_backend *be = m->backend;
     gpt_check_batch(m, B, T);
     upload_step_vals(m, o);
     if (be->graph_capture_begin) {

@@ -9,7 +9,7 @@
 #include "model/tokenizer.h"
 
 int grpo_reference_init(grpo_reference *ref, gpt_model *m) {
-    exitrl_backend *be = m->be;
+    exitrl_backend *be = m->backend;
     size_t n = m->num_params;
     ref->master = be->alloc(be, n * sizeof(float));
     ref->params = be->act_dtype == EXITRL_F32 ? (void *)ref->master : be->alloc(be, n * exitrl_dtype_size(be->act_dtype));
@@ -23,7 +23,7 @@ int grpo_reference_init(grpo_reference *ref, gpt_model *m) {
 }
 
 void grpo_reference_update(grpo_reference *ref, gpt_model *m, float alpha) {
-    exitrl_backend *be = m->be;
+    exitrl_backend *be = m->backend;
     size_t n = m->num_params;
     if (alpha >= 1.0f) {
         be->copy(be, ref->master, m->master, n * sizeof(float));
@@ -45,7 +45,7 @@ void grpo_reference_update(grpo_reference *ref, gpt_model *m, float alpha) {
 }
 
 void grpo_reference_free(grpo_reference *ref, gpt_model *m) {
-    exitrl_backend *be = m->be;
+    exitrl_backend *be = m->backend;
     if (ref->params && ref->params != (void *)ref->master) be->free(be, ref->params);
     if (ref->master) be->free(be, ref->master);
     ref->master = NULL;

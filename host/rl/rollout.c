@@ -15,7 +15,7 @@ static void *at(const rollout_engine *r, void *base, size_t index) { return gpt_
 
 int rollout_create(rollout_engine *r, gpt_model *m, int max_B, int max_S) {
     memset(r, 0, sizeof *r);
-    exitrl_backend *be = m->be;
+    exitrl_backend *be = m->backend;
     const gpt_config *c = &m->cfg;
     if (max_B < 1 || max_S < 2 || max_S > c->max_seq) {
         fprintf(stderr, "exitrl: rollout capacity %d x %d is invalid (need B >= 1, 2 <= S <= %d)\n", max_B,
@@ -61,7 +61,7 @@ int rollout_create(rollout_engine *r, gpt_model *m, int max_B, int max_S) {
 
 void rollout_destroy(rollout_engine *r) {
     if (!r->model) return;
-    exitrl_backend *be = r->model->be;
+    exitrl_backend *be = r->model->backend;
     if (r->decode_graph) be->graph_destroy(be, r->decode_graph);
     void *ptrs[] = {r->kcache, r->vcache, r->tok_buf, r->logprob_buf, r->pos, r->done, r->limit,
                     r->gather_idx, r->prefill_tokens, r->emb, r->ws};
@@ -91,7 +91,7 @@ int sampling_validate(const struct exitrl_sampling *sp, char *err, size_t err_le
 static void body_forward(rollout_engine *r, int b0, int B, int T, const int *start_pos) {
     gpt_model *m = r->model;
     const int L = m->cfg.n_layer, C = m->cfg.d_model, S = r->max_S;
-    m->be->layernorm_forward(m->be, r->ln, NULL, NULL, r->res, gpt_param(m, P_LN1W, 0), gpt_param(m, P_LN1B, 0),
+    m->backend->layernorm_forward(m->backend, r->ln, NULL, NULL, r->res, gpt_param(m, P_LN1W, 0), gpt_param(m, P_LN1B, 0),
                              B * T, C);
     const gpt_block_acts a = {.residual = r->res, .ln1 = r->ln, .qkv = r->qkv, .atty = r->att,
                               .attproj = r->proj, .residual2 = r->res2, .ln2 = r->ln, .fch = r->fch,
@@ -108,7 +108,7 @@ static void body_forward(rollout_engine *r, int b0, int B, int T, const int *sta
  * sampled token per live sequence. */
 static void emit(rollout_engine *r, const void *hidden, int B, const struct exitrl_sampling *sp, int seq_offset) {
     gpt_model *m = r->model;
-    exitrl_backend *be = m->be;
+    exitrl_backend *be = m->backend;
     const int C = m->cfg.d_model;
     be->matmul_forward(be, r->logits, NULL, hidden, gpt_param(r->model, P_WTE, 0), NULL, B, C, m->cfg.vocab_padded);
     be->hidden_accumulate(be, r->emb, hidden, r->done, B, C);
@@ -124,7 +124,7 @@ static void emit(rollout_engine *r, const void *hidden, int B, const struct exit
 static void decode_step(rollout_engine *r, int B, const struct exitrl_sampling *sp, int seq_offset,
                         int allow_capture) {
     gpt_model *m = r->model;
-    exitrl_backend *be = m->be;
+    exitrl_backend *be = m->backend;
     const int C = m->cfg.d_model;
     if (be->graph_capture_begin && r->decode_graph &&
         (r->graph_B != B || r->graph_offset != seq_offset || memcmp(&r->graph_sp, sp, sizeof *sp) ||
@@ -159,7 +159,7 @@ static void decode_step(rollout_engine *r, int B, const struct exitrl_sampling *
 static void generate_chunk(rollout_engine *r, int *host_tok, const int *lens, int B, int max_new,
                            const struct exitrl_sampling *sp, int seq_offset, int *host_pos, int *host_done) {
     gpt_model *m = r->model;
-    exitrl_backend *be = m->be;
+    exitrl_backend *be = m->backend;
     const int C = m->cfg.d_model, S = r->max_S;
     int *limit = malloc(sizeof(int) * B), *gather = malloc(sizeof(int) * B), *ptoks = malloc(sizeof(int) * r->max_prefill_rows);
     if (!limit || !gather || !ptoks) {
@@ -251,7 +251,7 @@ int rollout_generate(rollout_engine *r, const int *prompts, const int *prompt_le
                      int B, int max_new, const struct exitrl_sampling *sp, int seq_offset,
                      rollout_output *out, char *err, size_t err_len) {
     gpt_model *m = r->model;
-    exitrl_backend *be = m->be;
+    exitrl_backend *be = m->backend;
     const int C = m->cfg.d_model, S = r->max_S;
     if (B < 1) return snprintf(err, err_len, "empty batch: no prompts to generate from"), -1;
     if (max_new < 1) return snprintf(err, err_len, "max_new_tokens = %d, must be >= 1", max_new), -1;

@@ -62,7 +62,7 @@ int rl_trainer_init(rl_trainer *t, const exitrl_config *cfg, gpt_model *m) {
     if (cfg->kl_beta > 0 && grpo_reference_init(&t->ref, m)) return 1;
 
     const int n = t->n_prompts * t->group_size, C = m->cfg.d_model;
-    exitrl_backend *be = m->be;
+    exitrl_backend *be = m->backend;
     t->prompt_cap = m->cfg.max_seq - 1;
     t->slots = calloc((size_t)t->n_prompts, sizeof *t->slots);
     t->prompts = malloc(sizeof(int) * (size_t)n * t->prompt_cap);
@@ -97,7 +97,7 @@ int rl_trainer_init(rl_trainer *t, const exitrl_config *cfg, gpt_model *m) {
 
 void rl_trainer_free(rl_trainer *t) {
     if (!t->model) return;
-    exitrl_backend *be = t->model->be;
+    exitrl_backend *be = t->model->backend;
     void *dev[] = {t->d_rewards, t->d_adv, t->d_div, t->d_emb, t->d_scores, t->d_chosen};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         if (dev[i]) be->free(be, dev[i]);
@@ -214,7 +214,7 @@ static void compute_rewards(rl_trainer *t, rl_iter_stats *st) {
 
 /* Group scores and expansion choice, diversity scales and advantages: the RL kernels. */
 static void score_and_advantage(rl_trainer *t, uint64_t it) {
-    exitrl_backend *be = t->model->be;
+    exitrl_backend *be = t->model->backend;
     const int n = t->n_prompts * t->group_size, C = t->model->cfg.d_model;
     be->upload(be, t->d_rewards, t->reward, sizeof(float) * n);
     be->score_groups(be, t->d_scores, t->d_chosen, t->d_rewards, t->n_prompts, t->group_size, t->cfg->insert, t->cfg->insert_k,
@@ -302,7 +302,7 @@ int rl_iteration(rl_trainer *t, uint64_t it, rl_iter_stats *st) {
     }
     if (t->cfg->kl_beta > 0 && (it + 1) % (uint64_t)t->cfg->ref_every == 0)
         grpo_reference_update(&t->ref, t->model, (float)t->cfg->ref_alpha);
-    t->model->be->sync(t->model->be); /* the update phase's time must include its device work */
+    t->model->backend->sync(t->model->backend); /* the update phase's time must include its device work */
     double t5 = now_seconds();
     update_buffer(t, it, st);
     double t6 = now_seconds();
