@@ -1,6 +1,6 @@
 /* The CUDA backend: device selection, the context (stream, cuBLASLt handle and workspace, scratch),
  * memory, synchronisation, dtype conversion and error reporting. The ops live in one file per
- * family (encoder.cu, layernorm.cu, matmul.cu, attention.cu, classifier.cu, adamw.cu, norm.cu).
+ * family (encoder.cu, layernorm.cu, matmul.cu, attention.cu, classifier.cu, adamw.cu, grad_norm.cu).
  *
  * Environment, read when the backend is created:
  *   EXITRL_ATTENTION=flash|simt|cudnn  attention_forward/backward implementation: flash

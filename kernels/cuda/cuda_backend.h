@@ -23,7 +23,7 @@ extern "C" {
 
 /* Grow-only scratch buffers; each op family uses its own slots so no two live uses collide. */
 typedef enum {
-    SCRATCH_NORM_PARTIALS,   /* norm.cu: per-block partial sums */
+    SCRATCH_NORM_PARTIALS,   /* grad_norm.cu: per-block partial sums */
     SCRATCH_LN_PARTIALS,     /* layernorm.cu: per-chunk dw/db partials */
     SCRATCH_BIAS_PARTIALS,   /* matmul.cu: per-chunk dbias partials */
     SCRATCH_ENC_SORT,        /* encoder.cu: sorted tokens / positions + CUB temp storage */
