@@ -1,5 +1,6 @@
-/* Causal attention through cuDNN's fused (flash) attention, the second implementation of
- * attention_forward / attention_backward (contracts in ops.h), selected with EXITRL_ATTENTION=cudnn.
+/* Causal attention through cuDNN's fused (flash) attention, the third implementation of
+ * attention_forward / attention_backward (contracts in ops.h), selected with EXITRL_ATTENTION=cudnn;
+ * attention.cu's attention_choose decides, call by call, whether it runs or our kernels do.
  * Only cuDNN's C backend ("graph") API is used: cudnn-frontend is C++ and not a dependency.
  *
  * Which graph. cuDNN 9.19's single-node SDPA operation (CUDNN_BACKEND_OPERATION_SDPA_FWD/BWD_
@@ -27,10 +28,10 @@
  * build). T == 1 always runs the flash kernels (cuDNN's fused attention has no key length 1).
  * A call cuDNN cannot take (head size not a multiple of 8 or above 256; qkv, out, dout or dqkv not
  * 16-byte aligned -- lse may be misaligned, it then goes through scratch; no engine or plan for
- * this shape; the plan cache full) runs the flash kernels instead, with one line on stderr for the
- * first such call of each shape, and is counted (cuda_attention_cudnn_fallbacks), so a benchmark
- * can tell; with EXITRL_ATTENTION_STRICT=1 (the tests) it stops the program with the reason
- * instead. cuDNN's backward is not guaranteed to be bitwise reproducible from run to run, unlike
+ * this shape; the plan cache full) gets no plan from cuda_attention_cudnn_plan, with the reason;
+ * attention.cu then runs the flash kernels instead, with one line on stderr for the first such
+ * call of each shape, and counts it (cuda_attention_cudnn_fallbacks), so a benchmark can tell;
+ * with EXITRL_ATTENTION_STRICT=1 (the tests) it stops the program with the reason instead. cuDNN's backward is not guaranteed to be bitwise reproducible from run to run, unlike
  * the flash kernel's.
  *
  * Plans. One execution plan per (direction, B, T, C, NH), built on first use and cached in the
@@ -140,8 +141,6 @@ typedef struct {
     cudnnHandle_t handle;
     att_plan **plans;
     int count, cap;
-    int strict;       /* EXITRL_ATTENTION_STRICT=1: a refusal stops the program */
-    int fallbacks;    /* calls that ran the flash kernels because cuDNN could not take them */
     int warned_align; /* the misaligned-pointer warning was printed */
     int warned_full;  /* the plan-cache-full warning was printed */
 } att_state;
@@ -662,37 +661,27 @@ static int cache_add(att_state *s, att_plan *p) {
     return 0;
 }
 
-/* A call cuDNN cannot take: fatal when strict, else counted, with one line on stderr when warn. */
-static void refuse(att_state *s, const char *op, const plan_key *key, int warn, const char *why) {
-    if (s->strict)
-        CUDA_UNSUPPORTED("%s (cudnn, B=%d T=%d C=%d NH=%d): %s", op, key->B, key->T, key->C, key->NH, why);
-    s->fallbacks++;
-    if (warn)
-        fprintf(stderr, "exitrl: cuda: %s: cuDNN attention cannot run B=%d T=%d C=%d NH=%d (%s); running the flash "
-                "kernels for it\n", op, key->B, key->T, key->C, key->NH, why);
-}
-
-/* The plan for key, built on first use; NULL when cuDNN cannot run this shape (refused, see refuse),
- * remembered so that the refusal is reported and the build tried once per shape. */
-static att_plan *get_plan(cuda_ctx *ctx, const plan_key *key, const char *op, const char *shape_why) {
-    att_state *s = (att_state *)ctx->cudnn_att;
-    if (!s) CUDA_UNSUPPORTED("%s: the cuDNN attention state is missing (backend created without EXITRL_ATTENTION=cudnn)", op);
+/* The plan for key, built on first use; NULL when cuDNN cannot run this shape, with the reason in
+ * why and *first = 1 the first time. The refusal is remembered, so that the build is tried and the
+ * refusal named once per shape. */
+static att_plan *get_plan(att_state *s, const plan_key *key, const char *op, const char *shape_why, char *why,
+                          size_t why_len, int *first) {
     for (int i = 0; i < s->count; i++)
         if (memcmp(&s->plans[i]->key, key, sizeof *key) == 0) {
-            if (s->plans[i]->refused) refuse(s, op, key, 0, "refused before");
+            if (s->plans[i]->refused) snprintf(why, why_len, "refused before");
             return s->plans[i]->plan ? s->plans[i] : NULL;
         }
     if (s->count >= MAX_PLANS) {
-        refuse(s, op, key, !s->warned_full, "the cuDNN plan cache is full (MAX_PLANS shapes)");
+        snprintf(why, why_len, "the cuDNN plan cache is full (MAX_PLANS shapes)");
+        *first = !s->warned_full;
         s->warned_full = 1;
         return NULL;
     }
-    char why[2048];
     att_plan *p = NULL;
     if (shape_why) {
-        snprintf(why, sizeof why, "%s", shape_why);
+        snprintf(why, why_len, "%s", shape_why);
     } else {
-        p = build_plan(s->handle, key, why, sizeof why);
+        p = build_plan(s->handle, key, why, why_len);
         if (p && cache_add(s, p) != 0) {
             plan_free(p);
             CUDA_UNSUPPORTED("%s: out of host memory for the cuDNN plan cache", op);
@@ -705,7 +694,7 @@ static att_plan *get_plan(cuda_ctx *ctx, const plan_key *key, const char *op, co
     r->key = *key;
     r->refused = 1;
     if (cache_add(s, r) != 0) CUDA_UNSUPPORTED("%s: out of host memory for the cuDNN plan cache", op);
-    refuse(s, op, key, 1, why);
+    *first = 1;
     return NULL;
 }
 
@@ -726,10 +715,6 @@ static size_t round256(size_t x) { return (x + 255) & ~(size_t)255; }
 
 static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
-/* 1 when cuDNN should be tried at all: valid sizes (the flash kernels report invalid ones) and
- * T > 1 (cuDNN's fused attention has no key length 1; PyTorch gates it off there too). */
-static int cudnn_shape(int B, int T, int C, int NH) { return B >= 1 && T > 1 && C >= 1 && NH >= 1 && C % NH == 0; }
-
 /* Why cuDNN's fused attention cannot take this (valid) shape (a constant text), or NULL; fp32 mode
  * was refused when the backend was created. */
 static const char *shape_refusal(int C, int NH) {
@@ -738,17 +723,21 @@ static const char *shape_refusal(int C, int NH) {
     return NULL;
 }
 
-/* 1 when every pointer is 16-byte aligned; else counts a refusal (one warning per backend). */
-static int pointers_ok(cuda_ctx *ctx, const char *op, const plan_key *key, const void *const *ptrs, int n) {
+extern "C" void *cuda_attention_cudnn_plan(cuda_ctx *ctx, const char *op, int backward, int B, int T, int C, int NH,
+                                          const void *const *ptrs, int nptrs, char *why, size_t why_len,
+                                          int *first) {
     att_state *s = (att_state *)ctx->cudnn_att;
-    for (int i = 0; i < n; i++)
-        if (!aligned16(ptrs[i])) {
-            if (!s) CUDA_UNSUPPORTED("%s: the cuDNN attention state is missing", op);
-            refuse(s, op, key, !s->warned_align, "a tensor pointer is not 16-byte aligned");
+    if (!s) CUDA_UNSUPPORTED("%s: the cuDNN attention state is missing (backend created without EXITRL_ATTENTION=cudnn)", op);
+    plan_key key = make_key(backward, B, T, C, NH);
+    *first = 0;
+    for (int i = 0; i < nptrs; i++)
+        if (!aligned16(ptrs[i])) { /* named once per backend */
+            snprintf(why, why_len, "a tensor pointer is not 16-byte aligned");
+            *first = !s->warned_align;
             s->warned_align = 1;
-            return 0;
+            return NULL;
         }
-    return 1;
+    return get_plan(s, &key, op, shape_refusal(C, NH), why, why_len, first);
 }
 
 /* Binds the tensors to memory and runs the plan on the backend's stream. */
@@ -767,19 +756,10 @@ static void execute(cuda_ctx *ctx, att_plan *p, int n, const int64_t *uids, void
     CUDA_AFTER_LAUNCH(ctx, op);
 }
 
-extern "C" void cuda_attention_cudnn_forward(exitrl_backend *be, void *out, float *lse, const void *qkv, int B, int T,
-                                             int C, int NH) {
+extern "C" void cuda_attention_cudnn_forward(cuda_ctx *ctx, void *plan, void *out, float *lse, const void *qkv, int B,
+                                             int T, int C, int NH) {
     const char *op = "attention_forward";
-    cuda_ctx *ctx = CUDA_CTX(be);
-    plan_key key = make_key(0, B, T, C, NH);
-    const void *ptrs_in[] = {qkv, out};
-    att_plan *p = NULL;
-    if (cudnn_shape(B, T, C, NH) && pointers_ok(ctx, op, &key, ptrs_in, 2))
-        p = get_plan(ctx, &key, op, shape_refusal(C, NH));
-    if (!p) {
-        cuda_attention_forward(be, out, lse, qkv, B, T, C, NH);
-        return;
-    }
+    att_plan *p = (att_plan *)plan;
 
     /* Stats go straight to lse when it is aligned, else (and when lse is NULL) through scratch. */
     size_t ws = round256((size_t)p->workspace), stats_bytes = (size_t)B * NH * T * sizeof(float);
@@ -796,19 +776,10 @@ extern "C" void cuda_attention_cudnn_forward(exitrl_backend *be, void *out, floa
         CUDA_CHECK(cudaMemcpyAsync(lse, stats, stats_bytes, cudaMemcpyDeviceToDevice, ctx->stream));
 }
 
-extern "C" void cuda_attention_cudnn_backward(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
+extern "C" void cuda_attention_cudnn_backward(cuda_ctx *ctx, void *plan, void *dqkv, const void *dout, const void *qkv,
                                               const void *out, const float *lse, int B, int T, int C, int NH) {
     const char *op = "attention_backward";
-    cuda_ctx *ctx = CUDA_CTX(be);
-    plan_key key = make_key(1, B, T, C, NH);
-    const void *ptrs_in[] = {dqkv, dout, qkv, out};
-    att_plan *p = NULL;
-    if (cudnn_shape(B, T, C, NH) && pointers_ok(ctx, op, &key, ptrs_in, 4))
-        p = get_plan(ctx, &key, op, shape_refusal(C, NH));
-    if (!p) {
-        cuda_attention_backward(be, dqkv, dout, qkv, out, lse, B, T, C, NH);
-        return;
-    }
+    att_plan *p = (att_plan *)plan;
 
     /* scratch: [cuDNN workspace | softmax_sum (fp32 B*NH*T) | dQ accumulator (fp32 B*NH*T*hs) |
      *           aligned copy of lse when lse is not 16-byte aligned] */
@@ -841,11 +812,6 @@ extern "C" void cuda_attention_cudnn_backward(exitrl_backend *be, void *dqkv, co
 
 extern "C" int cuda_attention_cudnn_available(char *why, size_t why_len) { return version_ok(why, why_len); }
 
-extern "C" int cuda_attention_cudnn_fallbacks(const cuda_ctx *ctx) {
-    const att_state *s = (const att_state *)ctx->cudnn_att;
-    return s ? s->fallbacks : 0;
-}
-
 extern "C" void cuda_attention_cudnn_release(cuda_ctx *ctx) {
     att_state *s = (att_state *)ctx->cudnn_att;
     if (!s) return;
@@ -857,12 +823,7 @@ extern "C" void cuda_attention_cudnn_release(cuda_ctx *ctx) {
 }
 
 extern "C" int cuda_attention_cudnn_init(cuda_ctx *ctx, char *why, size_t why_len) {
-    if (ctx->fp32) {
-        snprintf(why, why_len,
-                 "EXITRL_ATTENTION=cudnn: cuDNN's fused attention has no fp32 kernels, so it cannot run in the fp32 "
-                 "parity mode; use bf16 or EXITRL_ATTENTION=flash");
-        return -1;
-    }
+    /* (The fp32 mode was refused before: cuda_attention_select.) */
     char reason[512];
     if (!version_ok(reason, sizeof reason)) {
         snprintf(why, why_len, "EXITRL_ATTENTION=cudnn is unavailable: %s; use EXITRL_ATTENTION=flash", reason);
@@ -874,8 +835,6 @@ extern "C" int cuda_attention_cudnn_init(cuda_ctx *ctx, char *why, size_t why_le
         return -1;
     }
     ctx->cudnn_att = s;
-    const char *strict = getenv("EXITRL_ATTENTION_STRICT");
-    s->strict = strict && strcmp(strict, "1") == 0;
     cudnnStatus_t st = cudnnCreate(&s->handle);
     if (st == CUDNN_STATUS_SUCCESS) st = cudnnSetStream(s->handle, ctx->stream);
     if (st != CUDNN_STATUS_SUCCESS) {
@@ -933,19 +892,22 @@ extern "C" int cuda_attention_cudnn_init(cuda_ctx *ctx, char *why, size_t why_le
 
 extern "C" void cuda_attention_cudnn_release(cuda_ctx *ctx) { (void)ctx; }
 
-extern "C" int cuda_attention_cudnn_fallbacks(const cuda_ctx *ctx) {
-    (void)ctx;
-    return 0;
+extern "C" void *cuda_attention_cudnn_plan(cuda_ctx *ctx, const char *op, int backward, int B, int T, int C, int NH,
+                                          const void *const *ptrs, int nptrs, char *why, size_t why_len,
+                                          int *first) {
+    char reason[256];
+    not_built(reason, sizeof reason);
+    CUDA_UNSUPPORTED("%s: %s", op, reason);
 }
 
-extern "C" void cuda_attention_cudnn_forward(exitrl_backend *be, void *out, float *lse, const void *qkv, int B, int T,
-                                             int C, int NH) {
+extern "C" void cuda_attention_cudnn_forward(cuda_ctx *ctx, void *plan, void *out, float *lse, const void *qkv, int B,
+                                             int T, int C, int NH) {
     char why[256];
     not_built(why, sizeof why);
     CUDA_UNSUPPORTED("attention_forward: %s", why);
 }
 
-extern "C" void cuda_attention_cudnn_backward(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
+extern "C" void cuda_attention_cudnn_backward(cuda_ctx *ctx, void *plan, void *dqkv, const void *dout, const void *qkv,
                                               const void *out, const float *lse, int B, int T, int C, int NH) {
     char why[256];
     not_built(why, sizeof why);

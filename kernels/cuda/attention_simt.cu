@@ -9,14 +9,17 @@
  * scores and owns hs/TPR of its output columns (d = sub + TPR*k). Tiles live in shared memory as
  * fp32, rows padded by one float so the strided reads hit distinct banks.
  *
- * Backward, deterministic (no atomics): D = rowsum(dO * O) first; then one kernel per key tile
- * accumulates dK and dV over query tiles, and one kernel per query tile accumulates dQ over key
- * tiles. Each recomputes P = exp(S - lse); this costs 7 tile products instead of FlashAttention-2's
- * 5, in exchange for no fp32 atomics and run-to-run identical gradients.
+ * Backward, deterministic (no atomics): D = rowsum(dO * O) first (attention.cu, shared with the
+ * tensor-core kernels); then one kernel per key tile accumulates dK and dV over query tiles, and
+ * one kernel per query tile accumulates dQ over key tiles. Each recomputes P = exp(S - lse); this
+ * costs 7 tile products instead of FlashAttention-2's 5, in exchange for no fp32 atomics and
+ * run-to-run identical gradients.
  *
- * Supported head sizes: 16, 32, 64, 128 (the kernels are unrolled per size); others are a clear
- * error. The kernels use CUDA cores (fp32 FMA): they run the fp32 parity mode, and bf16 only with
- * EXITRL_ATTENTION=simt; bf16 attention otherwise runs on tensor cores (attention_mma.cu). */
+ * Supported head sizes: 16, 32, 64, 128 (the kernels are unrolled per size); attention.cu checks
+ * the shape and reports others as a clear error. The kernels use CUDA cores (fp32 FMA): they run
+ * the fp32 parity mode, and bf16 only with EXITRL_ATTENTION=simt; bf16 attention otherwise runs on
+ * tensor cores (attention_mma.cu) or cuDNN (attention_cudnn.cu). attention.cu's attention_choose
+ * picks among them. */
 #include <math.h>
 
 #include "cuda_common.cuh"
@@ -139,23 +142,6 @@ flash_forward_kernel(act_t *out, float *lse, const act_t *qkv, int T, int C, int
 }
 
 /* ---- backward ---- */
-
-/* D[b, h, t] = sum_d dO[b, t, h, d] * O[b, t, h, d]; one warp per (b, t, h), grid-stride. */
-template <typename act_t>
-__global__ void attention_rowdot_kernel(float *D, const act_t *dout, const act_t *out, int B, int T, int C, int NH) {
-    size_t rows = (size_t)B * T * NH, warps = (size_t)gridDim.x * blockDim.x / 32;
-    int lane = threadIdx.x % 32, hs = C / NH;
-    for (size_t row = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) / 32; row < rows; row += warps) {
-        int h = (int)(row % NH);
-        size_t bt = row / NH;
-        int t = (int)(bt % T), b = (int)(bt / T);
-        const act_t *dO = dout + bt * C + (size_t)h * hs, *O = out + bt * C + (size_t)h * hs;
-        float s = 0.0f;
-        for (int d = lane; d < hs; d += 32) s += to_f32(dO[d]) * to_f32(O[d]);
-        s = warp_sum(s);
-        if (lane == 0) D[((size_t)b * NH + h) * T + t] = s;
-    }
-}
 
 /* dK, dV for BC keys of one (b, h), summed over the query tiles at or after them. */
 template <typename act_t, int HS>
@@ -289,22 +275,10 @@ static void flash_forward_launch(cuda_ctx *ctx, act_t *out, float *lse, const ac
     CUDA_AFTER_LAUNCH(ctx, "attention_forward");
 }
 
-/* D = rowsum(dO * O) per (b, h, t), into scratch memory; the first step of every backward. */
-template <typename act_t>
-static const float *attention_rowdot(cuda_ctx *ctx, const act_t *dout, const act_t *out, int B, int T, int C, int NH) {
-    float *D = (float *)cuda_scratch(ctx, SCRATCH_ATT_D, (size_t)B * NH * T * sizeof(float));
-    size_t rows = (size_t)B * T * NH;
-    attention_rowdot_kernel<act_t><<<cuda_blocks_for(rows * 32, 256), 256, 0, ctx->stream>>>(D, dout, out, B, T, C,
-                                                                                           NH);
-    CUDA_AFTER_LAUNCH(ctx, "attention_backward (rowdot)");
-    return D;
-}
-
 template <typename act_t, int HS>
-static void flash_backward_launch(cuda_ctx *ctx, act_t *dqkv, const act_t *dout, const act_t *qkv, const act_t *out,
-                                  const float *lse, int B, int T, int C, int NH) {
+static void flash_backward_launch(cuda_ctx *ctx, act_t *dqkv, const act_t *dout, const act_t *qkv, const float *lse,
+                                  const float *D, int B, int T, int C, int NH) {
     constexpr int R = att_tile<HS>::R;
-    const float *D = attention_rowdot(ctx, dout, out, B, T, C, NH);
     float scale = 1.0f / sqrtf((float)HS);
     dim3 grid((T + R - 1) / R, B * NH);
     size_t smem_dkv = att_dkv_smem_floats<HS>() * sizeof(float);
@@ -321,20 +295,6 @@ static void flash_backward_launch(cuda_ctx *ctx, act_t *dqkv, const act_t *dout,
     CUDA_AFTER_LAUNCH(ctx, "attention_backward (dq)");
 }
 
-/* Checks the shape; returns the head size. */
-static int check_attention_shape(const char *op, int B, int T, int C, int NH) {
-    if (B < 1 || T < 1 || C < 1 || NH < 1 || C % NH)
-        CUDA_UNSUPPORTED("%s: B=%d T=%d C=%d NH=%d (need positive sizes and C %% NH == 0)", op, B, T, C, NH);
-    if ((size_t)B * NH > 65535)
-        CUDA_UNSUPPORTED("%s: B*NH = %zu exceeds the grid limit 65535", op, (size_t)B * NH);
-    int hs = C / NH;
-    if (hs != 16 && hs != 32 && hs != 64 && hs != 128)
-        CUDA_UNSUPPORTED("%s: head size C/NH = %d/%d = %d is not supported (the flash kernels are built for 16, 32, 64 "
-                         "and 128)",
-                         op, C, NH, hs);
-    return hs;
-}
-
 template <typename act_t>
 static void attention_forward_typed(cuda_ctx *ctx, act_t *out, float *lse, const act_t *qkv, int B, int T, int C,
                                     int NH, int hs) {
@@ -347,40 +307,31 @@ static void attention_forward_typed(cuda_ctx *ctx, act_t *out, float *lse, const
 }
 
 template <typename act_t>
-static void attention_backward_typed(cuda_ctx *ctx, act_t *dqkv, const act_t *dout, const act_t *qkv, const act_t *out,
-                                     const float *lse, int B, int T, int C, int NH, int hs) {
+static void attention_backward_typed(cuda_ctx *ctx, act_t *dqkv, const act_t *dout, const act_t *qkv, const float *lse,
+                                     const float *D, int B, int T, int C, int NH, int hs) {
     switch (hs) {
-    case 16: flash_backward_launch<act_t, 16>(ctx, dqkv, dout, qkv, out, lse, B, T, C, NH); break;
-    case 32: flash_backward_launch<act_t, 32>(ctx, dqkv, dout, qkv, out, lse, B, T, C, NH); break;
-    case 64: flash_backward_launch<act_t, 64>(ctx, dqkv, dout, qkv, out, lse, B, T, C, NH); break;
-    default: flash_backward_launch<act_t, 128>(ctx, dqkv, dout, qkv, out, lse, B, T, C, NH); break;
+    case 16: flash_backward_launch<act_t, 16>(ctx, dqkv, dout, qkv, lse, D, B, T, C, NH); break;
+    case 32: flash_backward_launch<act_t, 32>(ctx, dqkv, dout, qkv, lse, D, B, T, C, NH); break;
+    case 64: flash_backward_launch<act_t, 64>(ctx, dqkv, dout, qkv, lse, D, B, T, C, NH); break;
+    default: flash_backward_launch<act_t, 128>(ctx, dqkv, dout, qkv, lse, D, B, T, C, NH); break;
     }
 }
 
-extern "C" void cuda_attention_forward(exitrl_backend *be, void *out, float *lse, const void *qkv, int B, int T, int C,
-                                       int NH) {
-    cuda_ctx *ctx = CUDA_CTX(be);
-    int hs = check_attention_shape("attention_forward", B, T, C, NH);
+/* The entry points attention.cu calls: act dtype fp32 in the fp32 parity mode, else bf16. */
+extern "C" void cuda_attention_simt_forward(cuda_ctx *ctx, void *out, float *lse, const void *qkv, int B, int T, int C,
+                                            int NH, int hs) {
     if (ctx->fp32)
         attention_forward_typed<float>(ctx, (float *)out, lse, (const float *)qkv, B, T, C, NH, hs);
-    else if (ctx->attention_simt)
-        attention_forward_typed<bf16>(ctx, (bf16 *)out, lse, (const bf16 *)qkv, B, T, C, NH, hs);
     else
-        cuda_attention_mma_forward(ctx, out, lse, qkv, B, T, C, NH, hs);
+        attention_forward_typed<bf16>(ctx, (bf16 *)out, lse, (const bf16 *)qkv, B, T, C, NH, hs);
 }
 
-extern "C" void cuda_attention_backward(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
-                                        const void *out, const float *lse, int B, int T, int C, int NH) {
-    cuda_ctx *ctx = CUDA_CTX(be);
-    int hs = check_attention_shape("attention_backward", B, T, C, NH);
+extern "C" void cuda_attention_simt_backward(cuda_ctx *ctx, void *dqkv, const void *dout, const void *qkv,
+                                             const float *lse, const float *D, int B, int T, int C, int NH, int hs) {
     if (ctx->fp32)
-        attention_backward_typed<float>(ctx, (float *)dqkv, (const float *)dout, (const float *)qkv,
-                                        (const float *)out, lse, B, T, C, NH, hs);
-    else if (ctx->attention_simt)
-        attention_backward_typed<bf16>(ctx, (bf16 *)dqkv, (const bf16 *)dout, (const bf16 *)qkv, (const bf16 *)out, lse,
-                                       B, T, C, NH, hs);
+        attention_backward_typed<float>(ctx, (float *)dqkv, (const float *)dout, (const float *)qkv, lse, D, B, T, C,
+                                        NH, hs);
     else
-        cuda_attention_mma_backward(ctx, dqkv, dout, qkv, lse,
-                                    attention_rowdot(ctx, (const bf16 *)dout, (const bf16 *)out, B, T, C, NH), B, T, C,
-                                    NH, hs);
+        attention_backward_typed<bf16>(ctx, (bf16 *)dqkv, (const bf16 *)dout, (const bf16 *)qkv, lse, D, B, T, C, NH,
+                                       hs);
 }
