@@ -7,7 +7,8 @@
  *   matmul.cu      matmul_forward / backward (cuBLASLt)
  *   attention.cu   attention_forward / backward: chooses the implementation of each call among
  *                  attention_mma.cu (tensor cores), attention_simt.cu (CUDA cores) and
- *                  attention_cudnn.cu (cuDNN)
+ *                  attention_cudnn.cu (cuDNN; its graph building in cudnn_graph.cu, and
+ *                  attention_cudnn_stub.cu in a build without cuDNN)
  *   classifier.cu  classifier_forward_backward, grpo_classifier
  *   decode.cu      the rollout ops: encoder_forward_at, kv_cache_store, attention_decode,
  *                  gather_rows, hidden_accumulate
