@@ -187,36 +187,31 @@ static void cu_sync(exitrl_backend *be) {
 
 /* ---- dtype conversion ---- */
 
-__global__ void f32_to_bf16_kernel(bf16 *dst, const float *src, size_t n) {
+/* dst[i] = src[i] between fp32 and bf16 (to bf16: round to nearest even), grid-stride. */
+template <typename dst_t, typename src_t> __global__ void convert_kernel(dst_t *dst, const src_t *src, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        dst[i] = __float2bfloat16_rn(src[i]);
+        dst[i] = from_f32<dst_t>(to_f32(src[i]));
 }
 
-__global__ void bf16_to_f32_kernel(float *dst, const bf16 *src, size_t n) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        dst[i] = __bfloat162float(src[i]);
+/* n values from src to dst: a copy in the fp32 mode (both are fp32 then), else a conversion. */
+template <typename dst_t, typename src_t>
+static void convert(exitrl_backend *be, void *dst, const void *src, size_t n, const char *op) {
+    cuda_ctx *ctx = CUDA_CTX(be);
+    if (!n) return;
+    if (ctx->fp32) {
+        cu_copy(be, dst, src, n * sizeof(float));
+        return;
+    }
+    convert_kernel<dst_t, src_t><<<cuda_blocks_for(n, 256), 256, 0, ctx->stream>>>((dst_t *)dst, (const src_t *)src, n);
+    CUDA_AFTER_LAUNCH(ctx, op);
 }
 
 extern "C" void cuda_f32_to_act(exitrl_backend *be, void *dst, const float *src, size_t n) {
-    cuda_ctx *ctx = CUDA_CTX(be);
-    if (!n) return;
-    if (ctx->fp32) {
-        cu_copy(be, dst, src, n * sizeof(float));
-        return;
-    }
-    f32_to_bf16_kernel<<<cuda_blocks_for(n, 256), 256, 0, ctx->stream>>>((bf16 *)dst, src, n);
-    CUDA_AFTER_LAUNCH(ctx, "f32_to_act");
+    convert<bf16, float>(be, dst, src, n, "f32_to_act");
 }
 
 extern "C" void cuda_act_to_f32(exitrl_backend *be, float *dst, const void *src, size_t n) {
-    cuda_ctx *ctx = CUDA_CTX(be);
-    if (!n) return;
-    if (ctx->fp32) {
-        cu_copy(be, dst, src, n * sizeof(float));
-        return;
-    }
-    bf16_to_f32_kernel<<<cuda_blocks_for(n, 256), 256, 0, ctx->stream>>>(dst, (const bf16 *)src, n);
-    CUDA_AFTER_LAUNCH(ctx, "act_to_f32");
+    convert<float, bf16>(be, dst, src, n, "act_to_f32");
 }
 
 /* ---- CUDA graphs (ops.h "graphs") ---- */
