@@ -1,17 +1,7 @@
+/* CPU reference of adamw_update (ops.h, "optimizer"). */
 #include <math.h>
 
 #include "cpu_ops.h"
-
-void cpu_grad_norm_clip(exitrl_backend *be, float *vals, const float *x, size_t n, float max_norm) {
-    (void)be;
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
-    float norm = (float)sqrt(s);
-    float scale = (max_norm > 0.0f && norm > max_norm) ? max_norm / norm : 1.0f;
-    if (!isfinite(norm)) scale = 0.0f;
-    vals[EXITRL_STEP_NORM] = norm;
-    vals[EXITRL_STEP_SCALE] = scale;
-}
 
 void cpu_adamw_update(exitrl_backend *be, float *master, void *params_act, const float *grads,
                       float *m, float *v, size_t n, const float *vals, float beta1, float beta2,

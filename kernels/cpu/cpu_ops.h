@@ -1,4 +1,4 @@
-/* Internal: the CPU reference kernels that backend_cpu.c puts into the exitrl_backend table.
+/* Internal: the CPU reference kernels that backend.c puts into the exitrl_backend table.
  * Contracts are the ones in ops.h; all tensors are fp32 host memory. */
 #ifndef EXITRL_CPU_OPS_H
 #define EXITRL_CPU_OPS_H

@@ -1,144 +1,90 @@
-/* Causal multi-head attention, flash-attention style (Dao et al. 2022; FlashAttention-2's backward
- * split): tiles of queries and keys in shared memory, an online softmax in fp32, and nothing of
- * size T x T in global memory. Contract in ops.h; lse[b, h, t] = log sum_{s <= t} exp(q_t.k_s /
- * sqrt(hs)), natural log.
- *
- * Layout: qkv[B, T, 3C] = q | k | v, head h of q at columns [h*hs, (h+1)*hs).
- * Work split: a block owns BR query rows (or BC key rows in the dK/dV kernel) of one (b, h);
- * TPR consecutive threads (lanes of one warp) share one row: each computes 1/TPR of the row's
- * scores and owns hs/TPR of its output columns (d = sub + TPR*k). Tiles live in shared memory as
- * fp32, rows padded by one float so the strided reads hit distinct banks.
- *
- * Backward, deterministic (no atomics): D = rowsum(dO * O) first; then one kernel per key tile
- * accumulates dK and dV over query tiles, and one kernel per query tile accumulates dQ over key
- * tiles. Each recomputes P = exp(S - lse); this costs 7 tile products instead of FlashAttention-2's
- * 5, in exchange for no fp32 atomics and run-to-run identical gradients.
- *
- * Supported head sizes: 16, 32, 64, 128 (the kernels are unrolled per size); others are a clear
- * error. The kernels use CUDA cores (fp32 FMA): they run the fp32 parity mode, and bf16 only with
- * EXITRL_ATTENTION=simt; bf16 attention otherwise runs on tensor cores (attention_mma.cu). */
-#include <math.h>
+/* attention_forward / attention_backward (contracts in ops.h): the ops the backend table holds, and
+ * the one place that decides which implementation runs each call (attention_choose):
+ *   mma    our flash attention on tensor cores (attention_mma.cu): bf16, the default;
+ *   simt   our flash attention on CUDA cores (attention_simt.cu): the fp32 parity mode, and bf16
+ *          with EXITRL_ATTENTION=simt;
+ *   cudnn  cuDNN's fused attention (attention_cudnn.cu): bf16 with EXITRL_ATTENTION=cudnn, with
+ *          a fall-back to mma for the calls cuDNN cannot take (or a stop, with
+ *          EXITRL_ATTENTION_STRICT=1).
+ * EXITRL_ATTENTION and EXITRL_ATTENTION_STRICT are read once, when the backend is created
+ * (cuda_attention_select). Also here: the shape check of our kernels and D = rowsum(dO * O), the
+ * first step of both of our backwards. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cuda_common.cuh"
 
-#define ATT_TPR 8 /* threads per row: a power of two dividing 32 */
-
-/* Tile sizes per head size: BR = BC = 64 rows, 32 for hs = 128 so shared memory stays below
- * 100 KB per block (two blocks per SM on H100, and within A100's opt-in limit). */
-template <int HS> struct att_tile { static constexpr int R = HS >= 128 ? 32 : 64; };
-
-/* Padded row strides (floats). Q/K/V/dO tiles: HS + 1. Score tiles: BC + 8 in the forward and
- * the dQ kernel (rows r, r+1.. of a warp start 8 banks apart), BC + 4 in the dK/dV kernel. */
-template <int HS> __host__ __device__ constexpr int att_ld() { return HS + 1; }
-
-template <int HS> __host__ __device__ constexpr size_t att_fwd_smem_floats() {
-    return (size_t)3 * att_tile<HS>::R * att_ld<HS>() + (size_t)att_tile<HS>::R * (att_tile<HS>::R + 8);
-}
-template <int HS> __host__ __device__ constexpr size_t att_dkv_smem_floats() {
-    return (size_t)4 * att_tile<HS>::R * att_ld<HS>() + (size_t)2 * att_tile<HS>::R * (att_tile<HS>::R + 4) +
-           2 * att_tile<HS>::R;
-}
-template <int HS> __host__ __device__ constexpr size_t att_dq_smem_floats() {
-    return (size_t)4 * att_tile<HS>::R * att_ld<HS>() + (size_t)att_tile<HS>::R * (att_tile<HS>::R + 8);
-}
-
-/* Copies rows [row0, row0 + rows) of one head of q, k or v (column offset col) into a padded fp32
- * tile; rows at or past T are zero. All threads of the block take part. */
-template <typename act_t, int HS>
-__device__ __forceinline__ void load_tile(float *tile, const act_t *base, size_t row_stride, int row0, int rows,
-                                          int T) {
-    for (int idx = threadIdx.x; idx < rows * HS; idx += blockDim.x) {
-        int r = idx / HS, d = idx % HS, t = row0 + r;
-        tile[r * att_ld<HS>() + d] = t < T ? to_f32(base[(size_t)t * row_stride + d]) : 0.0f;
+extern "C" int cuda_attention_select(cuda_ctx *ctx, char *why, size_t why_len) {
+    const char *att = getenv("EXITRL_ATTENTION");
+    if (!att || !*att || strcmp(att, "flash") == 0) {
+        ctx->attention = CUDA_ATTENTION_FLASH;
+    } else if (strcmp(att, "simt") == 0) {
+        ctx->attention = CUDA_ATTENTION_SIMT;
+    } else if (strcmp(att, "cudnn") == 0) {
+        ctx->attention = CUDA_ATTENTION_CUDNN;
+    } else {
+        snprintf(why, why_len, "EXITRL_ATTENTION='%s' (expected flash, simt or cudnn)", att);
+        return -1;
     }
-}
-
-/* Sum / max over the TPR lanes sharing a row (aligned groups within a warp). */
-__device__ __forceinline__ float group_sum(float v) {
-    for (int o = ATT_TPR / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-__device__ __forceinline__ float group_max(float v) {
-    for (int o = ATT_TPR / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
-}
-
-template <int HS> __device__ __forceinline__ float dot_rows(const float *a, const float *b) {
-    float s = 0.0f;
-#pragma unroll 16
-    for (int d = 0; d < HS; d++) s += a[d] * b[d];
-    return s;
-}
-
-/* ---- forward ---- */
-
-template <typename act_t, int HS>
-__global__ void __launch_bounds__(att_tile<HS>::R * ATT_TPR)
-flash_forward_kernel(act_t *out, float *lse, const act_t *qkv, int T, int C, int NH, float scale) {
-    constexpr int BR = att_tile<HS>::R, BC = att_tile<HS>::R, LD = att_ld<HS>(), PLD = BC + 8;
-    constexpr int KEYS = BC / ATT_TPR, DIMS = HS / ATT_TPR;
-    extern __shared__ float smem[];
-    float *Qs = smem, *Ks = Qs + BR * LD, *Vs = Ks + BC * LD, *Ps = Vs + BC * LD;
-
-    int q0 = blockIdx.x * BR, bh = blockIdx.y, b = bh / NH, h = bh % NH;
-    size_t row_stride = (size_t)3 * C;
-    const act_t *qbase = qkv + (size_t)b * T * row_stride + h * HS;
-    int r = threadIdx.x / ATT_TPR, sub = threadIdx.x % ATT_TPR, i = q0 + r;
-
-    load_tile<act_t, HS>(Qs, qbase, row_stride, q0, BR, T);
-    float m_i = -INFINITY, l_i = 0.0f, acc[DIMS];
-#pragma unroll
-    for (int k = 0; k < DIMS; k++) acc[k] = 0.0f;
-
-    int q_last = min(q0 + BR, T) - 1;
-    for (int k0 = 0; k0 <= q_last; k0 += BC) {
-        __syncthreads(); /* the previous tile is consumed (and Qs is loaded, the first time) */
-        load_tile<act_t, HS>(Ks, qbase + C, row_stride, k0, BC, T);
-        load_tile<act_t, HS>(Vs, qbase + 2 * C, row_stride, k0, BC, T);
-        __syncthreads();
-
-        float s[KEYS], tile_max = -INFINITY;
-#pragma unroll
-        for (int jj = 0; jj < KEYS; jj++) {
-            int jl = sub + jj * ATT_TPR, j = k0 + jl;
-            float v = dot_rows<HS>(&Qs[r * LD], &Ks[jl * LD]) * scale;
-            s[jj] = (j <= i && j < T) ? v : -INFINITY;
-            tile_max = fmaxf(tile_max, s[jj]);
-        }
-        tile_max = group_max(tile_max);
-        /* Key 0 is in the first tile and visible to every row, so m_new is finite from there on. */
-        float m_new = fmaxf(m_i, tile_max);
-        float alpha = __expf(m_i - m_new); /* 0 on the first tile (m_i = -inf) */
-        float row_sum = 0.0f;
-#pragma unroll
-        for (int jj = 0; jj < KEYS; jj++) {
-            float p = s[jj] == -INFINITY ? 0.0f : __expf(s[jj] - m_new);
-            Ps[r * PLD + sub + jj * ATT_TPR] = p;
-            row_sum += p;
-        }
-        row_sum = group_sum(row_sum);
-        l_i = l_i * alpha + row_sum;
-        m_i = m_new;
-        __syncwarp(); /* a row's P entries come from the lanes of one warp */
-#pragma unroll
-        for (int k = 0; k < DIMS; k++) acc[k] *= alpha;
-        int jl_end = min(BC, i - k0 + 1); /* keys past the diagonal have p = 0 */
-        for (int jl = 0; jl < jl_end; jl++) {
-            float p = Ps[r * PLD + jl];
-#pragma unroll
-            for (int k = 0; k < DIMS; k++) acc[k] += p * Vs[jl * LD + sub + k * ATT_TPR];
-        }
+    /* No fp32 fallback: a parity run must test the implementation it names. */
+    if (ctx->attention == CUDA_ATTENTION_CUDNN && ctx->fp32) {
+        snprintf(why, why_len, "EXITRL_ATTENTION=cudnn: cuDNN's fused attention has no fp32 kernels, so it cannot "
+                               "run in the fp32 parity mode; use bf16 or EXITRL_ATTENTION=flash");
+        return -1;
     }
-    if (i < T) {
-        float inv = 1.0f / l_i;
-        act_t *o = out + ((size_t)b * T + i) * C + h * HS;
-#pragma unroll
-        for (int k = 0; k < DIMS; k++) o[sub + k * ATT_TPR] = from_f32<act_t>(acc[k] * inv);
-        if (lse && sub == 0) lse[(size_t)bh * T + i] = m_i + logf(l_i);
-    }
+    const char *strict = getenv("EXITRL_ATTENTION_STRICT");
+    ctx->attention_strict = strict && strcmp(strict, "1") == 0;
+    return 0;
 }
 
-/* ---- backward ---- */
+extern "C" int cuda_attention_cudnn_fallbacks(const cuda_ctx *ctx) { return ctx->attention_fallbacks; }
+
+/* Checks the shape for our kernels (mma and simt); returns the head size. */
+static int check_attention_shape(const char *op, int B, int T, int C, int NH) {
+    if (B < 1 || T < 1 || C < 1 || NH < 1 || C % NH)
+        CUDA_UNSUPPORTED("%s: B=%d T=%d C=%d NH=%d (need positive sizes and C %% NH == 0)", op, B, T, C, NH);
+    if ((size_t)B * NH > 65535)
+        CUDA_UNSUPPORTED("%s: B*NH = %zu exceeds the grid limit 65535", op, (size_t)B * NH);
+    int hs = C / NH;
+    if (hs != 16 && hs != 32 && hs != 64 && hs != 128)
+        CUDA_UNSUPPORTED("%s: head size C/NH = %d/%d = %d is not supported (the flash kernels are built for 16, 32, 64 "
+                         "and 128)",
+                         op, C, NH, hs);
+    return hs;
+}
+
+typedef enum { RUN_CUDNN, RUN_MMA, RUN_SIMT } attention_run;
+
+/* Which implementation runs this call (backward 0: attention_forward, 1: attention_backward; ptrs:
+ * the call's act tensors, which cuDNN needs 16-byte aligned). For RUN_CUDNN, *cudnn_plan is the
+ * plan to run; for our kernels, *hs is the head size (a shape they cannot run is fatal here).
+ *   1. EXITRL_ATTENTION=cudnn (bf16 only; the fp32 mode refused it at create time): cuDNN runs
+ *      every call it can take. It is not asked for T == 1 (its fused attention has no key length
+ *      1; our kernels run those by design, not counted) nor for invalid sizes (reported in 2).
+ *      A call it refuses (head size, alignment, no engine or plan for the shape, plan cache full)
+ *      stops the program with the reason under EXITRL_ATTENTION_STRICT=1 (the tests); otherwise
+ *      it is counted (cuda_attention_cudnn_fallbacks), named on stderr once per shape (once per
+ *      backend for alignment and a full cache) and runs on our kernels below.
+ *   2. Our flash kernels: on CUDA cores (simt) in the fp32 parity mode and with
+ *      EXITRL_ATTENTION=simt, on tensor cores (mma) otherwise. */
+static attention_run attention_choose(cuda_ctx *ctx, const char *op, int backward, int B, int T, int C, int NH,
+                                      const void *const *ptrs, int nptrs, void **cudnn_plan, int *hs) {
+    if (ctx->attention == CUDA_ATTENTION_CUDNN && B >= 1 && T > 1 && C >= 1 && NH >= 1 && C % NH == 0) {
+        char why[2048];
+        int first = 0;
+        *cudnn_plan = cuda_attention_cudnn_plan(ctx, op, backward, B, T, C, NH, ptrs, nptrs, why, sizeof why, &first);
+        if (*cudnn_plan) return RUN_CUDNN;
+        if (ctx->attention_strict)
+            CUDA_UNSUPPORTED("%s (cudnn, B=%d T=%d C=%d NH=%d): %s", op, B, T, C, NH, why);
+        ctx->attention_fallbacks++;
+        if (first)
+            fprintf(stderr, "exitrl: cuda: %s: cuDNN attention cannot run B=%d T=%d C=%d NH=%d (%s); running the flash "
+                    "kernels for it\n", op, B, T, C, NH, why);
+    }
+    *hs = check_attention_shape(op, B, T, C, NH);
+    return ctx->fp32 || ctx->attention == CUDA_ATTENTION_SIMT ? RUN_SIMT : RUN_MMA;
+}
 
 /* D[b, h, t] = sum_d dO[b, t, h, d] * O[b, t, h, d]; one warp per (b, t, h), grid-stride. */
 template <typename act_t>
@@ -157,230 +103,49 @@ __global__ void attention_rowdot_kernel(float *D, const act_t *dout, const act_t
     }
 }
 
-/* dK, dV for BC keys of one (b, h), summed over the query tiles at or after them. */
-template <typename act_t, int HS>
-__global__ void __launch_bounds__(att_tile<HS>::R * ATT_TPR)
-flash_backward_dkv_kernel(act_t *dqkv, const act_t *dout, const act_t *qkv, const float *lse, const float *D, int T,
-                          int C, int NH, float scale) {
-    constexpr int BR = att_tile<HS>::R, BC = att_tile<HS>::R, LD = att_ld<HS>(), PLD = BC + 4;
-    constexpr int QROWS = BR / ATT_TPR, DIMS = HS / ATT_TPR;
-    extern __shared__ float smem[];
-    float *Ks = smem, *Vs = Ks + BC * LD, *Qs = Vs + BC * LD, *dOs = Qs + BR * LD;
-    float *Ps = dOs + BR * LD, *dSs = Ps + BR * PLD, *lse_s = dSs + BR * PLD, *D_s = lse_s + BR;
-
-    int k0 = blockIdx.x * BC, bh = blockIdx.y, b = bh / NH, h = bh % NH;
-    size_t row_stride = (size_t)3 * C;
-    const act_t *qbase = qkv + (size_t)b * T * row_stride + h * HS;
-    const act_t *dobase = dout + (size_t)b * T * C + h * HS;
-    int jl = threadIdx.x / ATT_TPR, sub = threadIdx.x % ATT_TPR, j = k0 + jl;
-
-    load_tile<act_t, HS>(Ks, qbase + C, row_stride, k0, BC, T);
-    load_tile<act_t, HS>(Vs, qbase + 2 * C, row_stride, k0, BC, T);
-    float dk[DIMS], dv[DIMS];
-#pragma unroll
-    for (int k = 0; k < DIMS; k++) dk[k] = dv[k] = 0.0f;
-
-    for (int q0 = (k0 / BR) * BR; q0 < T; q0 += BR) {
-        __syncthreads(); /* the previous query tile is consumed (K, V are loaded, the first time) */
-        load_tile<act_t, HS>(Qs, qbase, row_stride, q0, BR, T);
-        load_tile<act_t, HS>(dOs, dobase, C, q0, BR, T);
-        for (int r = threadIdx.x; r < BR; r += blockDim.x) {
-            int i = q0 + r;
-            lse_s[r] = i < T ? lse[(size_t)bh * T + i] : 0.0f;
-            D_s[r] = i < T ? D[(size_t)bh * T + i] : 0.0f;
-        }
-        __syncthreads();
-#pragma unroll
-        for (int mm = 0; mm < QROWS; mm++) {
-            int il = sub + mm * ATT_TPR, i = q0 + il;
-            float p = 0.0f, ds = 0.0f;
-            if (j <= i && i < T) { /* j <= i < T also means j < T */
-                p = __expf(dot_rows<HS>(&Qs[il * LD], &Ks[jl * LD]) * scale - lse_s[il]);
-                ds = p * (dot_rows<HS>(&dOs[il * LD], &Vs[jl * LD]) - D_s[il]);
-            }
-            Ps[il * PLD + jl] = p;
-            dSs[il * PLD + jl] = ds;
-        }
-        __syncthreads();
-        for (int il = 0; il < BR; il++) {
-            float p = Ps[il * PLD + jl], ds = dSs[il * PLD + jl];
-#pragma unroll
-            for (int k = 0; k < DIMS; k++) {
-                int d = sub + k * ATT_TPR;
-                dv[k] += p * dOs[il * LD + d];
-                dk[k] += ds * Qs[il * LD + d];
-            }
-        }
-    }
-    if (j < T) {
-        act_t *dkrow = dqkv + ((size_t)b * T + j) * row_stride + C + h * HS;
-#pragma unroll
-        for (int k = 0; k < DIMS; k++) {
-            dkrow[sub + k * ATT_TPR] = from_f32<act_t>(dk[k] * scale);
-            dkrow[C + sub + k * ATT_TPR] = from_f32<act_t>(dv[k]);
-        }
-    }
-}
-
-/* dQ for BR queries of one (b, h), summed over the key tiles at or before them. */
-template <typename act_t, int HS>
-__global__ void __launch_bounds__(att_tile<HS>::R * ATT_TPR)
-flash_backward_dq_kernel(act_t *dqkv, const act_t *dout, const act_t *qkv, const float *lse, const float *D, int T,
-                         int C, int NH, float scale) {
-    constexpr int BR = att_tile<HS>::R, BC = att_tile<HS>::R, LD = att_ld<HS>(), PLD = BC + 8;
-    constexpr int KEYS = BC / ATT_TPR, DIMS = HS / ATT_TPR;
-    extern __shared__ float smem[];
-    float *Qs = smem, *dOs = Qs + BR * LD, *Ks = dOs + BR * LD, *Vs = Ks + BC * LD, *dSs = Vs + BC * LD;
-
-    int q0 = blockIdx.x * BR, bh = blockIdx.y, b = bh / NH, h = bh % NH;
-    size_t row_stride = (size_t)3 * C;
-    const act_t *qbase = qkv + (size_t)b * T * row_stride + h * HS;
-    int r = threadIdx.x / ATT_TPR, sub = threadIdx.x % ATT_TPR, i = q0 + r;
-
-    load_tile<act_t, HS>(Qs, qbase, row_stride, q0, BR, T);
-    load_tile<act_t, HS>(dOs, dout + (size_t)b * T * C + h * HS, C, q0, BR, T);
-    float lse_i = i < T ? lse[(size_t)bh * T + i] : 0.0f, D_i = i < T ? D[(size_t)bh * T + i] : 0.0f;
-    float dq[DIMS];
-#pragma unroll
-    for (int k = 0; k < DIMS; k++) dq[k] = 0.0f;
-
-    int q_last = min(q0 + BR, T) - 1;
-    for (int k0 = 0; k0 <= q_last; k0 += BC) {
-        __syncthreads();
-        load_tile<act_t, HS>(Ks, qbase + C, row_stride, k0, BC, T);
-        load_tile<act_t, HS>(Vs, qbase + 2 * C, row_stride, k0, BC, T);
-        __syncthreads();
-#pragma unroll
-        for (int jj = 0; jj < KEYS; jj++) {
-            int jl = sub + jj * ATT_TPR, j = k0 + jl;
-            float ds = 0.0f;
-            if (j <= i && i < T) {
-                float p = __expf(dot_rows<HS>(&Qs[r * LD], &Ks[jl * LD]) * scale - lse_i);
-                ds = p * (dot_rows<HS>(&dOs[r * LD], &Vs[jl * LD]) - D_i);
-            }
-            dSs[r * PLD + jl] = ds;
-        }
-        __syncwarp();
-        int jl_end = min(BC, i - k0 + 1);
-        for (int jl = 0; jl < jl_end; jl++) {
-            float ds = dSs[r * PLD + jl];
-#pragma unroll
-            for (int k = 0; k < DIMS; k++) dq[k] += ds * Ks[jl * LD + sub + k * ATT_TPR];
-        }
-    }
-    if (i < T) {
-        act_t *dqrow = dqkv + ((size_t)b * T + i) * row_stride + h * HS;
-#pragma unroll
-        for (int k = 0; k < DIMS; k++) dqrow[sub + k * ATT_TPR] = from_f32<act_t>(dq[k] * scale);
-    }
-}
-
-/* ---- launch ---- */
-
-template <typename act_t, int HS>
-static void flash_forward_launch(cuda_ctx *ctx, act_t *out, float *lse, const act_t *qkv, int B, int T, int C, int NH) {
-    constexpr int R = att_tile<HS>::R;
-    size_t smem = att_fwd_smem_floats<HS>() * sizeof(float);
-    static bool configured = false;
-    attention_smem_opt_in(ctx, flash_forward_kernel<act_t, HS>, smem, "attention_forward", HS, &configured);
-    dim3 grid((T + R - 1) / R, B * NH);
-    flash_forward_kernel<act_t, HS><<<grid, R * ATT_TPR, smem, ctx->stream>>>(out, lse, qkv, T, C, NH,
-                                                                              1.0f / sqrtf((float)HS));
-    CUDA_AFTER_LAUNCH(ctx, "attention_forward");
-}
-
-/* D = rowsum(dO * O) per (b, h, t), into scratch memory; the first step of every backward. */
-template <typename act_t>
-static const float *attention_rowdot(cuda_ctx *ctx, const act_t *dout, const act_t *out, int B, int T, int C, int NH) {
+/* D = rowsum(dO * O) per (b, h, t), into scratch memory; the first step of our backwards. */
+static const float *attention_rowdot(cuda_ctx *ctx, const void *dout, const void *out, int B, int T, int C, int NH) {
     float *D = (float *)cuda_scratch(ctx, SCRATCH_ATT_D, (size_t)B * NH * T * sizeof(float));
     size_t rows = (size_t)B * T * NH;
-    attention_rowdot_kernel<act_t><<<cuda_blocks_for(rows * 32, 256), 256, 0, ctx->stream>>>(D, dout, out, B, T, C,
-                                                                                           NH);
+    unsigned blocks = cuda_blocks_for(rows * 32, 256);
+    if (ctx->fp32)
+        attention_rowdot_kernel<float><<<blocks, 256, 0, ctx->stream>>>(D, (const float *)dout, (const float *)out, B,
+                                                                         T, C, NH);
+    else
+        attention_rowdot_kernel<bf16><<<blocks, 256, 0, ctx->stream>>>(D, (const bf16 *)dout, (const bf16 *)out, B, T,
+                                                                        C, NH);
     CUDA_AFTER_LAUNCH(ctx, "attention_backward (rowdot)");
     return D;
-}
-
-template <typename act_t, int HS>
-static void flash_backward_launch(cuda_ctx *ctx, act_t *dqkv, const act_t *dout, const act_t *qkv, const act_t *out,
-                                  const float *lse, int B, int T, int C, int NH) {
-    constexpr int R = att_tile<HS>::R;
-    const float *D = attention_rowdot(ctx, dout, out, B, T, C, NH);
-    float scale = 1.0f / sqrtf((float)HS);
-    dim3 grid((T + R - 1) / R, B * NH);
-    size_t smem_dkv = att_dkv_smem_floats<HS>() * sizeof(float);
-    static bool configured_dkv = false, configured_dq = false;
-    attention_smem_opt_in(ctx, flash_backward_dkv_kernel<act_t, HS>, smem_dkv, "attention_backward", HS,
-                          &configured_dkv);
-    flash_backward_dkv_kernel<act_t, HS><<<grid, R * ATT_TPR, smem_dkv, ctx->stream>>>(dqkv, dout, qkv, lse, D, T, C,
-                                                                                       NH, scale);
-    CUDA_AFTER_LAUNCH(ctx, "attention_backward (dk, dv)");
-    size_t smem_dq = att_dq_smem_floats<HS>() * sizeof(float);
-    attention_smem_opt_in(ctx, flash_backward_dq_kernel<act_t, HS>, smem_dq, "attention_backward", HS, &configured_dq);
-    flash_backward_dq_kernel<act_t, HS><<<grid, R * ATT_TPR, smem_dq, ctx->stream>>>(dqkv, dout, qkv, lse, D, T, C,
-                                                                                     NH, scale);
-    CUDA_AFTER_LAUNCH(ctx, "attention_backward (dq)");
-}
-
-/* Checks the shape; returns the head size. */
-static int check_attention_shape(const char *op, int B, int T, int C, int NH) {
-    if (B < 1 || T < 1 || C < 1 || NH < 1 || C % NH)
-        CUDA_UNSUPPORTED("%s: B=%d T=%d C=%d NH=%d (need positive sizes and C %% NH == 0)", op, B, T, C, NH);
-    if ((size_t)B * NH > 65535)
-        CUDA_UNSUPPORTED("%s: B*NH = %zu exceeds the grid limit 65535", op, (size_t)B * NH);
-    int hs = C / NH;
-    if (hs != 16 && hs != 32 && hs != 64 && hs != 128)
-        CUDA_UNSUPPORTED("%s: head size C/NH = %d/%d = %d is not supported (the flash kernels are built for 16, 32, 64 "
-                         "and 128)",
-                         op, C, NH, hs);
-    return hs;
-}
-
-template <typename act_t>
-static void attention_forward_typed(cuda_ctx *ctx, act_t *out, float *lse, const act_t *qkv, int B, int T, int C,
-                                    int NH, int hs) {
-    switch (hs) {
-    case 16: flash_forward_launch<act_t, 16>(ctx, out, lse, qkv, B, T, C, NH); break;
-    case 32: flash_forward_launch<act_t, 32>(ctx, out, lse, qkv, B, T, C, NH); break;
-    case 64: flash_forward_launch<act_t, 64>(ctx, out, lse, qkv, B, T, C, NH); break;
-    default: flash_forward_launch<act_t, 128>(ctx, out, lse, qkv, B, T, C, NH); break;
-    }
-}
-
-template <typename act_t>
-static void attention_backward_typed(cuda_ctx *ctx, act_t *dqkv, const act_t *dout, const act_t *qkv, const act_t *out,
-                                     const float *lse, int B, int T, int C, int NH, int hs) {
-    switch (hs) {
-    case 16: flash_backward_launch<act_t, 16>(ctx, dqkv, dout, qkv, out, lse, B, T, C, NH); break;
-    case 32: flash_backward_launch<act_t, 32>(ctx, dqkv, dout, qkv, out, lse, B, T, C, NH); break;
-    case 64: flash_backward_launch<act_t, 64>(ctx, dqkv, dout, qkv, out, lse, B, T, C, NH); break;
-    default: flash_backward_launch<act_t, 128>(ctx, dqkv, dout, qkv, out, lse, B, T, C, NH); break;
-    }
 }
 
 extern "C" void cuda_attention_forward(exitrl_backend *be, void *out, float *lse, const void *qkv, int B, int T, int C,
                                        int NH) {
     cuda_ctx *ctx = CUDA_CTX(be);
-    int hs = check_attention_shape("attention_forward", B, T, C, NH);
-    if (ctx->fp32)
-        attention_forward_typed<float>(ctx, (float *)out, lse, (const float *)qkv, B, T, C, NH, hs);
-    else if (ctx->attention_simt)
-        attention_forward_typed<bf16>(ctx, (bf16 *)out, lse, (const bf16 *)qkv, B, T, C, NH, hs);
-    else
-        cuda_attention_mma_forward(ctx, out, lse, qkv, B, T, C, NH, hs);
+    const void *ptrs[] = {qkv, out};
+    void *plan = NULL;
+    int hs = 0;
+    switch (attention_choose(ctx, "attention_forward", 0, B, T, C, NH, ptrs, 2, &plan, &hs)) {
+    case RUN_CUDNN: cuda_attention_cudnn_forward(ctx, plan, out, lse, qkv, B, T, C, NH); break;
+    case RUN_MMA: cuda_attention_mma_forward(ctx, out, lse, qkv, B, T, C, NH, hs); break;
+    case RUN_SIMT: cuda_attention_simt_forward(ctx, out, lse, qkv, B, T, C, NH, hs); break;
+    }
 }
 
 extern "C" void cuda_attention_backward(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
                                         const void *out, const float *lse, int B, int T, int C, int NH) {
     cuda_ctx *ctx = CUDA_CTX(be);
-    int hs = check_attention_shape("attention_backward", B, T, C, NH);
-    if (ctx->fp32)
-        attention_backward_typed<float>(ctx, (float *)dqkv, (const float *)dout, (const float *)qkv,
-                                        (const float *)out, lse, B, T, C, NH, hs);
-    else if (ctx->attention_simt)
-        attention_backward_typed<bf16>(ctx, (bf16 *)dqkv, (const bf16 *)dout, (const bf16 *)qkv, (const bf16 *)out, lse,
-                                       B, T, C, NH, hs);
-    else
-        cuda_attention_mma_backward(ctx, dqkv, dout, qkv, lse,
-                                    attention_rowdot(ctx, (const bf16 *)dout, (const bf16 *)out, B, T, C, NH), B, T, C,
+    const void *ptrs[] = {dqkv, dout, qkv, out};
+    void *plan = NULL;
+    int hs = 0;
+    switch (attention_choose(ctx, "attention_backward", 1, B, T, C, NH, ptrs, 4, &plan, &hs)) {
+    case RUN_CUDNN: cuda_attention_cudnn_backward(ctx, plan, dqkv, dout, qkv, out, lse, B, T, C, NH); break;
+    case RUN_MMA:
+        cuda_attention_mma_backward(ctx, dqkv, dout, qkv, lse, attention_rowdot(ctx, dout, out, B, T, C, NH), B, T, C,
                                     NH, hs);
+        break;
+    case RUN_SIMT:
+        cuda_attention_simt_backward(ctx, dqkv, dout, qkv, lse, attention_rowdot(ctx, dout, out, B, T, C, NH), B, T,
+                                     C, NH, hs);
+        break;
+    }
 }

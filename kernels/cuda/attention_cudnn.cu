@@ -1,5 +1,6 @@
-/* Causal attention through cuDNN's fused (flash) attention, the second implementation of
- * attention_forward / attention_backward (contracts in ops.h), selected with EXITRL_ATTENTION=cudnn.
+/* Causal attention through cuDNN's fused (flash) attention, the third implementation of
+ * attention_forward / attention_backward (contracts in ops.h), selected with EXITRL_ATTENTION=cudnn;
+ * attention.cu's attention_choose decides, call by call, whether it runs or our kernels do.
  * Only cuDNN's C backend ("graph") API is used: cudnn-frontend is C++ and not a dependency.
  *
  * Which graph. cuDNN 9.19's single-node SDPA operation (CUDNN_BACKEND_OPERATION_SDPA_FWD/BWD_
@@ -27,11 +28,12 @@
  * build). T == 1 always runs the flash kernels (cuDNN's fused attention has no key length 1).
  * A call cuDNN cannot take (head size not a multiple of 8 or above 256; qkv, out, dout or dqkv not
  * 16-byte aligned -- lse may be misaligned, it then goes through scratch; no engine or plan for
- * this shape; the plan cache full) runs the flash kernels instead, with one line on stderr for the
- * first such call of each shape, and is counted (cuda_attention_cudnn_fallbacks), so a benchmark
- * can tell; with EXITRL_ATTENTION_STRICT=1 (the tests) it stops the program with the reason
- * instead. cuDNN's backward is not guaranteed to be bitwise reproducible from run to run, unlike
- * the flash kernel's.
+ * this shape; the plan cache full) gets no plan from cuda_attention_cudnn_plan, with the reason;
+ * attention.cu then runs the flash kernels instead, with one line on stderr for the first such
+ * call of each shape, and counts it (cuda_attention_cudnn_fallbacks), so a benchmark can tell;
+ * with EXITRL_ATTENTION_STRICT=1 (the tests) it stops the program with the reason instead.
+ * cuDNN's backward is not guaranteed to be bitwise reproducible from run to run, unlike the flash
+ * kernel's.
  *
  * Plans. One execution plan per (direction, B, T, C, NH), built on first use and cached in the
  * context, like matmul.cu's cuBLASLt plans (cuDNN compiles the kernels at run time, so a new shape
@@ -40,45 +42,21 @@
  * cuda_attention_cudnn_init builds one small forward and backward plan, so a cuDNN that cannot run
  * the graph is reported when the backend is created, with cuDNN's messages.
  * Workspace (cuDNN's, plus our fp32 buffers) comes from the SCRATCH_CUDNN slot; every call runs on
- * the backend's stream (cudnnSetStream). Without EXITRL_HAVE_CUDNN this file only reports that. */
+ * the backend's stream (cudnnSetStream).
+ *
+ * Files: cudnn_graph.cu builds graphs and plans through cuDNN's backend API (general helpers);
+ * this file holds the attention graphs, the plan cache and the execution; without cuDNN (or with
+ * cuDNN headers older than MIN_CUDNN) this file compiles to nothing and attention_cudnn_stub.cu
+ * only reports that. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cuda_backend.h"
-
-#ifdef EXITRL_HAVE_CUDNN
-#include <cudnn.h>
-#endif
-
-/* Oldest cuDNN library this file runs on (see the header comment), and the headers it needs. */
-#define MIN_CUDNN 91600
-
-#if defined(EXITRL_HAVE_CUDNN) && CUDNN_VERSION >= MIN_CUDNN
-#define ATT_CUDNN 1
-#else
-#define ATT_CUDNN 0
-#endif
+#include "cudnn_graph.h"
 
 #if ATT_CUDNN
-
-/* ---- error reporting ---- */
-
-/* Fatal check for calls made while running an op (plans are built non-fatally, see builder). */
-#define CUDNN_CHECK(call)                                                                          \
-    do {                                                                                           \
-        cudnnStatus_t st_ = (call);                                                                \
-        if (st_ != CUDNN_STATUS_SUCCESS) cudnn_fatal(__FILE__, __LINE__, #call, st_);              \
-    } while (0)
-
-static void cudnn_fatal(const char *file, int line, const char *call, cudnnStatus_t st) {
-    char last[1024] = "";
-    cudnnGetLastErrorString(last, sizeof last);
-    cuda_fatal(file, line, "%s failed: %s%s%s", call, cudnnGetErrorString(st), last[0] ? ": " : "", last);
-}
 
 /* 1 when the loaded cuDNN library can run this file's graphs, else 0 with the reason. */
 static int version_ok(char *why, size_t why_len) {
@@ -93,8 +71,6 @@ static int version_ok(char *why, size_t why_len) {
 
 /* ---- plans ---- */
 
-#define MAX_DESCS 160 /* descriptors one plan is built from (the backward uses 73) */
-#define MAX_OPS 48
 #define MAX_PLANS 64 /* cached shapes (each holds compiled kernels); rollout prefills vary B and T */
 
 /* Unique ids of the tensors a variant pack binds to memory; virtual tensors count up from 100. */
@@ -123,13 +99,8 @@ typedef struct {
 
 typedef struct {
     plan_key key;
-    cudnnBackendDescriptor_t plan; /* the finalized execution plan */
-    cudnnBackendDescriptor_t cfg;  /* the engine configuration it was made from */
-    int64_t workspace;             /* bytes of workspace the plan asks for */
-    int refused;                   /* 1: cuDNN cannot run this shape (plan NULL): flash runs it */
-    /* Every descriptor the plan was built from, destroyed with it. */
-    cudnnBackendDescriptor_t descs[MAX_DESCS];
-    int ndesc;
+    cudnn_plan c; /* the execution plan and every descriptor it was built from */
+    int refused;  /* 1: cuDNN cannot run this shape (c.plan NULL): flash runs it */
     /* By-value scalars: the variant pack points at these host values. */
     alignas(16) float scale;
     alignas(16) float neg_inf;
@@ -140,212 +111,17 @@ typedef struct {
     cudnnHandle_t handle;
     att_plan **plans;
     int count, cap;
-    int strict;       /* EXITRL_ATTENTION_STRICT=1: a refusal stops the program */
-    int fallbacks;    /* calls that ran the flash kernels because cuDNN could not take them */
     int warned_align; /* the misaligned-pointer warning was printed */
     int warned_full;  /* the plan-cache-full warning was printed */
 } att_state;
 
 static void plan_free(att_plan *p) {
     if (!p) return;
-    if (p->plan) cudnnBackendDestroyDescriptor(p->plan);
-    if (p->cfg) cudnnBackendDestroyDescriptor(p->cfg);
-    for (int i = p->ndesc - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(p->descs[i]);
+    cudnn_plan_release(&p->c);
     free(p);
 }
 
-/* Graph construction that records the first failure (which call, which descriptor and attribute,
- * cuDNN's status and message) instead of exiting, so init can report it as a reason. */
-typedef struct {
-    att_plan *p;
-    cudnnHandle_t handle;
-    const char *graph; /* "forward" or "backward", for messages */
-    cudnnStatus_t status;
-    char msg[2048];
-    cudnnBackendDescriptor_t ops[MAX_OPS];
-    int nops;
-    int64_t next_uid;
-} builder;
-
-static void record_v(builder *b, cudnnStatus_t st, int with_last, const char *fmt, va_list ap) {
-    if (b->status != CUDNN_STATUS_SUCCESS) return;
-    b->status = st == CUDNN_STATUS_SUCCESS ? CUDNN_STATUS_INTERNAL_ERROR : st;
-    char what[512], last[1024] = "";
-    vsnprintf(what, sizeof what, fmt, ap);
-    if (with_last && st != CUDNN_STATUS_SUCCESS) cudnnGetLastErrorString(last, sizeof last);
-    snprintf(b->msg, sizeof b->msg, "%s graph: %s: %s%s%s", b->graph, what,
-             st != CUDNN_STATUS_SUCCESS ? cudnnGetErrorString(st) : "internal limit", last[0] ? ": " : "", last);
-}
-
-/* Records the first failure with cuDNN's status name and its last error message. */
-static void record(builder *b, cudnnStatus_t st, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    record_v(b, st, 1, fmt, ap);
-    va_end(ap);
-}
-
-/* The same without cuDNN's last message (for text that already quotes it). */
-static void record_plain(builder *b, cudnnStatus_t st, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    record_v(b, st, 0, fmt, ap);
-    va_end(ap);
-}
-
-static int failed(const builder *b) { return b->status != CUDNN_STATUS_SUCCESS; }
-
-static cudnnBackendDescriptor_t make(builder *b, cudnnBackendDescriptorType_t type, const char *what) {
-    if (failed(b)) return NULL;
-    if (b->p->ndesc == MAX_DESCS) {
-        record(b, CUDNN_STATUS_SUCCESS, "more than %d descriptors (raise MAX_DESCS)", MAX_DESCS);
-        return NULL;
-    }
-    cudnnBackendDescriptor_t d = NULL;
-    cudnnStatus_t st = cudnnBackendCreateDescriptor(type, &d);
-    if (st != CUDNN_STATUS_SUCCESS) {
-        record(b, st, "cudnnBackendCreateDescriptor(%s, type %d)", what, (int)type);
-        return NULL;
-    }
-    b->p->descs[b->p->ndesc++] = d;
-    return d;
-}
-
-#define SET(b, d, what, attr, type, n, value) set_attr((b), (d), (what), (attr), #attr, (type), (n), (value))
-static void set_attr(builder *b, cudnnBackendDescriptor_t d, const char *what, cudnnBackendAttributeName_t attr,
-                     const char *attr_name, cudnnBackendAttributeType_t type, int64_t n, const void *value) {
-    if (failed(b) || !d) return;
-    cudnnStatus_t st = cudnnBackendSetAttribute(d, attr, type, n, value);
-    if (st != CUDNN_STATUS_SUCCESS) record(b, st, "cudnnBackendSetAttribute(%s, %s)", what, attr_name);
-}
-
-static void finalize(builder *b, cudnnBackendDescriptor_t d, const char *what) {
-    if (failed(b) || !d) return;
-    cudnnStatus_t st = cudnnBackendFinalize(d);
-    if (st != CUDNN_STATUS_SUCCESS) record(b, st, "cudnnBackendFinalize(%s)", what);
-}
-
-typedef struct {
-    int64_t v[4];
-} shape4;
-
-static shape4 s4(int64_t a, int64_t b, int64_t c, int64_t d) {
-    shape4 s = {{a, b, c, d}};
-    return s;
-}
-
-/* A tensor descriptor: uid 0 takes the next virtual id. Every tensor declares 16-byte alignment
- * (the cuDNN attention kernels load 16 bytes at a time); the callers check the pointers. */
-static cudnnBackendDescriptor_t tensor(builder *b, const char *what, int64_t uid, cudnnDataType_t type, shape4 dims,
-                                       shape4 strides, bool is_virtual, bool by_value) {
-    cudnnBackendDescriptor_t d = make(b, CUDNN_BACKEND_TENSOR_DESCRIPTOR, what);
-    int64_t alignment = 16;
-    if (uid == 0) uid = b->next_uid++;
-    SET(b, d, what, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid);
-    SET(b, d, what, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &type);
-    SET(b, d, what, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, dims.v);
-    SET(b, d, what, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, strides.v);
-    SET(b, d, what, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &alignment);
-    if (is_virtual) SET(b, d, what, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &is_virtual);
-    if (by_value) SET(b, d, what, CUDNN_ATTR_TENSOR_IS_BY_VALUE, CUDNN_TYPE_BOOLEAN, 1, &by_value);
-    finalize(b, d, what);
-    return d;
-}
-
-static cudnnBackendDescriptor_t io(builder *b, const char *what, int64_t uid, cudnnDataType_t type, shape4 dims,
-                                   shape4 strides) {
-    return tensor(b, what, uid, type, dims, strides, false, false);
-}
-
-static cudnnBackendDescriptor_t virt(builder *b, const char *what, cudnnDataType_t type, shape4 dims,
-                                     shape4 strides) {
-    return tensor(b, what, 0, type, dims, strides, true, false);
-}
-
-/* An fp32 scalar passed by value (a host pointer in the variant pack). */
-static cudnnBackendDescriptor_t scalar(builder *b, const char *what, int64_t uid) {
-    return tensor(b, what, uid, CUDNN_DATA_FLOAT, s4(1, 1, 1, 1), s4(1, 1, 1, 1), false, true);
-}
-
-static void add_op(builder *b, cudnnBackendDescriptor_t op) {
-    if (failed(b)) return;
-    if (b->nops == MAX_OPS) {
-        record(b, CUDNN_STATUS_SUCCESS, "more than %d operations (raise MAX_OPS)", MAX_OPS);
-        return;
-    }
-    b->ops[b->nops++] = op;
-}
-
-/* c = a @ bm over the last two dimensions, batched over the first two, fp32 accumulation. */
-static void op_matmul(builder *b, const char *what, cudnnBackendDescriptor_t a, cudnnBackendDescriptor_t bm,
-                      cudnnBackendDescriptor_t c) {
-    cudnnDataType_t comp = CUDNN_DATA_FLOAT;
-    cudnnBackendDescriptor_t mm = make(b, CUDNN_BACKEND_MATMUL_DESCRIPTOR, what);
-    SET(b, mm, what, CUDNN_ATTR_MATMUL_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &comp);
-    finalize(b, mm, what);
-    cudnnBackendDescriptor_t op = make(b, CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR, what);
-    SET(b, op, what, CUDNN_ATTR_OPERATION_MATMUL_ADESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &a);
-    SET(b, op, what, CUDNN_ATTR_OPERATION_MATMUL_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &bm);
-    SET(b, op, what, CUDNN_ATTR_OPERATION_MATMUL_CDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &c);
-    SET(b, op, what, CUDNN_ATTR_OPERATION_MATMUL_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &mm);
-    finalize(b, op, what);
-    add_op(b, op);
-}
-
-/* y = mode(x, bb, t) elementwise with broadcasting (bb, t NULL when the mode takes fewer inputs;
- * BINARY_SELECT is y = t ? x : bb); axis >= 0 only for GEN_INDEX. */
-static void op_pointwise(builder *b, const char *what, cudnnPointwiseMode_t mode, cudnnDataType_t prec, int64_t axis,
-                         cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t bb, cudnnBackendDescriptor_t t,
-                         cudnnBackendDescriptor_t y) {
-    cudnnBackendDescriptor_t pw = make(b, CUDNN_BACKEND_POINTWISE_DESCRIPTOR, what);
-    SET(b, pw, what, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode);
-    SET(b, pw, what, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &prec);
-    if (axis >= 0) SET(b, pw, what, CUDNN_ATTR_POINTWISE_AXIS, CUDNN_TYPE_INT64, 1, &axis);
-    finalize(b, pw, what);
-    cudnnBackendDescriptor_t op = make(b, CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, what);
-    SET(b, op, what, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &pw);
-    SET(b, op, what, CUDNN_ATTR_OPERATION_POINTWISE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x);
-    if (bb) SET(b, op, what, CUDNN_ATTR_OPERATION_POINTWISE_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &bb);
-    if (t) SET(b, op, what, CUDNN_ATTR_OPERATION_POINTWISE_TDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &t);
-    SET(b, op, what, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y);
-    finalize(b, op, what);
-    add_op(b, op);
-}
-
-static void pw1(builder *b, const char *what, cudnnPointwiseMode_t mode, cudnnBackendDescriptor_t x,
-                cudnnBackendDescriptor_t y) {
-    op_pointwise(b, what, mode, CUDNN_DATA_FLOAT, -1, x, NULL, NULL, y);
-}
-
-static void pw2(builder *b, const char *what, cudnnPointwiseMode_t mode, cudnnBackendDescriptor_t x,
-                cudnnBackendDescriptor_t bb, cudnnBackendDescriptor_t y) {
-    op_pointwise(b, what, mode, CUDNN_DATA_FLOAT, -1, x, bb, NULL, y);
-}
-
-/* y = reduction of x over the dimensions where y has extent 1 (here: the last). */
-static void op_reduction(builder *b, const char *what, cudnnReduceTensorOp_t red, cudnnBackendDescriptor_t x,
-                         cudnnBackendDescriptor_t y) {
-    cudnnDataType_t comp = CUDNN_DATA_FLOAT;
-    cudnnBackendDescriptor_t rd = make(b, CUDNN_BACKEND_REDUCTION_DESCRIPTOR, what);
-    SET(b, rd, what, CUDNN_ATTR_REDUCTION_OPERATOR, CUDNN_TYPE_REDUCTION_OPERATOR_TYPE, 1, &red);
-    SET(b, rd, what, CUDNN_ATTR_REDUCTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &comp);
-    finalize(b, rd, what);
-    cudnnBackendDescriptor_t op = make(b, CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR, what);
-    SET(b, op, what, CUDNN_ATTR_OPERATION_REDUCTION_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x);
-    SET(b, op, what, CUDNN_ATTR_OPERATION_REDUCTION_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y);
-    SET(b, op, what, CUDNN_ATTR_OPERATION_REDUCTION_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &rd);
-    finalize(b, op, what);
-    add_op(b, op);
-}
-
-/* y = x seen through other dimensions/strides (used for transposed views). */
-static void op_reshape(builder *b, const char *what, cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t y) {
-    cudnnBackendDescriptor_t op = make(b, CUDNN_BACKEND_OPERATION_RESHAPE_DESCRIPTOR, what);
-    SET(b, op, what, CUDNN_ATTR_OPERATION_RESHAPE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x);
-    SET(b, op, what, CUDNN_ATTR_OPERATION_RESHAPE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y);
-    finalize(b, op, what);
-    add_op(b, op);
-}
+/* ---- the attention graphs ---- */
 
 /* The shapes every graph uses, for one (B, T, C, NH). */
 typedef struct {
@@ -495,128 +271,7 @@ static void build_backward(builder *b, const plan_key *k) {
     pw1(b, "dQ = dQ accumulator (IDENTITY)", CUDNN_POINTWISE_IDENTITY, dq_accum, dQ);
 }
 
-/* Finalizes the operation graph and keeps the first engine configuration that cuDNN's heuristics
- * offer (mode A, then FALLBACK) and that finalizes into an execution plan. */
-static void make_plan(builder *b) {
-    if (failed(b)) return;
-    const char *what = "operation graph";
-    cudnnBackendDescriptor_t graph = make(b, CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, what);
-    SET(b, graph, what, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, b->nops, b->ops);
-    SET(b, graph, what, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &b->handle);
-    finalize(b, graph, what);
-    if (failed(b)) return;
-
-    const cudnnBackendHeurMode_t modes[2] = {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK};
-    const char *mode_names[2] = {"A", "FALLBACK"};
-    char refusal[1024] = "";
-    cudnnStatus_t refusal_status = CUDNN_STATUS_NOT_SUPPORTED;
-    int offered = 0;
-    for (int m = 0; m < 2 && !b->p->plan; m++) {
-        cudnnBackendDescriptor_t heur = NULL;
-        cudnnStatus_t st = cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &heur);
-        if (st != CUDNN_STATUS_SUCCESS) {
-            record(b, st, "cudnnBackendCreateDescriptor(engine heuristics)");
-            return;
-        }
-        const char *step = "CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH";
-        st = cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
-                                      &graph);
-        if (st == CUDNN_STATUS_SUCCESS) {
-            step = "CUDNN_ATTR_ENGINEHEUR_MODE";
-            st = cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &modes[m]);
-        }
-        if (st == CUDNN_STATUS_SUCCESS) {
-            step = "cudnnBackendFinalize";
-            st = cudnnBackendFinalize(heur);
-        }
-        int64_t n = 0;
-        if (st == CUDNN_STATUS_SUCCESS) {
-            step = "CUDNN_ATTR_ENGINEHEUR_RESULTS (count)";
-            st = cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &n,
-                                          NULL);
-        }
-        if (st != CUDNN_STATUS_SUCCESS) {
-            char last[512] = "";
-            cudnnGetLastErrorString(last, sizeof last);
-            snprintf(refusal, sizeof refusal, "heuristics mode %s, %s: %s%s%s", mode_names[m], step,
-                     cudnnGetErrorString(st), last[0] ? ": " : "", last);
-            refusal_status = st;
-            cudnnBackendDestroyDescriptor(heur);
-            continue;
-        }
-        cudnnBackendDescriptor_t *cfgs = n > 0 ? (cudnnBackendDescriptor_t *)calloc((size_t)n, sizeof *cfgs) : NULL;
-        int64_t created = 0, got = 0;
-        if (n > 0 && !cfgs) {
-            cudnnBackendDestroyDescriptor(heur);
-            record(b, CUDNN_STATUS_SUCCESS, "out of host memory for %lld engine configurations", (long long)n);
-            return;
-        }
-        while (created < n &&
-               cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &cfgs[created]) == CUDNN_STATUS_SUCCESS)
-            created++;
-        if (created > 0) {
-            st = cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, created,
-                                          &got, cfgs);
-            if (st != CUDNN_STATUS_SUCCESS) {
-                char last[512] = "";
-                cudnnGetLastErrorString(last, sizeof last);
-                snprintf(refusal, sizeof refusal, "heuristics mode %s, CUDNN_ATTR_ENGINEHEUR_RESULTS: %s%s%s",
-                         mode_names[m], cudnnGetErrorString(st), last[0] ? ": " : "", last);
-                refusal_status = st;
-                got = 0;
-            }
-        }
-        offered += (int)got;
-        int chosen = -1;
-        for (int64_t i = 0; i < got && chosen < 0; i++) {
-            cudnnBackendDescriptor_t plan = NULL;
-            st = cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan);
-            if (st == CUDNN_STATUS_SUCCESS)
-                st = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1,
-                                              &b->handle);
-            if (st == CUDNN_STATUS_SUCCESS)
-                st = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
-                                              CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfgs[i]);
-            if (st == CUDNN_STATUS_SUCCESS) st = cudnnBackendFinalize(plan);
-            if (st == CUDNN_STATUS_SUCCESS) {
-                b->p->plan = plan;
-                chosen = (int)i;
-            } else {
-                char last[512] = "";
-                cudnnGetLastErrorString(last, sizeof last);
-                snprintf(refusal, sizeof refusal, "heuristics mode %s, engine configuration %lld of %lld: %s%s%s",
-                         mode_names[m], (long long)i + 1, (long long)got, cudnnGetErrorString(st),
-                         last[0] ? ": " : "", last);
-                refusal_status = st;
-                if (plan) cudnnBackendDestroyDescriptor(plan);
-            }
-        }
-        /* The chosen configuration lives as long as the plan; the others go now. */
-        for (int64_t i = 0; i < created; i++) {
-            if (i == chosen)
-                b->p->cfg = cfgs[i];
-            else
-                cudnnBackendDestroyDescriptor(cfgs[i]);
-        }
-        free(cfgs);
-        cudnnBackendDestroyDescriptor(heur);
-    }
-    if (!b->p->plan) {
-        /* With no configuration offered, cuDNN states its per-engine reasons only in its log. */
-        record_plain(b, refusal_status,
-                     "no cuDNN engine runs this graph (%d configurations offered by heuristics modes A and FALLBACK; "
-                     "last refusal: %s)",
-                     offered,
-                     refusal[0] ? refusal
-                                : "none; run with CUDNN_LOGLEVEL_DBG=2 CUDNN_LOGDEST_DBG=stderr for cuDNN's reasons");
-        return;
-    }
-    int64_t count = 0;
-    cudnnStatus_t st = cudnnBackendGetAttribute(b->p->plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64,
-                                                1, &count, &b->p->workspace);
-    if (st != CUDNN_STATUS_SUCCESS) record(b, st, "cudnnBackendGetAttribute(execution plan, WORKSPACE_SIZE)");
-    if (b->p->workspace < 0) b->p->workspace = 0;
-}
+/* ---- plan cache ---- */
 
 /* Builds the plan for key; NULL with the reason in why (cuDNN's status and message included). */
 static att_plan *build_plan(cudnnHandle_t handle, const plan_key *key, char *why, size_t why_len) {
@@ -630,12 +285,7 @@ static att_plan *build_plan(cudnnHandle_t handle, const plan_key *key, char *why
     p->neg_inf = -INFINITY;
     p->one = 1.0f;
     builder b;
-    memset(&b, 0, sizeof b);
-    b.p = p;
-    b.handle = handle;
-    b.graph = key->backward ? "backward" : "forward";
-    b.status = CUDNN_STATUS_SUCCESS;
-    b.next_uid = UID_FIRST_VIRTUAL;
+    builder_init(&b, &p->c, handle, key->backward ? "backward" : "forward", UID_FIRST_VIRTUAL);
     if (key->backward)
         build_backward(&b, key);
     else
@@ -662,37 +312,27 @@ static int cache_add(att_state *s, att_plan *p) {
     return 0;
 }
 
-/* A call cuDNN cannot take: fatal when strict, else counted, with one line on stderr when warn. */
-static void refuse(att_state *s, const char *op, const plan_key *key, int warn, const char *why) {
-    if (s->strict)
-        CUDA_UNSUPPORTED("%s (cudnn, B=%d T=%d C=%d NH=%d): %s", op, key->B, key->T, key->C, key->NH, why);
-    s->fallbacks++;
-    if (warn)
-        fprintf(stderr, "exitrl: cuda: %s: cuDNN attention cannot run B=%d T=%d C=%d NH=%d (%s); running the flash "
-                "kernels for it\n", op, key->B, key->T, key->C, key->NH, why);
-}
-
-/* The plan for key, built on first use; NULL when cuDNN cannot run this shape (refused, see refuse),
- * remembered so that the refusal is reported and the build tried once per shape. */
-static att_plan *get_plan(cuda_ctx *ctx, const plan_key *key, const char *op, const char *shape_why) {
-    att_state *s = (att_state *)ctx->cudnn_att;
-    if (!s) CUDA_UNSUPPORTED("%s: the cuDNN attention state is missing (backend created without EXITRL_ATTENTION=cudnn)", op);
+/* The plan for key, built on first use; NULL when cuDNN cannot run this shape, with the reason in
+ * why and *first = 1 the first time. The refusal is remembered, so that the build is tried and the
+ * refusal named once per shape. */
+static att_plan *get_plan(att_state *s, const plan_key *key, const char *op, const char *shape_why, char *why,
+                          size_t why_len, int *first) {
     for (int i = 0; i < s->count; i++)
         if (memcmp(&s->plans[i]->key, key, sizeof *key) == 0) {
-            if (s->plans[i]->refused) refuse(s, op, key, 0, "refused before");
-            return s->plans[i]->plan ? s->plans[i] : NULL;
+            if (s->plans[i]->refused) snprintf(why, why_len, "refused before");
+            return s->plans[i]->c.plan ? s->plans[i] : NULL;
         }
     if (s->count >= MAX_PLANS) {
-        refuse(s, op, key, !s->warned_full, "the cuDNN plan cache is full (MAX_PLANS shapes)");
+        snprintf(why, why_len, "the cuDNN plan cache is full (MAX_PLANS shapes)");
+        *first = !s->warned_full;
         s->warned_full = 1;
         return NULL;
     }
-    char why[2048];
     att_plan *p = NULL;
     if (shape_why) {
-        snprintf(why, sizeof why, "%s", shape_why);
+        snprintf(why, why_len, "%s", shape_why);
     } else {
-        p = build_plan(s->handle, key, why, sizeof why);
+        p = build_plan(s->handle, key, why, why_len);
         if (p && cache_add(s, p) != 0) {
             plan_free(p);
             CUDA_UNSUPPORTED("%s: out of host memory for the cuDNN plan cache", op);
@@ -705,7 +345,7 @@ static att_plan *get_plan(cuda_ctx *ctx, const plan_key *key, const char *op, co
     r->key = *key;
     r->refused = 1;
     if (cache_add(s, r) != 0) CUDA_UNSUPPORTED("%s: out of host memory for the cuDNN plan cache", op);
-    refuse(s, op, key, 1, why);
+    *first = 1;
     return NULL;
 }
 
@@ -726,10 +366,6 @@ static size_t round256(size_t x) { return (x + 255) & ~(size_t)255; }
 
 static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
-/* 1 when cuDNN should be tried at all: valid sizes (the flash kernels report invalid ones) and
- * T > 1 (cuDNN's fused attention has no key length 1; PyTorch gates it off there too). */
-static int cudnn_shape(int B, int T, int C, int NH) { return B >= 1 && T > 1 && C >= 1 && NH >= 1 && C % NH == 0; }
-
 /* Why cuDNN's fused attention cannot take this (valid) shape (a constant text), or NULL; fp32 mode
  * was refused when the backend was created. */
 static const char *shape_refusal(int C, int NH) {
@@ -738,17 +374,21 @@ static const char *shape_refusal(int C, int NH) {
     return NULL;
 }
 
-/* 1 when every pointer is 16-byte aligned; else counts a refusal (one warning per backend). */
-static int pointers_ok(cuda_ctx *ctx, const char *op, const plan_key *key, const void *const *ptrs, int n) {
+extern "C" void *cuda_attention_cudnn_plan(cuda_ctx *ctx, const char *op, int backward, int B, int T, int C, int NH,
+                                          const void *const *ptrs, int nptrs, char *why, size_t why_len,
+                                          int *first) {
     att_state *s = (att_state *)ctx->cudnn_att;
-    for (int i = 0; i < n; i++)
-        if (!aligned16(ptrs[i])) {
-            if (!s) CUDA_UNSUPPORTED("%s: the cuDNN attention state is missing", op);
-            refuse(s, op, key, !s->warned_align, "a tensor pointer is not 16-byte aligned");
+    if (!s) CUDA_UNSUPPORTED("%s: the cuDNN attention state is missing (backend created without EXITRL_ATTENTION=cudnn)", op);
+    plan_key key = make_key(backward, B, T, C, NH);
+    *first = 0;
+    for (int i = 0; i < nptrs; i++)
+        if (!aligned16(ptrs[i])) { /* named once per backend */
+            snprintf(why, why_len, "a tensor pointer is not 16-byte aligned");
+            *first = !s->warned_align;
             s->warned_align = 1;
-            return 0;
+            return NULL;
         }
-    return 1;
+    return get_plan(s, &key, op, shape_refusal(C, NH), why, why_len, first);
 }
 
 /* Binds the tensors to memory and runs the plan on the backend's stream. */
@@ -761,28 +401,19 @@ static void execute(cuda_ctx *ctx, att_plan *p, int n, const int64_t *uids, void
     CUDNN_CHECK(cudnnBackendSetAttribute(pack, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, ptrs));
     CUDNN_CHECK(cudnnBackendSetAttribute(pack, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &workspace));
     CUDNN_CHECK(cudnnBackendFinalize(pack));
-    CUDNN_CHECK(cudnnBackendExecute(s->handle, p->plan, pack));
+    CUDNN_CHECK(cudnnBackendExecute(s->handle, p->c.plan, pack));
     /* The variant pack is host-side state, read when the work is enqueued. */
     CUDNN_CHECK(cudnnBackendDestroyDescriptor(pack));
     CUDA_AFTER_LAUNCH(ctx, op);
 }
 
-extern "C" void cuda_attention_cudnn_forward(exitrl_backend *be, void *out, float *lse, const void *qkv, int B, int T,
-                                             int C, int NH) {
+extern "C" void cuda_attention_cudnn_forward(cuda_ctx *ctx, void *plan, void *out, float *lse, const void *qkv, int B,
+                                             int T, int C, int NH) {
     const char *op = "attention_forward";
-    cuda_ctx *ctx = CUDA_CTX(be);
-    plan_key key = make_key(0, B, T, C, NH);
-    const void *ptrs_in[] = {qkv, out};
-    att_plan *p = NULL;
-    if (cudnn_shape(B, T, C, NH) && pointers_ok(ctx, op, &key, ptrs_in, 2))
-        p = get_plan(ctx, &key, op, shape_refusal(C, NH));
-    if (!p) {
-        cuda_attention_forward(be, out, lse, qkv, B, T, C, NH);
-        return;
-    }
+    att_plan *p = (att_plan *)plan;
 
     /* Stats go straight to lse when it is aligned, else (and when lse is NULL) through scratch. */
-    size_t ws = round256((size_t)p->workspace), stats_bytes = (size_t)B * NH * T * sizeof(float);
+    size_t ws = round256((size_t)p->c.workspace), stats_bytes = (size_t)B * NH * T * sizeof(float);
     int direct = lse && aligned16(lse);
     char *scratch = (char *)cuda_scratch(ctx, SCRATCH_CUDNN, ws + (direct ? 0 : round256(stats_bytes)) + 256);
     float *stats = direct ? lse : (float *)(scratch + ws);
@@ -796,23 +427,14 @@ extern "C" void cuda_attention_cudnn_forward(exitrl_backend *be, void *out, floa
         CUDA_CHECK(cudaMemcpyAsync(lse, stats, stats_bytes, cudaMemcpyDeviceToDevice, ctx->stream));
 }
 
-extern "C" void cuda_attention_cudnn_backward(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
+extern "C" void cuda_attention_cudnn_backward(cuda_ctx *ctx, void *plan, void *dqkv, const void *dout, const void *qkv,
                                               const void *out, const float *lse, int B, int T, int C, int NH) {
     const char *op = "attention_backward";
-    cuda_ctx *ctx = CUDA_CTX(be);
-    plan_key key = make_key(1, B, T, C, NH);
-    const void *ptrs_in[] = {dqkv, dout, qkv, out};
-    att_plan *p = NULL;
-    if (cudnn_shape(B, T, C, NH) && pointers_ok(ctx, op, &key, ptrs_in, 4))
-        p = get_plan(ctx, &key, op, shape_refusal(C, NH));
-    if (!p) {
-        cuda_attention_backward(be, dqkv, dout, qkv, out, lse, B, T, C, NH);
-        return;
-    }
+    att_plan *p = (att_plan *)plan;
 
     /* scratch: [cuDNN workspace | softmax_sum (fp32 B*NH*T) | dQ accumulator (fp32 B*NH*T*hs) |
      *           aligned copy of lse when lse is not 16-byte aligned] */
-    size_t ws = round256((size_t)p->workspace), rows = (size_t)B * NH * T;
+    size_t ws = round256((size_t)p->c.workspace), rows = (size_t)B * NH * T;
     size_t sum_bytes = round256(rows * sizeof(float)), acc_bytes = round256((size_t)B * T * C * sizeof(float));
     int direct = aligned16(lse);
     char *scratch = (char *)cuda_scratch(ctx, SCRATCH_CUDNN, ws + sum_bytes + acc_bytes + (direct ? 0 : sum_bytes));
@@ -841,11 +463,6 @@ extern "C" void cuda_attention_cudnn_backward(exitrl_backend *be, void *dqkv, co
 
 extern "C" int cuda_attention_cudnn_available(char *why, size_t why_len) { return version_ok(why, why_len); }
 
-extern "C" int cuda_attention_cudnn_fallbacks(const cuda_ctx *ctx) {
-    const att_state *s = (const att_state *)ctx->cudnn_att;
-    return s ? s->fallbacks : 0;
-}
-
 extern "C" void cuda_attention_cudnn_release(cuda_ctx *ctx) {
     att_state *s = (att_state *)ctx->cudnn_att;
     if (!s) return;
@@ -857,12 +474,7 @@ extern "C" void cuda_attention_cudnn_release(cuda_ctx *ctx) {
 }
 
 extern "C" int cuda_attention_cudnn_init(cuda_ctx *ctx, char *why, size_t why_len) {
-    if (ctx->fp32) {
-        snprintf(why, why_len,
-                 "EXITRL_ATTENTION=cudnn: cuDNN's fused attention has no fp32 kernels, so it cannot run in the fp32 "
-                 "parity mode; use bf16 or EXITRL_ATTENTION=flash");
-        return -1;
-    }
+    /* (The fp32 mode was refused before: cuda_attention_select.) */
     char reason[512];
     if (!version_ok(reason, sizeof reason)) {
         snprintf(why, why_len, "EXITRL_ATTENTION=cudnn is unavailable: %s; use EXITRL_ATTENTION=flash", reason);
@@ -874,8 +486,6 @@ extern "C" int cuda_attention_cudnn_init(cuda_ctx *ctx, char *why, size_t why_le
         return -1;
     }
     ctx->cudnn_att = s;
-    const char *strict = getenv("EXITRL_ATTENTION_STRICT");
-    s->strict = strict && strcmp(strict, "1") == 0;
     cudnnStatus_t st = cudnnCreate(&s->handle);
     if (st == CUDNN_STATUS_SUCCESS) st = cudnnSetStream(s->handle, ctx->stream);
     if (st != CUDNN_STATUS_SUCCESS) {
@@ -905,51 +515,6 @@ extern "C" int cuda_attention_cudnn_init(cuda_ctx *ctx, char *why, size_t why_le
         }
     }
     return 0;
-}
-
-#else /* !ATT_CUDNN: this build cannot run cuDNN attention; say why wherever it is asked for. */
-
-static void not_built(char *why, size_t why_len) {
-#if defined(EXITRL_HAVE_CUDNN)
-    snprintf(why, why_len, "this build's cuDNN headers are %d.%d.%d; cuDNN attention needs %d.%d or newer", CUDNN_MAJOR,
-             CUDNN_MINOR, CUDNN_PATCHLEVEL, MIN_CUDNN / 10000, MIN_CUDNN % 10000 / 100);
-#else
-    snprintf(why, why_len, "exitrl was not built with cuDNN (CMake found no libcudnn)");
-#endif
-}
-
-extern "C" int cuda_attention_cudnn_available(char *why, size_t why_len) {
-    not_built(why, why_len);
-    return 0;
-}
-
-extern "C" int cuda_attention_cudnn_init(cuda_ctx *ctx, char *why, size_t why_len) {
-    (void)ctx;
-    char reason[256];
-    not_built(reason, sizeof reason);
-    snprintf(why, why_len, "EXITRL_ATTENTION=cudnn is unavailable: %s; use EXITRL_ATTENTION=flash", reason);
-    return -1;
-}
-
-extern "C" void cuda_attention_cudnn_release(cuda_ctx *ctx) { (void)ctx; }
-
-extern "C" int cuda_attention_cudnn_fallbacks(const cuda_ctx *ctx) {
-    (void)ctx;
-    return 0;
-}
-
-extern "C" void cuda_attention_cudnn_forward(exitrl_backend *be, void *out, float *lse, const void *qkv, int B, int T,
-                                             int C, int NH) {
-    char why[256];
-    not_built(why, sizeof why);
-    CUDA_UNSUPPORTED("attention_forward: %s", why);
-}
-
-extern "C" void cuda_attention_cudnn_backward(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
-                                              const void *out, const float *lse, int B, int T, int C, int NH) {
-    char why[256];
-    not_built(why, sizeof why);
-    CUDA_UNSUPPORTED("attention_backward: %s", why);
 }
 
 #endif

@@ -1,14 +1,15 @@
-/* Causal attention on tensor cores, the bf16 path of attention_forward/backward (contract in ops.h;
- * attention.cu keeps the CUDA-core kernels for the fp32 parity mode and for EXITRL_ATTENTION=simt).
+/* Causal attention on tensor cores, the default bf16 path of attention_forward/backward (contract in
+ * ops.h; attention.cu chooses the implementation; attention_simt.cu keeps the CUDA-core kernels for
+ * the fp32 parity mode and for EXITRL_ATTENTION=simt).
  * FlashAttention-2's work split (Dao 2023) with warp-level mma.sync m16n8k16 (bf16 inputs, fp32
  * accumulators, PTX ISA "Matrix fragments for mma.m16n8k16"):
  *   forward:  a block owns 64 query rows of one (b, h), 16 per warp; it walks the key tiles up to
  *             its last row: S = Q K^T, an online softmax on the accumulators (base 2, fp32), then
  *             O += P V with P taken straight from the S accumulators as bf16 A fragments.
- *   backward: deterministic, no atomics, as attention.cu: D = rowsum(dO * O) (attention.cu), then
- *             one kernel per 64-key tile accumulates dK, dV over the query tiles at or after it,
- *             and one kernel per 64-query tile accumulates dQ over the key tiles at or before it;
- *             each recomputes P = exp(S - lse).
+ *   backward: deterministic, no atomics, as attention_simt.cu: D = rowsum(dO * O) (attention.cu),
+ *             then one kernel per 64-key tile accumulates dK, dV over the query tiles at or after
+ *             it, and one kernel per 64-query tile accumulates dQ over the key tiles at or before
+ *             it; each recomputes P = exp(S - lse).
  * Tiles are staged in shared memory as bf16. An operand read along its rows ("row" A, "col" B) is
  * stored [rows][HS] with rows padded by 8 elements (16 bytes), so the 8 rows a fragment load
  * touches begin in 8 different groups of 4 banks (no conflicts); an operand read along its

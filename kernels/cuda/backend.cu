@@ -1,15 +1,31 @@
 /* The CUDA backend: device selection, the context (stream, cuBLASLt handle and workspace, scratch),
- * memory, synchronisation, dtype conversion and error reporting. The ops live in one file per
- * family (encoder.cu, layernorm.cu, matmul.cu, attention.cu, classifier.cu, adamw.cu, norm.cu).
+ * memory, synchronisation, dtype conversion, CUDA graphs and error reporting. The ops live in one
+ * file per family, named like their CPU references in kernels/cpu, entry points declared in
+ * cuda_backend.h:
+ *   encoder.cu     encoder_forward / backward
+ *   layernorm.cu   layernorm_forward, residual_layernorm_forward, layernorm_backward
+ *   matmul.cu      matmul_forward / backward (cuBLASLt)
+ *   attention.cu   attention_forward / backward: chooses the implementation of each call among
+ *                  attention_mma.cu (tensor cores), attention_simt.cu (CUDA cores) and
+ *                  attention_cudnn.cu (cuDNN; its graph building in cudnn_graph.cu, and
+ *                  attention_cudnn_stub.cu in a build without cuDNN)
+ *   classifier.cu  classifier_forward_backward, grpo_classifier
+ *   decode.cu      the rollout ops: encoder_forward_at, kv_cache_store, attention_decode,
+ *                  gather_rows, hidden_accumulate
+ *   sampling.cu    sample_step
+ *   rl.cu          group_advantage, diversity_scale, score_groups
+ *   grad_norm.cu   grad_norm_clip
+ *   adamw.cu       adamw_update
+ * Shared device helpers are in cuda_common.cuh.
  *
  * Environment, read when the backend is created:
- *   EXITRL_ATTENTION=flash|simt|cudnn  attention_forward/backward implementation: flash
- *                                 (default: our flash attention, on tensor cores in bf16,
+ *   EXITRL_ATTENTION=flash|simt|cudnn  attention_forward/backward implementation (attention.cu):
+ *                                 flash (default: our flash attention, on tensor cores in bf16,
  *                                 attention_mma.cu, and on CUDA cores in the fp32 mode,
- *                                 attention.cu), simt (the CUDA-core kernels in bf16 too) or cudnn
- *                                 (cuDNN's fused attention, attention_cudnn.cu; bf16 only, needs a
- *                                 build with cuDNN; any reason it cannot run is reported here, at
- *                                 create time)
+ *                                 attention_simt.cu), simt (the CUDA-core kernels in bf16 too) or
+ *                                 cudnn (cuDNN's fused attention, attention_cudnn.cu; bf16 only,
+ *                                 needs a build with cuDNN; any reason it cannot run is reported
+ *                                 here, at create time)
  *   EXITRL_ATTENTION_STRICT=0|1   1: a shape cuDNN refuses at run time stops the program (the
  *                                 tests); 0 (default): it runs the flash kernels, named on stderr
  *   EXITRL_STOCHASTIC_ROUNDING=0|1
@@ -171,36 +187,31 @@ static void cu_sync(exitrl_backend *be) {
 
 /* ---- dtype conversion ---- */
 
-__global__ void f32_to_bf16_kernel(bf16 *dst, const float *src, size_t n) {
+/* dst[i] = src[i] between fp32 and bf16 (to bf16: round to nearest even), grid-stride. */
+template <typename dst_t, typename src_t> __global__ void convert_kernel(dst_t *dst, const src_t *src, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        dst[i] = __float2bfloat16_rn(src[i]);
+        dst[i] = from_f32<dst_t>(to_f32(src[i]));
 }
 
-__global__ void bf16_to_f32_kernel(float *dst, const bf16 *src, size_t n) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        dst[i] = __bfloat162float(src[i]);
+/* n values from src to dst: a copy in the fp32 mode (both are fp32 then), else a conversion. */
+template <typename dst_t, typename src_t>
+static void convert(exitrl_backend *be, void *dst, const void *src, size_t n, const char *op) {
+    cuda_ctx *ctx = CUDA_CTX(be);
+    if (!n) return;
+    if (ctx->fp32) {
+        cu_copy(be, dst, src, n * sizeof(float));
+        return;
+    }
+    convert_kernel<dst_t, src_t><<<cuda_blocks_for(n, 256), 256, 0, ctx->stream>>>((dst_t *)dst, (const src_t *)src, n);
+    CUDA_AFTER_LAUNCH(ctx, op);
 }
 
 extern "C" void cuda_f32_to_act(exitrl_backend *be, void *dst, const float *src, size_t n) {
-    cuda_ctx *ctx = CUDA_CTX(be);
-    if (!n) return;
-    if (ctx->fp32) {
-        cu_copy(be, dst, src, n * sizeof(float));
-        return;
-    }
-    f32_to_bf16_kernel<<<cuda_blocks_for(n, 256), 256, 0, ctx->stream>>>((bf16 *)dst, src, n);
-    CUDA_AFTER_LAUNCH(ctx, "f32_to_act");
+    convert<bf16, float>(be, dst, src, n, "f32_to_act");
 }
 
 extern "C" void cuda_act_to_f32(exitrl_backend *be, float *dst, const void *src, size_t n) {
-    cuda_ctx *ctx = CUDA_CTX(be);
-    if (!n) return;
-    if (ctx->fp32) {
-        cu_copy(be, dst, src, n * sizeof(float));
-        return;
-    }
-    bf16_to_f32_kernel<<<cuda_blocks_for(n, 256), 256, 0, ctx->stream>>>(dst, (const bf16 *)src, n);
-    CUDA_AFTER_LAUNCH(ctx, "act_to_f32");
+    convert<float, bf16>(be, dst, src, n, "act_to_f32");
 }
 
 /* ---- CUDA graphs (ops.h "graphs") ---- */
@@ -417,19 +428,7 @@ extern "C" exitrl_backend *exitrl_backend_cuda_create(int device, int fp32_mode,
     snprintf(ctx->device_name, sizeof ctx->device_name, "%s", prop.name);
     ctx->max_smem_optin = prop.sharedMemPerBlockOptin;
 
-    const char *att = getenv("EXITRL_ATTENTION");
-    int use_cudnn = att && strcmp(att, "cudnn") == 0;
-    ctx->attention_simt = att && strcmp(att, "simt") == 0;
-    if (att && *att && strcmp(att, "flash") != 0 && !use_cudnn && !ctx->attention_simt) {
-        set_why(why, why_len, "EXITRL_ATTENTION='%s' (expected flash, simt or cudnn)", att);
-        goto fail;
-    }
-    /* No fp32 fallback: a parity run must test the implementation it names. */
-    if (use_cudnn && ctx->fp32) {
-        set_why(why, why_len, "EXITRL_ATTENTION=cudnn: cuDNN's fused attention has no fp32 kernels, so it cannot "
-                              "run in the fp32 parity mode; use bf16 or EXITRL_ATTENTION=flash");
-        goto fail;
-    }
+    if (cuda_attention_select(ctx, why, why_len) != 0) goto fail;
     if (env_flag("EXITRL_STOCHASTIC_ROUNDING", &ctx->stochastic_rounding, why, why_len) ||
         env_flag("EXITRL_CUDA_SYNC_EACH_OP", &ctx->sync_each_op, why, why_len) ||
         env_flag("EXITRL_CUDA_NO_GRAPHS", &no_graphs, why, why_len))
@@ -465,7 +464,7 @@ extern "C" exitrl_backend *exitrl_backend_cuda_create(int device, int fp32_mode,
         }
     }
 
-    if (use_cudnn && cuda_attention_cudnn_init(ctx, why, why_len) != 0) goto fail;
+    if (ctx->attention == CUDA_ATTENTION_CUDNN && cuda_attention_cudnn_init(ctx, why, why_len) != 0) goto fail;
 
     be->name = "cuda";
     be->act_dtype = ctx->fp32 ? EXITRL_F32 : EXITRL_BF16;
@@ -483,12 +482,12 @@ extern "C" exitrl_backend *exitrl_backend_cuda_create(int device, int fp32_mode,
     be->layernorm_forward = cuda_layernorm_forward;
     be->residual_layernorm_forward = cuda_residual_layernorm_forward;
     be->matmul_forward = cuda_matmul_forward;
-    be->attention_forward = use_cudnn ? cuda_attention_cudnn_forward : cuda_attention_forward;
+    be->attention_forward = cuda_attention_forward;
     be->classifier_forward_backward = cuda_classifier_forward_backward;
     be->encoder_backward = cuda_encoder_backward;
     be->layernorm_backward = cuda_layernorm_backward;
     be->matmul_backward = cuda_matmul_backward;
-    be->attention_backward = use_cudnn ? cuda_attention_cudnn_backward : cuda_attention_backward;
+    be->attention_backward = cuda_attention_backward;
     be->encoder_forward_at = cuda_encoder_forward_at;
     be->kv_cache_store = cuda_kv_cache_store;
     be->attention_decode = cuda_attention_decode;

@@ -23,16 +23,23 @@ extern "C" {
 
 /* Grow-only scratch buffers; each op family uses its own slots so no two live uses collide. */
 typedef enum {
-    SCRATCH_NORM_PARTIALS,   /* norm.cu: per-block partial sums */
+    SCRATCH_NORM_PARTIALS,   /* grad_norm.cu: per-block partial sums */
     SCRATCH_LN_PARTIALS,     /* layernorm.cu: per-chunk dw/db partials */
     SCRATCH_BIAS_PARTIALS,   /* matmul.cu: per-chunk dbias partials */
     SCRATCH_ENC_SORT,        /* encoder.cu: sorted tokens / positions + CUB temp storage */
     SCRATCH_ENC_PARTIALS,    /* encoder.cu: per-chunk boundary partial sums */
-    SCRATCH_ATT_D,           /* attention.cu: D = rowsum(dO * O) for the backward */
+    SCRATCH_ATT_D,           /* attention.cu: D = rowsum(dO * O) for our backwards */
     SCRATCH_CENTROIDS,       /* rl.cu: per-group mean embeddings (fp64) */
     SCRATCH_CUDNN,           /* attention_cudnn.cu: cuDNN workspace + the backward's fp32 buffers */
     CUDA_NUM_SCRATCH
 } cuda_scratch_slot;
+
+/* The attention implementation EXITRL_ATTENTION asks for (attention.cu decides per call). */
+typedef enum {
+    CUDA_ATTENTION_FLASH = 0, /* default: our flash kernels, tensor cores in bf16 (attention_mma.cu) */
+    CUDA_ATTENTION_SIMT,      /* our CUDA-core flash kernels in bf16 too (attention_simt.cu) */
+    CUDA_ATTENTION_CUDNN      /* cuDNN's fused attention (attention_cudnn.cu), bf16 only */
+} cuda_attention_impl;
 
 /* Codes of the device-side bad-input flag (dev_err[0]); dev_err[1..3] hold details. */
 enum {
@@ -53,7 +60,9 @@ typedef struct cuda_ctx {
     size_t lt_workspace_bytes;
     void *matmul_plans;        /* owned by matmul.cu: cached cuBLASLt plans per shape */
     void *cudnn_att;           /* owned by attention_cudnn.cu: cuDNN handle and plans (EXITRL_ATTENTION=cudnn) */
-    int attention_simt;        /* EXITRL_ATTENTION=simt: bf16 attention on the CUDA-core kernels of attention.cu */
+    cuda_attention_impl attention; /* EXITRL_ATTENTION */
+    int attention_strict;      /* EXITRL_ATTENTION_STRICT=1: a call cuDNN refuses stops the program */
+    int attention_fallbacks;   /* calls cuDNN refused that our kernels ran (cuda_attention_cudnn_fallbacks) */
     int stochastic_rounding;   /* EXITRL_STOCHASTIC_ROUNDING=1: bf16 param copies rounded stochastically */
     int sync_each_op;          /* EXITRL_CUDA_SYNC_EACH_OP=1: sync after each launch to name a failing op */
     int capturing;             /* a CUDA graph capture is under way on `stream` */
@@ -122,32 +131,49 @@ void cuda_matmul_backward(exitrl_backend *be, void *dinp, float *dweight, float 
                           const void *inp, const void *w, const void *pre_gelu, int N, int C,
                           int OC);
 void cuda_matmul_plans_destroy(cuda_ctx *ctx);
+/* Attention (attention.cu): the ops, which choose the implementation of each call among the three
+ * below. select reads EXITRL_ATTENTION and EXITRL_ATTENTION_STRICT into ctx when the backend is
+ * created: 0, or -1 with the reason in why (an unknown value; cudnn in the fp32 mode). */
+int cuda_attention_select(cuda_ctx *ctx, char *why, size_t why_len);
 void cuda_attention_forward(exitrl_backend *be, void *out, float *lse, const void *qkv, int B,
                             int T, int C, int NH);
 void cuda_attention_backward(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
                              const void *out, const float *lse, int B, int T, int C, int NH);
-/* bf16 attention on tensor cores (attention_mma.cu), called by the ops above: hs is C / NH (16, 32,
- * 64 or 128, checked by the caller); D = rowsum(dO * O) per (b, h, t), computed by the caller. */
-void cuda_attention_mma_forward(cuda_ctx *ctx, void *out, float *lse, const void *qkv, int B, int T, int C, int NH,
-                                int hs);
-void cuda_attention_mma_backward(cuda_ctx *ctx, void *dqkv, const void *dout, const void *qkv, const float *lse,
-                                 const float *D, int B, int T, int C, int NH, int hs);
-/* cuDNN fused attention (attention_cudnn.cu), the ops when EXITRL_ATTENTION=cudnn. init creates the
- * handle on ctx->stream and checks that cuDNN can run the graphs on this GPU: 0, or -1 with the
- * reason in why (not built with cuDNN, cuDNN too old, fp32 mode, no engine: cuDNN's message).
- * available: 1 when this build and the loaded cuDNN library could run it (no GPU needed), else 0
- * with the reason. */
-int cuda_attention_cudnn_init(cuda_ctx *ctx, char *why, size_t why_len);
-void cuda_attention_cudnn_release(cuda_ctx *ctx);
-int cuda_attention_cudnn_available(char *why, size_t why_len);
 /* Calls since the backend was created that ran the flash kernels because cuDNN could not take them
  * (no engine or plan for the shape, unsupported head size, misaligned pointer, plan cache full);
  * each such shape is also named once on stderr. T == 1 runs the flash kernels by design and is not
  * counted. With EXITRL_ATTENTION_STRICT=1 such a call stops the program instead. */
 int cuda_attention_cudnn_fallbacks(const cuda_ctx *ctx);
-void cuda_attention_cudnn_forward(exitrl_backend *be, void *out, float *lse, const void *qkv, int B, int T, int C,
-                                  int NH);
-void cuda_attention_cudnn_backward(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
+/* Our flash attention, called by the ops above: hs is C / NH (16, 32, 64 or 128, checked by the
+ * caller); D = rowsum(dO * O) per (b, h, t), computed by the caller. On tensor cores, bf16
+ * (attention_mma.cu): */
+void cuda_attention_mma_forward(cuda_ctx *ctx, void *out, float *lse, const void *qkv, int B, int T, int C, int NH,
+                                int hs);
+void cuda_attention_mma_backward(cuda_ctx *ctx, void *dqkv, const void *dout, const void *qkv, const float *lse,
+                                 const float *D, int B, int T, int C, int NH, int hs);
+/* On CUDA cores, in the act dtype (attention_simt.cu): */
+void cuda_attention_simt_forward(cuda_ctx *ctx, void *out, float *lse, const void *qkv, int B, int T, int C, int NH,
+                                 int hs);
+void cuda_attention_simt_backward(cuda_ctx *ctx, void *dqkv, const void *dout, const void *qkv, const float *lse,
+                                  const float *D, int B, int T, int C, int NH, int hs);
+/* cuDNN fused attention (attention_cudnn.cu; attention_cudnn_stub.cu in a build without it), for
+ * EXITRL_ATTENTION=cudnn. init creates the handle on ctx->stream and checks that cuDNN can run the
+ * graphs on this GPU: 0, or -1 with the reason in why (not built with cuDNN, cuDNN too old, no
+ * engine: cuDNN's message). available: 1 when this build and the loaded cuDNN library could run it
+ * (no GPU needed), else 0 with the reason.
+ * plan: the cached plan (built on first use) that runs this call, or NULL with the reason in why
+ * when cuDNN cannot take it, and *first = 1 when the reason is to be named on stderr (a new
+ * shape; the first misaligned pointer or full plan cache of this backend). ptrs are the call's
+ * act tensors (they must be 16-byte aligned). forward / backward run a plan that plan returned,
+ * with the arguments of the ops in ops.h. */
+int cuda_attention_cudnn_init(cuda_ctx *ctx, char *why, size_t why_len);
+void cuda_attention_cudnn_release(cuda_ctx *ctx);
+int cuda_attention_cudnn_available(char *why, size_t why_len);
+void *cuda_attention_cudnn_plan(cuda_ctx *ctx, const char *op, int backward, int B, int T, int C, int NH,
+                                const void *const *ptrs, int nptrs, char *why, size_t why_len, int *first);
+void cuda_attention_cudnn_forward(cuda_ctx *ctx, void *plan, void *out, float *lse, const void *qkv, int B, int T,
+                                  int C, int NH);
+void cuda_attention_cudnn_backward(cuda_ctx *ctx, void *plan, void *dqkv, const void *dout, const void *qkv,
                                    const void *out, const float *lse, int B, int T, int C, int NH);
 void cuda_classifier_forward_backward(exitrl_backend *be, void *logits, float *losses,
                                       const float *dloss_weights, const int *targets, int N, int V,

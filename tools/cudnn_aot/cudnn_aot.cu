@@ -1,6 +1,7 @@
-/* A GPU-less check of the cuDNN attention graphs (kernels/cuda/attention_cudnn.cu): cuDNN 9.8+ can
- * plan for a device described in a JSON file (its "deviceless ahead-of-time" path). For each shape
- * of the tests and benchmarks, forward and backward, this builds the file's own graph, finalizes it,
+/* A GPU-less check of the cuDNN attention graphs (kernels/cuda/attention_cudnn.cu, built with the
+ * helpers of kernels/cuda/cudnn_graph.cu; both are compiled into this program): cuDNN 9.8+ can plan
+ * for a device described in a JSON file (its "deviceless ahead-of-time" path). For each shape of
+ * the tests and benchmarks, forward and backward, this builds the file's own graph, finalizes it,
  * asks heuristics modes A and FALLBACK for engine configurations for that device and finalizes an
  * execution plan from each until one succeeds. Without a GPU driver (the toolkit's stub libcuda)
  * the plan stops when cuDNN loads the compiled kernels; reaching that step means cuDNN accepted the
@@ -10,9 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "cudnn_graph.cu"
 #include "attention_cudnn.cu"
 
-/* The backend functions attention_cudnn.cu calls; the check reaches none of them. */
+/* The backend functions those files call; the check reaches none of them. */
 extern "C" void cuda_fatal(const char *file, int line, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -24,9 +26,6 @@ extern "C" void cuda_fatal(const char *file, int line, const char *fmt, ...) {
 }
 extern "C" void *cuda_scratch(cuda_ctx *, cuda_scratch_slot, size_t) { return NULL; }
 extern "C" void cuda_after_launch(cuda_ctx *, const char *, const char *, int) {}
-extern "C" void cuda_attention_forward(exitrl_backend *, void *, float *, const void *, int, int, int, int) {}
-extern "C" void cuda_attention_backward(exitrl_backend *, void *, const void *, const void *, const void *,
-                                        const float *, int, int, int, int) {}
 
 static const char *last_error(void) {
     static char text[1024];
@@ -98,11 +97,7 @@ int main(int argc, char **argv) {
             att_plan *p = (att_plan *)calloc(1, sizeof *p);
             p->key = key;
             builder b;
-            memset(&b, 0, sizeof b);
-            b.p = p;
-            b.graph = backward ? "backward" : "forward";
-            b.status = CUDNN_STATUS_SUCCESS;
-            b.next_uid = UID_FIRST_VIRTUAL;
+            builder_init(&b, &p->c, NULL, backward ? "backward" : "forward", UID_FIRST_VIRTUAL);
             if (backward)
                 build_backward(&b, &key);
             else

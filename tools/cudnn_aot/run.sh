@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs tools/cudnn_aot/cudnn_aot.cu (see its header): a GPU-less check that cuDNN accepts
-# the attention graphs of kernels/cuda/attention_cudnn.cu and offers engines for them on a described
-# device. Needs the CUDA toolkit and cuDNN >= 9.8 (headers and library); no GPU.
+# the attention graphs of kernels/cuda/attention_cudnn.cu (built with kernels/cuda/cudnn_graph.cu)
+# and offers engines for them on a described device. Needs the CUDA toolkit and cuDNN >= 9.8
+# (headers and library); no GPU.
 # Usage: tools/cudnn_aot/run.sh [DEVICE_JSON]   (default tools/cudnn_aot/h100.json: an H100 SXM)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
