@@ -7,7 +7,7 @@
  * exitrl runs its warmup and timed iterations first and records each iteration's rendered prompts
  * and correct answers; the peer then runs the same sequence of iterations. Each side reports the
  * median over the timed iterations of every phase and of the total. Prints a table and appends one
- * JSONL object to bench/results/exit_iteration_<cpu|gpu>.jsonl (DESIGN.md section 10): value is
+ * JSONL object to bench/results/exit_iteration_<cpu|gpu>.jsonl (docs/DESIGN.md §10): value is
  * our seconds per iteration, ratio = peer seconds / our seconds (higher is better). */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>

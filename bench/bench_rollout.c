@@ -6,7 +6,7 @@
  * Sampling is at temperature 1 over the real vocabulary and stops at EOS: a random model draws EOS
  * now and then, so every side counts the tokens it actually generated (EOS included).
  * Prints a table and appends one JSONL object per (measurement, peer) to
- * bench/results/rollout_<cpu|gpu>.jsonl (DESIGN.md section 10; ratio = ours / peer, higher is
+ * bench/results/rollout_<cpu|gpu>.jsonl (docs/DESIGN.md §10; ratio = ours / peer, higher is
  * better). Each side reports the median of its timed runs. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>

@@ -8,7 +8,7 @@
  *     MFU = tokens/s * FLOPs per token / the device's dense bf16 peak (bench_common.c's table;
  *           a device not in it gets no MFU, with a note).
  * Prints a table and appends one JSONL object per (config, peer) to
- * bench/results/train_step_<cpu|gpu>.jsonl (DESIGN.md section 10; ratio = ours / peer tokens/s,
+ * bench/results/train_step_<cpu|gpu>.jsonl (docs/DESIGN.md §10; ratio = ours / peer tokens/s,
  * higher is better). Every side reports the median step time, so a step slowed by other work on
  * the machine does not decide the result. */
 #define _POSIX_C_SOURCE 200809L

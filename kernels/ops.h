@@ -186,7 +186,7 @@ struct exitrl_backend {
      * Then, when div_scale != NULL, A_i *= div_scale[i]. G == 1 gives A = 0. */
     void (*group_advantage)(exitrl_backend *be, float *adv, const float *rewards,
                             const float *div_scale, int P, int G, int scale_mode, float eps);
-    /* Diversity scale of each completion within its group (DESIGN §5): with e_i = emb[i, :C] and
+    /* Diversity scale of each completion within its group (docs/DESIGN.md §5): with e_i = emb[i, :C] and
      * e_bar the group's mean embedding, dist_i = ||e_i - e_bar||_2 and
      *   d_i = dist_i / (max_j dist_j - min_j dist_j)   over the group,
      * and d_i = 1 for the whole group when max - min <= 1e-4 * max (all about equally far, which
