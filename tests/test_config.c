@@ -8,6 +8,7 @@
 
 #include "run/config.h"
 #include "ops.h"
+#include "tasks/task.h"
 #include "test_util.h"
 
 typedef struct {
@@ -36,6 +37,8 @@ static const choice_case cases[] = {
     {"scale_rewards", "group", EXITRL_SCALE_GROUP},
     {"scale_rewards", "batch", EXITRL_SCALE_BATCH},
     {"scale_rewards", "none", EXITRL_SCALE_NONE},
+    {"demo_targets", "fresh", TASK_DEMO_FRESH},
+    {"demo_targets", "improve", TASK_DEMO_IMPROVE},
 };
 
 static int field(const exitrl_config *c, const char *key) {
@@ -44,6 +47,7 @@ static int field(const exitrl_config *c, const char *key) {
     if (!strcmp(key, "loss_agg")) return c->loss_agg;
     if (!strcmp(key, "diversity_embed")) return c->diversity_embed;
     if (!strcmp(key, "insert")) return c->insert;
+    if (!strcmp(key, "demo_targets")) return c->demo_targets;
     return c->scale_rewards;
 }
 

@@ -12,7 +12,7 @@ static float score_text(const countdown_problem *p, const char *text, char *fb) 
 static void test_hand_cases(void) {
     countdown_problem p = {.n = 4, .numbers = {3, 7, 25, 50}, .target = 175};
     char fb[TASK_FEEDBACK_CAP];
-    CHECK(score_text(&p, "25*7", fb) == 1.0f && strcmp(fb, "value 175") == 0, "fb %s", fb);
+    CHECK(score_text(&p, "25*7", fb) == 1.0f && strcmp(fb, "value 175, correct") == 0, "fb %s", fb);
     CHECK(score_text(&p, "(50-25)*7", fb) == 1.0f, "with parentheses");
     CHECK(score_text(&p, " ( 50 - 25 ) * 7 \n", fb) == 1.0f, "with spaces");
     CHECK(score_text(&p, "7*(50/(3+7))", fb) == 0.05f, "7 used twice");
@@ -20,13 +20,13 @@ static void test_hand_cases(void) {
           "5 is not given: %s", fb);
     /* partial credit 0.1 + 0.4 * (1 - |v - 175| / 175) */
     CHECK(test_near(score_text(&p, "50*3", fb), 0.1 + 0.4 * (1.0 - 25.0 / 175.0)) &&
-              strcmp(fb, "value 150") == 0,
+              strcmp(fb, "value 150, 25 below target") == 0,
           "150: %s", fb);
     CHECK(test_near(score_text(&p, "3", fb), 0.1 + 0.4 * (3.0 / 175.0)), "a single number is valid");
     CHECK(test_near(score_text(&p, "50*7", fb), 0.1 + 0.4 * 0.0), "350 is 175 away: 0.1");
-    CHECK(test_near(score_text(&p, "3*7*25*50", fb), 0.1) && strcmp(fb, "value 26250") == 0,
+    CHECK(test_near(score_text(&p, "3*7*25*50", fb), 0.1) && strcmp(fb, "value 26250, 26075 above target") == 0,
           "far away: %s", fb);
-    CHECK(test_near(score_text(&p, "3-50", fb), 0.1) && strcmp(fb, "value -47") == 0,
+    CHECK(test_near(score_text(&p, "3-50", fb), 0.1) && strcmp(fb, "value -47, 222 below target") == 0,
           "negative values are valid, here 222 away: %s", fb);
     CHECK(score_text(&p, "50/3", fb) == 0.05f && strcmp(fb, "inexact division") == 0, "fb %s", fb);
     CHECK(score_text(&p, "25*8", fb) == 0.05f, "8 not given");

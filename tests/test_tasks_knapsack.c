@@ -14,14 +14,14 @@ static void test_hand_cases(void) {
     knapsack_problem p = {.n = 4, .weight = {5, 4, 6, 3}, .value = {10, 40, 30, 50}, .capacity = 10};
     char fb[TASK_FEEDBACK_CAP];
     CHECK(knapsack_optimum(&p, NULL) == 90, "optimum %d", knapsack_optimum(&p, NULL));
-    CHECK(score_text(&p, "1 3", fb) == 1.0f && strcmp(fb, "weight 7 value 90") == 0, "fb %s", fb);
+    CHECK(score_text(&p, "1 3", fb) == 1.0f && strcmp(fb, "weight 7/10 value 90 optimal") == 0, "fb %s", fb);
     CHECK(score_text(&p, "3 1", fb) == 1.0f, "order does not matter");
     CHECK(score_text(&p, " 1\t3\n", fb) == 1.0f, "any whitespace separates");
     CHECK(score_text(&p, "01 3", fb) == 1.0f, "leading zeros");
-    CHECK(test_near(score_text(&p, "0 1", fb), 50.0 / 90.0) && strcmp(fb, "weight 9 value 50") == 0,
+    CHECK(test_near(score_text(&p, "0 1", fb), 50.0 / 90.0) && strcmp(fb, "weight 9/10 value 50/90") == 0,
           "suboptimal: %s", fb);
     CHECK(test_near(score_text(&p, "2", fb), 30.0 / 90.0), "one item");
-    CHECK(score_text(&p, "", fb) == 0.0f && strcmp(fb, "weight 0 value 0") == 0, "empty set: %s", fb);
+    CHECK(score_text(&p, "", fb) == 0.0f && strcmp(fb, "weight 0/10 value 0/90") == 0, "empty set: %s", fb);
     CHECK(score_text(&p, "0 1 2", fb) == 0.0f && strcmp(fb, "weight 15 over capacity 10") == 0,
           "over capacity: %s", fb);
     CHECK(score_text(&p, "1 1", fb) == 0.0f && strcmp(fb, "malformed") == 0, "repeated index");

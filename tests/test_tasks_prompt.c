@@ -127,7 +127,8 @@ static int find_token(const int *tokens, int n, int id) {
 static void test_demos(const task_domain *d) {
     int32_t knobs[TASK_MAX_KNOBS];
     task_knobs_default(d, knobs);
-    task_demo_options opt = {.p_improve = 0.3f, .p_diverge = 0.2f, .p_feedback = 0.5f, .p_correct = -1};
+    task_demo_options opt = {.p_improve = 0.3f, .p_diverge = 0.2f, .p_feedback = 0.5f, .p_correct = -1,
+                             .targets = TASK_DEMO_FRESH, .p_shown_correct = -1};
     task_rng rng = task_rng_seeded(11);
     enum { CAP = 512 };
     int tokens[CAP], targets[CAP];
@@ -202,7 +203,8 @@ static void test_demo_determinism_and_errors(void) {
     task_instance in;
     char why[160];
     task_draw(d, knobs, TASK_SPLIT_TRAIN, 3, 3, &in, why, sizeof why);
-    task_demo_options opt = {.p_improve = 0.5f, .p_diverge = 0.5f, .p_feedback = 1.0f, .p_correct = 0.5f};
+    task_demo_options opt = {.p_improve = 0.5f, .p_diverge = 0.5f, .p_feedback = 1.0f, .p_correct = 0.5f,
+                             .p_shown_correct = -1};
     int t1[512], g1[512], t2[512], g2[512];
     int same = 1;
     task_rng r1 = task_rng_seeded(4), r2 = task_rng_seeded(4);
@@ -214,7 +216,7 @@ static void test_demo_determinism_and_errors(void) {
     }
     CHECK(same, "the same rng state gives the same demos");
 
-    task_demo_options base = {.p_correct = 1.0f};
+    task_demo_options base = {.p_correct = 1.0f, .p_shown_correct = -1};
     task_rng r = task_rng_seeded(1);
     int n = task_make_demo(d, &in, &r, &base, t1, g1, 512);
     CHECK(n > 0, "base demo");
@@ -230,11 +232,61 @@ static void test_demo_determinism_and_errors(void) {
     CHECK(task_make_demo(d, &in, &r, &bad, t1, g1, 512) == TASK_ERR_ARG, "p_correct above 1");
     CHECK(task_make_demo(task_domain_find("arith"), &in, &r, &base, t1, g1, 512) == TASK_ERR_ARG,
           "another domain's instance");
+    bad = (task_demo_options){.targets = 2};
+    CHECK(task_make_demo(d, &in, &r, &bad, t1, g1, 512) == TASK_ERR_ARG, "unknown targets");
+}
+
+/* targets = TASK_DEMO_IMPROVE: an improve demonstration keeps a right attempt byte for byte, and
+ * improves a wrong one: never worse, strictly better where the domain has teacher_improve. */
+static void test_improve_targets(const task_domain *d) {
+    int32_t knobs[TASK_MAX_KNOBS];
+    task_knobs_default(d, knobs);
+    task_demo_options opt = {.p_improve = 1.0f, .p_feedback = 0.5f, .p_correct = -1, .targets = TASK_DEMO_IMPROVE,
+                             .p_shown_correct = 0.5f};
+    task_rng rng = task_rng_seeded(23);
+    enum { CAP = 512 };
+    int tokens[CAP], targets[CAP];
+    const int N = 2000;
+    int shown_right = 0, kept = 0, fixed = 0, worse = 0, not_better = 0;
+    for (int i = 0; i < N; i++) {
+        task_instance in;
+        char why[160], shown[TASK_ANSWER_CAP], answer[TASK_ANSWER_CAP];
+        if (task_draw(d, knobs, TASK_SPLIT_TRAIN, 7, (uint64_t)i, &in, why, sizeof why)) {
+            CHECK(0, "%s", why);
+            return;
+        }
+        int len = task_make_demo(d, &in, &rng, &opt, tokens, targets, CAP);
+        if (len < 0) {
+            CHECK(0, "%s improve demo %d failed: %d", d->name, i, len);
+            return;
+        }
+        int a = answer_position(tokens, len), response = find_token(tokens, a, TOK_RESPONSE);
+        int fb = find_token(tokens, a, TOK_FEEDBACK), improve = find_token(tokens, a, TOK_IMPROVE);
+        int slen = tok_decode_bytes(tokens + response + 1, (fb >= 0 ? fb : improve) - response - 1, shown, sizeof shown);
+        int alen = tok_decode_bytes(tokens + a + 1, len - a - 1, answer, sizeof answer);
+        float q0 = d->score(&in, shown, (size_t)slen, NULL, 0), q = d->score(&in, answer, (size_t)alen, NULL, 0);
+        if (q0 >= 1.0f) {
+            shown_right++;
+            kept += slen == alen && memcmp(shown, answer, (size_t)alen) == 0;
+        } else {
+            fixed += q >= 1.0f;
+            worse += q < q0;
+            not_better += q <= q0;
+        }
+    }
+    int wrong = N - shown_right;
+    printf("%s improve demos: shown right %d/%d (kept %d), wrong fixed %d/%d, worse %d, not better %d\n", d->name,
+           shown_right, N, kept, fixed, wrong, worse, not_better);
+    CHECK(fabs(shown_right / (double)N - 0.5) < 0.05, "%s: shown right %d/%d, asked for half", d->name, shown_right, N);
+    CHECK(kept == shown_right, "%s: %d right attempts not kept", d->name, shown_right - kept);
+    CHECK(fixed > wrong / 4, "%s: only %d of %d wrong attempts fixed", d->name, fixed, wrong);
+    if (d->teacher_improve) CHECK(not_better == 0, "%s: %d improvements no better", d->name, not_better);
 }
 
 int main(void) {
     test_templates();
     for (int i = 0; i < task_domain_count(); i++) test_demos(task_domain_at(i));
     test_demo_determinism_and_errors();
+    for (int i = 0; i < task_domain_count(); i++) test_improve_targets(task_domain_at(i));
     return test_finish("test_tasks_prompt");
 }

@@ -90,7 +90,8 @@ int pretrain_source_open_task(pretrain_source *s, const exitrl_config *cfg) {
     ts->T = cfg->seq_len;
     ts->stream_seed = (uint64_t)cfg->seed;
     ts->demo = (task_demo_options){(float)cfg->demo_p_improve, (float)cfg->demo_p_diverge,
-                                   (float)cfg->demo_p_feedback, (float)cfg->teacher_p_correct};
+                                   (float)cfg->demo_p_feedback, (float)cfg->teacher_p_correct,
+                                   cfg->demo_targets, (float)cfg->demo_p_shown_correct};
     if (cfg->demo_p_improve + cfg->demo_p_diverge > 1.0) {
         fprintf(stderr, "exitrl: config keys 'demo_p_improve' + 'demo_p_diverge' = %g must be at most 1\n",
                 cfg->demo_p_improve + cfg->demo_p_diverge);

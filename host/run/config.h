@@ -32,6 +32,8 @@ typedef struct {
     char task[32];                 /* none | arith | countdown | knapsack */
     char task_knobs[CONFIG_STR_MAX]; /* difficulty knobs, "name=value,..." ("" = defaults) */
     double demo_p_improve, demo_p_diverge, demo_p_feedback, teacher_p_correct;
+    int demo_targets;              /* TASK_DEMO_* (tasks/task.h): fresh | improve */
+    double demo_p_shown_correct;   /* accuracy of the attempt iteration demonstrations show */
     int max_new_tokens;            /* generation cap for answers */
     char init[CONFIG_STR_MAX];     /* checkpoint to start from (weights only) */
     char resume[CONFIG_STR_MAX];   /* checkpoint to resume exactly (weights, optimizer, RNG, step) */

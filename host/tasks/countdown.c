@@ -108,14 +108,18 @@ float countdown_score(const countdown_problem *p, const char *answer, size_t len
         bad_feedback = task_write_feedback(
             feedback, feedback_cap, e.status == EXPR_BAD_DIVISION ? "inexact division" : "overflow");
     } else {
+        /* The feedback says what the attempt lacks: how far, and which way, it misses the target. */
         if (e.value == p->target) {
             reward = 1.0f;
+            bad_feedback = task_write_feedback(feedback, feedback_cap, "value %lld, correct", (long long)e.value);
         } else {
             double t = (double)p->target, dist = (double)e.value - t;
             double closeness = 1.0 - (dist < 0 ? -dist : dist) / (t > 1.0 ? t : 1.0);
             reward = (float)(0.1 + 0.4 * (closeness > 0.0 ? closeness : 0.0));
+            long long miss = (long long)e.value - p->target;
+            bad_feedback = task_write_feedback(feedback, feedback_cap, "value %lld, %lld %s target", (long long)e.value,
+                                               miss < 0 ? -miss : miss, miss < 0 ? "below" : "above");
         }
-        bad_feedback = task_write_feedback(feedback, feedback_cap, "value %lld", (long long)e.value);
     }
     return bad_feedback ? -1.0f : reward;
 }
@@ -186,6 +190,29 @@ static int teacher_answer(const task_instance *inst, task_rng *r, float p_correc
     return n;
 }
 
+/* The teacher improving an attempt: with probability p_correct the solution; else the first of
+ * WRONG_TRIES random equations that scores strictly higher than prev (closer to the target), or
+ * the solution when none does. Never worse than prev. */
+static int teacher_improve(const task_instance *inst, const char *prev, size_t prev_len, task_rng *r,
+                           float p_correct, char *buf, size_t cap) {
+    countdown_problem p;
+    if (countdown_generate(inst, &p)) return TASK_ERR_ARG;
+    if (p_correct < 0) p_correct = teacher_p_correct(inst);
+    if (task_rng_unit(r) >= p_correct) {
+        float q0 = countdown_score(&p, prev, prev_len, NULL, 0);
+        expr_tree t;
+        for (int i = 0; i < WRONG_TRIES; i++) {
+            t.count = 0;
+            int root = random_expression(&t, r, p.numbers, p.n, (int)task_rng_range(r, 2, p.n));
+            int n = expr_render(&t, root, buf, cap);
+            if (n < 0) return TASK_ERR_FIT;
+            if (countdown_score(&p, buf, (size_t)n, NULL, 0) > q0) return n;
+        }
+    }
+    int n = expr_render(&p.solution, p.solution_root, buf, cap);
+    return n < 0 ? TASK_ERR_FIT : n;
+}
+
 const task_domain task_countdown = {
     .name = "countdown",
     .id = TASK_DOMAIN_COUNTDOWN,
@@ -196,6 +223,7 @@ const task_domain task_countdown = {
     .render_request = render_request,
     .score = score,
     .teacher_answer = teacher_answer,
+    .teacher_improve = teacher_improve,
     .teacher_p_correct = teacher_p_correct,
     .well_formed = well_formed,
 };

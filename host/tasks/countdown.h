@@ -25,7 +25,8 @@ int countdown_generate(const task_instance *inst, countdown_problem *p);
  *                                       than given), divides inexactly or by zero, or overflows
  *   0                                   not an expression
  * so any valid equation beats any invalid one and closer values earn more.
- * Feedback: "value <v>", "uses numbers not given", "inexact division", "overflow" or "malformed".
+ * Feedback (what the attempt lacks): "value <v>, correct", "value <v>, <d> below target", "value <v>,
+ * <d> above target", "uses numbers not given", "inexact division", "overflow" or "malformed".
  * Returns -1 if feedback does not fit in feedback_cap. */
 float countdown_score(const countdown_problem *p, const char *answer, size_t len, char *feedback,
                       size_t feedback_cap);

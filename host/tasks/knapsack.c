@@ -92,8 +92,13 @@ float knapsack_score(const knapsack_problem *p, const char *answer, size_t len, 
         bad_feedback = task_write_feedback(feedback, feedback_cap, "weight %d over capacity %d",
                                            weight, p->capacity);
     } else {
+        /* The feedback says what the attempt lacks: spare capacity and the gap to the best value. */
         reward = (float)value / (float)optimum;
-        bad_feedback = task_write_feedback(feedback, feedback_cap, "weight %d value %d", weight, value);
+        bad_feedback = value == optimum
+                           ? task_write_feedback(feedback, feedback_cap, "weight %d/%d value %d optimal", weight,
+                                                 p->capacity, value)
+                           : task_write_feedback(feedback, feedback_cap, "weight %d/%d value %d/%d", weight,
+                                                 p->capacity, value, optimum);
     }
     return bad_feedback ? -1.0f : reward;
 }
@@ -131,6 +136,23 @@ static float teacher_p_correct(const task_instance *inst) {
     return p < 0.3f ? 0.3f : p;
 }
 
+/* Writes a selection as "i j k" (ascending indices). Returns its length or TASK_ERR_FIT. */
+static int render_selection(const knapsack_problem *p, const unsigned char *take, char *buf, size_t cap) {
+    if (cap == 0) return TASK_ERR_FIT;
+    size_t len = 0;
+    buf[0] = 0;
+    for (int i = 0; i < p->n; i++) {
+        if (!take[i]) continue;
+        int k = snprintf(buf + len, cap - len, len ? " %d" : "%d", i);
+        if (k < 0 || (size_t)k >= cap - len) {
+            buf[0] = 0;
+            return TASK_ERR_FIT;
+        }
+        len += (size_t)k;
+    }
+    return (int)len;
+}
+
 /* A wrong attempt is what a hasty packer does: items in random order, each taken if it still
  * fits; if that happens to be optimal, its least valuable item is dropped (values are >= 1, so
  * the result is strictly worse but still feasible). */
@@ -165,19 +187,63 @@ static int teacher_answer(const task_instance *inst, task_rng *r, float p_correc
     unsigned char take[KNAPSACK_MAX_ITEMS];
     int optimum = knapsack_optimum(&p, take);
     if (task_rng_unit(r) >= p_correct) hasty_selection(&p, r, optimum, take);
-    if (cap == 0) return TASK_ERR_FIT;
-    size_t len = 0;
-    buf[0] = 0;
-    for (int i = 0; i < p.n; i++) {
-        if (!take[i]) continue;
-        int k = snprintf(buf + len, cap - len, len ? " %d" : "%d", i);
-        if (k < 0 || (size_t)k >= cap - len) {
-            buf[0] = 0;
-            return TASK_ERR_FIT;
-        }
-        len += (size_t)k;
+    return render_selection(&p, take, buf, cap);
+}
+
+/* One local-search move that makes a feasible selection strictly better, in this order: add the
+ * most valuable item that still fits; else the single swap (one out, one in) that gains the most
+ * value within the capacity. Returns 1 when a move was made, 0 at a local optimum. */
+static int improve_move(const knapsack_problem *p, unsigned char *take) {
+    int weight = 0;
+    for (int i = 0; i < p->n; i++) weight += take[i] ? p->weight[i] : 0;
+    int add = -1;
+    for (int i = 0; i < p->n; i++)
+        if (!take[i] && weight + p->weight[i] <= p->capacity && (add < 0 || p->value[i] > p->value[add])) add = i;
+    if (add >= 0) {
+        take[add] = 1;
+        return 1;
     }
-    return (int)len;
+    int out = -1, in = -1, gain = 0;
+    for (int o = 0; o < p->n; o++) {
+        if (!take[o]) continue;
+        for (int i = 0; i < p->n; i++)
+            if (!take[i] && weight - p->weight[o] + p->weight[i] <= p->capacity &&
+                p->value[i] - p->value[o] > gain) {
+                gain = p->value[i] - p->value[o];
+                out = o, in = i;
+            }
+    }
+    if (out < 0) return 0;
+    take[out] = 0, take[in] = 1;
+    return 1;
+}
+
+/* The teacher improving an attempt: with probability p_correct an optimal selection; else, from a
+ * well-formed attempt, the items that fit (an over-capacity selection loses its worst value per
+ * weight items until it fits) and one local-search move, or the optimum at a local optimum; a
+ * malformed attempt gets a fresh teacher answer. */
+static int teacher_improve(const task_instance *inst, const char *prev, size_t prev_len, task_rng *r,
+                           float p_correct, char *buf, size_t cap) {
+    knapsack_problem p;
+    if (knapsack_generate(inst, &p)) return TASK_ERR_ARG;
+    if (p_correct < 0) p_correct = teacher_p_correct(inst);
+    unsigned char best[KNAPSACK_MAX_ITEMS], take[KNAPSACK_MAX_ITEMS];
+    knapsack_optimum(&p, best);
+    if (task_rng_unit(r) < p_correct) return render_selection(&p, best, buf, cap);
+    if (parse_selection(&p, prev, prev_len, take) != 0) return teacher_answer(inst, r, p_correct, buf, cap);
+    int weight = 0;
+    for (int i = 0; i < p.n; i++) weight += take[i] ? p.weight[i] : 0;
+    int repaired = 0;
+    while (weight > p.capacity) { /* drop the item with the least value per unit of weight */
+        int worst = -1;
+        for (int i = 0; i < p.n; i++)
+            if (take[i] && (worst < 0 || p.value[i] * p.weight[worst] < p.value[worst] * p.weight[i])) worst = i;
+        take[worst] = 0;
+        weight -= p.weight[worst];
+        repaired = 1;
+    }
+    if (!improve_move(&p, take) && !repaired) memcpy(take, best, sizeof take);
+    return render_selection(&p, take, buf, cap);
 }
 
 const task_domain task_knapsack = {
@@ -191,6 +257,7 @@ const task_domain task_knapsack = {
     .render_request = render_request,
     .score = score,
     .teacher_answer = teacher_answer,
+    .teacher_improve = teacher_improve,
     .teacher_p_correct = teacher_p_correct,
     .well_formed = well_formed,
 };

@@ -70,6 +70,12 @@ struct task_domain {
      * NUL-terminated answer into buf[cap]; returns its length, TASK_ERR_FIT or TASK_ERR_ARG. */
     int (*teacher_answer)(const task_instance *inst, task_rng *rng, float p_correct, char *buf,
                           size_t cap);
+    /* Optional (NULL: improve demonstrations of a wrong attempt target a fresh teacher_answer).
+     * The teacher's next attempt after a wrong or suboptimal one, prev[0..prev_len) (any bytes):
+     * with probability p_correct a correct answer, else an edit of prev that is strictly better
+     * when prev is well formed (knapsack: one local-search move). Same returns as teacher_answer. */
+    int (*teacher_improve)(const task_instance *inst, const char *prev, size_t prev_len, task_rng *rng,
+                           float p_correct, char *buf, size_t cap);
     /* The teacher's default accuracy for this instance; lower for harder knobs. */
     float (*teacher_p_correct)(const task_instance *inst);
     /* 1 when answer[0..len) has the domain's answer format (an integer, an equation, a list of
@@ -127,19 +133,30 @@ int task_render_prompt(const task_domain *d, const task_instance *inst, int mode
                        int cap);
 
 /* ---- supervised demonstrations (demos.c) ---- */
+/* What an improve demonstration targets (a diverge demonstration always targets a fresh answer). */
+enum {
+    TASK_DEMO_FRESH = 0,  /* a fresh teacher answer, independent of the attempt shown: the formats only */
+    TASK_DEMO_IMPROVE = 1 /* the attempt shown when it is right (reward 1), else the teacher's
+                           * improvement of it (teacher_improve, or a fresh answer without one) */
+};
+
 typedef struct {
     float p_improve;  /* probability of an improve-format example */
     float p_diverge;  /* probability of a diverge-format example (base otherwise) */
     float p_feedback; /* probability that an iteration example shows the attempt's feedback */
     float p_correct;  /* teacher accuracy; < 0 = the domain's default for the instance */
+    int targets;      /* TASK_DEMO_*: what improve examples target */
+    float p_shown_correct; /* accuracy of the attempt an iteration example shows; < 0 = p_correct */
 } task_demo_options;
 
 /* One supervised example in next-token form: tokens[i] is the input at position i and targets[i]
  * the token to predict after it. The sequence is a prompt followed by a teacher answer and EOS;
  * targets are the answer bytes and the EOS, every prompt position has target -1, and the EOS is
  * only a target, never an input. An improve/diverge example shows a teacher attempt (with its
- * feedback, with probability p_feedback) and targets a fresh, independent teacher attempt, so the
- * policy learns the formats, not to improve. Draws from rng in a fixed order (deterministic).
+ * feedback, with probability p_feedback); a diverge example, and an improve example with targets =
+ * TASK_DEMO_FRESH, targets a fresh, independent teacher attempt (the policy learns the formats, not
+ * to improve); with TASK_DEMO_IMPROVE an improve example keeps a right attempt and improves a wrong
+ * one. Draws from rng in a fixed order (deterministic).
  * Returns the length (positions filled in tokens and targets), TASK_ERR_FIT if it needs more
  * than cap positions, or TASK_ERR_ARG for an invalid instance or options. */
 int task_make_demo(const task_domain *d, const task_instance *inst, task_rng *rng,
