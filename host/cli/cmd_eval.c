@@ -83,9 +83,9 @@ static int eval_run(const char *run, const exitrl_config *cfg, const task_domain
     double depth = mean_training_depth(run);
     if (depth >= 0) fprintf(json, "     \"train_mean_depth\": %.4f,\n", depth);
     else fprintf(json, "     \"train_mean_depth\": null,\n");
-    const char *names[] = {"score", "solved", "valid", "net_corrections", "right_right", "right_wrong",
+    const char *names[] = {"score", "score_se", "solved", "valid", "net_corrections", "right_right", "right_wrong",
                            "wrong_right", "wrong_wrong", "improved", "worse", "unchanged", "copy_rate", "edit_mean"};
-    double *arrays[] = {res.score, res.solved, res.valid, res.net_corrections, res.right_right, res.right_wrong,
+    double *arrays[] = {res.score, res.score_se, res.solved, res.valid, res.net_corrections, res.right_right, res.right_wrong,
                         res.wrong_right, res.wrong_wrong, res.improved, res.worse, res.unchanged, res.copy_rate,
                         res.edit_mean};
     for (int a = 0; a < (int)(sizeof names / sizeof names[0]); a++) {

@@ -1,5 +1,6 @@
 #include "eval/task_eval.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,9 +116,9 @@ int task_eval_base(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS], gp
 }
 
 /* Every per-step array of a result, so they are allocated and freed in one place. */
-enum { N_STEP_ARRAYS = 13 };
+enum { N_STEP_ARRAYS = 14 };
 static void step_arrays(task_eval_steps_result *r, double **a[N_STEP_ARRAYS]) {
-    double **p[N_STEP_ARRAYS] = {&r->score, &r->solved, &r->valid, &r->net_corrections, &r->right_right,
+    double **p[N_STEP_ARRAYS] = {&r->score, &r->score_se, &r->solved, &r->valid, &r->net_corrections, &r->right_right,
                                  &r->right_wrong, &r->wrong_right, &r->wrong_wrong, &r->improved, &r->worse,
                                  &r->unchanged, &r->copy_rate, &r->edit_mean};
     memcpy(a, p, sizeof p);
@@ -213,6 +214,14 @@ int task_eval_steps(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS], g
             dst->reward = src->reward;
         }
         out->score[k] = s / n, out->solved[k] = solved / n, out->valid[k] = valid / n;
+        double ss = 0; /* the spread of the instances' mean rewards around the overall mean */
+        for (int i = 0; i < o->n_instances; i++) {
+            double m = 0;
+            for (int j = 0; j < o->n_samples; j++) m += ch[(size_t)i * o->n_samples + j].reward;
+            m = m / o->n_samples - out->score[k];
+            ss += m * m;
+        }
+        out->score_se[k] = o->n_instances > 1 ? sqrt(ss / (o->n_instances - 1) / o->n_instances) : 0.0;
         out->net_corrections[k] = (double)(ts.wrong_right - ts.right_wrong) / n;
         out->right_right[k] = transition_share(&ts, ts.right_right);
         out->right_wrong[k] = transition_share(&ts, ts.right_wrong);
@@ -224,12 +233,12 @@ int task_eval_steps(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS], g
         out->copy_rate[k] = transition_share(&ts, ts.copies);
         out->edit_mean[k] = ts.n ? ts.edit_sum / ts.n : 0.0;
         if (k == 0)
-            fprintf(stderr, "  eval step %d/%d: score %.4f solved %.4f valid %.3f\n", k, K, out->score[k],
-                    out->solved[k], out->valid[k]);
+            fprintf(stderr, "  eval step %d/%d: score %.4f (se %.4f) solved %.4f valid %.3f\n", k, K, out->score[k],
+                    out->score_se[k], out->solved[k], out->valid[k]);
         else
-            fprintf(stderr, "  eval step %d/%d: score %.4f solved %.4f valid %.3f | R->R %.3f R->W %.3f W->R %.3f "
+            fprintf(stderr, "  eval step %d/%d: score %.4f (se %.4f) solved %.4f valid %.3f | R->R %.3f R->W %.3f W->R %.3f "
                             "W->W %.3f | up %.3f down %.3f same %.3f | copy %.3f edit %.1f\n",
-                    k, K, out->score[k], out->solved[k], out->valid[k], out->right_right[k], out->right_wrong[k],
+                    k, K, out->score[k], out->score_se[k], out->solved[k], out->valid[k], out->right_right[k], out->right_wrong[k],
                     out->wrong_right[k], out->wrong_wrong[k], out->improved[k], out->worse[k], out->unchanged[k],
                     out->copy_rate[k], out->edit_mean[k]);
     }

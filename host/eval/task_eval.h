@@ -34,6 +34,8 @@ typedef struct {
 typedef struct {
     int K;
     double *score;         /* [K+1] mean reward at step k over all chains */
+    double *score_se;      /* [K+1] its standard error over instances (chains of one instance are
+                            * averaged first: they share the problem, so they are not independent) */
     double *solved;        /* [K+1] share of chains with reward 1 at step k */
     double *valid;         /* [K+1] share of well-formed answers */
     double *net_corrections; /* [K+1] (wrong->right minus right->wrong between k-1 and k) per chain; [0] = 0 */
