@@ -218,18 +218,15 @@ static int improve_move(const knapsack_problem *p, unsigned char *take) {
     return 1;
 }
 
-/* The teacher improving an attempt: with probability p_correct an optimal selection; else, from a
- * well-formed attempt, the items that fit (an over-capacity selection loses its worst value per
- * weight items until it fits) and one local-search move, or the optimum at a local optimum; a
- * malformed attempt gets a fresh teacher answer. */
+/* The teacher improving an attempt, one step of hill climbing that composes over many steps: the
+ * items of a well-formed attempt that fit (an over-capacity selection loses its worst value per
+ * weight items until it fits), then one local-search move; at a local optimum, an optimal
+ * selection. A malformed attempt gets a fresh teacher answer (p_correct applies to that only). */
 static int teacher_improve(const task_instance *inst, const char *prev, size_t prev_len, task_rng *r,
                            float p_correct, char *buf, size_t cap) {
     knapsack_problem p;
     if (knapsack_generate(inst, &p)) return TASK_ERR_ARG;
-    if (p_correct < 0) p_correct = teacher_p_correct(inst);
-    unsigned char best[KNAPSACK_MAX_ITEMS], take[KNAPSACK_MAX_ITEMS];
-    knapsack_optimum(&p, best);
-    if (task_rng_unit(r) < p_correct) return render_selection(&p, best, buf, cap);
+    unsigned char take[KNAPSACK_MAX_ITEMS];
     if (parse_selection(&p, prev, prev_len, take) != 0) return teacher_answer(inst, r, p_correct, buf, cap);
     int weight = 0;
     for (int i = 0; i < p.n; i++) weight += take[i] ? p.weight[i] : 0;
@@ -242,7 +239,7 @@ static int teacher_improve(const task_instance *inst, const char *prev, size_t p
         weight -= p.weight[worst];
         repaired = 1;
     }
-    if (!improve_move(&p, take) && !repaired) memcpy(take, best, sizeof take);
+    if (!improve_move(&p, take) && !repaired) knapsack_optimum(&p, take);
     return render_selection(&p, take, buf, cap);
 }
 
