@@ -25,6 +25,35 @@ echo "== exitrl demo ($mode): warm start"
 echo "== exitrl demo ($mode): ExIt"
 "$bin" train --config "configs/${size}_exit.conf" --init "runs/${name}_warm/checkpoint.bin" \
     --name "${name}_exit" --progress 1
+# The plot needs python3 with matplotlib (exitrl eval tries $EXITRL_PYTHON, python3, /usr/bin/python3).
+have_matplotlib() {
+    for py in ${EXITRL_PYTHON:-} python3 /usr/bin/python3; do
+        command -v "$py" >/dev/null && "$py" -c "import matplotlib" 2>/dev/null && return 0
+    done
+    return 1
+}
+if ! have_matplotlib; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "== exitrl demo ($mode): installing python3-matplotlib for the plot"
+        (apt-get install -y -qq python3-matplotlib >/dev/null 2>&1 ||
+         { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq python3-matplotlib >/dev/null 2>&1; }) ||
+            echo "exitrl demo: could not install python3-matplotlib; the plot will be skipped"
+    else
+        echo "exitrl demo: no python3 with matplotlib, so no plot: install it with 'apt-get install python3-matplotlib' (Debian) or 'pip install matplotlib'"
+    fi
+fi
 echo "== exitrl demo ($mode): multi-step evaluation"
 "$bin" eval --config "configs/${size}_exit.conf" --runs "runs/${name}_warm,runs/${name}_exit" \
     --out "runs/${name}_eval.json"
+python3 - "runs/${name}_eval.json" <<'PY'
+import json, sys
+runs = json.load(open(sys.argv[1]))["runs"]
+K = runs[0]["K"]
+print(f"== exitrl demo: held-out score over K = {K} self-improvement steps ({runs[0]['task']}, "
+      f"{runs[0]['instances']} instances x {runs[0]['samples']} chains)")
+for r in runs:
+    name = r["run"].rstrip("/").split("/")[-1]
+    print(f"  {name:16s} k=0 {r['score'][0]:.3f}  k={K} {r['score'][K]:.3f}  Delta_K {r['score'][K] - r['score'][0]:+.3f}"
+          f"  (standard error of each score ~{max(r.get('score_se', [0])):.3f})")
+PY
+if [ -f "runs/${name}_eval.png" ]; then echo "== exitrl demo: plot runs/${name}_eval.png"; fi
