@@ -14,9 +14,47 @@
 #include <cuda_runtime_api.h>
 #endif
 
-#define RESULTS_DIR EXITRL_SOURCE_DIR "/bench/results"
-
 const char *bench_program = "bench";
+
+static int has_peers(const char *dir) {
+    char path[4096];
+    int len = snprintf(path, sizeof path, "%s/bench/peers", dir);
+    return len > 0 && (size_t)len < sizeof path && access(path, R_OK | X_OK) == 0;
+}
+
+const char *bench_source_dir(void) {
+    static char dir[4096];
+    if (dir[0]) return dir;
+    const char *env = getenv("EXITRL_SOURCE_DIR");
+    if (env && *env && strlen(env) < sizeof dir) {
+        snprintf(dir, sizeof dir, "%s", env);
+        return dir;
+    }
+    if (!has_peers(EXITRL_SOURCE_DIR)) {
+        char exe[4096];
+        ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (len > 0) {
+            exe[len] = 0;
+            for (int up = 0; up < 2; up++) { /* the executable's folder, then the one above it */
+                char *slash = strrchr(exe, '/');
+                if (!slash) break;
+                *slash = 0;
+            }
+            if (exe[0] && has_peers(exe)) {
+                snprintf(dir, sizeof dir, "%s", exe);
+                return dir;
+            }
+        }
+    }
+    snprintf(dir, sizeof dir, "%s", EXITRL_SOURCE_DIR);
+    return dir;
+}
+
+const char *bench_peer_script(const char *name) {
+    static char path[4096 + 256];
+    snprintf(path, sizeof path, "%s/bench/peers/%s", bench_source_dir(), name);
+    return path;
+}
 
 /* OpenMP and OpenBLAS read their thread counts when they load, before main: if the environment
  * does not already say `threads`, set it and re-execute this program so both see it. */
@@ -117,7 +155,8 @@ void bench_json_head(FILE *f, const char *bench, const bench_run *run, const cha
 FILE *bench_open_results(const char *out, int quick, const char *stem, int gpu, char *path, size_t n) {
     int len = out ? snprintf(path, n, "%s", out)
               : quick ? snprintf(path, n, "%s", "")
-                      : snprintf(path, n, "%s/%s_%s.jsonl", RESULTS_DIR, stem, gpu ? "gpu" : "cpu");
+                      : snprintf(path, n, "%s/bench/results/%s_%s.jsonl", bench_source_dir(), stem,
+                                 gpu ? "gpu" : "cpu");
     if (len < 0 || (size_t)len >= n) {
         fprintf(stderr, "%s: the results path is too long\n", bench_program);
         return NULL;
@@ -272,7 +311,9 @@ void bench_git_revision(char *buf, size_t n) {
         snprintf(buf, n, "%s", env);
         return;
     }
-    command_line("git -C '" EXITRL_SOURCE_DIR "' rev-parse --short HEAD 2>/dev/null", buf, n);
+    char cmd[4096 + 64];
+    snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse --short HEAD 2>/dev/null", bench_source_dir());
+    command_line(cmd, buf, n);
     if (!buf[0]) snprintf(buf, n, "unknown");
 }
 

@@ -9,6 +9,15 @@
 /* The running program's name, for messages; each main sets it first. */
 extern const char *bench_program;
 
+/* The tree the peers (bench/peers/) and bench/results/ are found in: $EXITRL_SOURCE_DIR when set;
+ * else the source tree the program was built from (EXITRL_SOURCE_DIR at compile time) while it has
+ * bench/peers/; else the folder above the executable's, when that has bench/peers/ (a relocated
+ * copy: tools/gpu_prebuild.sh's prebuilt/bench/bench_train finds prebuilt/bench/peers/); else the
+ * compiled-in tree. */
+const char *bench_source_dir(void);
+/* bench_source_dir()/bench/peers/<name>, in a static buffer (valid until the next call). */
+const char *bench_peer_script(const char *name);
+
 /* Re-executes the program with OMP_NUM_THREADS and OPENBLAS_NUM_THREADS = threads unless set. */
 void bench_pin_threads(int threads, char **argv);
 double bench_now(void);
@@ -29,8 +38,9 @@ void bench_run_facts(const exitrl_backend *be, bench_run *run);
 void bench_json_head(FILE *f, const char *bench, const bench_run *run, const char *backend, const char *dtype,
                      const char *config);
 /* The JSONL file to append to: `out` when given; else, for a quick run, /dev/null (nothing is
- * kept; path is set to ""); else bench/results/<stem>_gpu.jsonl or _cpu.jsonl. path receives the
- * file's name; NULL with the reason printed when it cannot be opened. */
+ * kept; path is set to ""); else bench/results/<stem>_gpu.jsonl or _cpu.jsonl under
+ * bench_source_dir(). path receives the file's name; NULL with the reason printed when it cannot
+ * be opened. */
 FILE *bench_open_results(const char *out, int quick, const char *stem, int gpu, char *path, size_t n);
 /* The start of a benchmark on a backend: pins the threads (bench_pin_threads), opens the backend
  * `device` names (auto, cpu or cuda) and fills run (bench_run_facts). NULL when the backend

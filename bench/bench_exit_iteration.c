@@ -23,7 +23,7 @@
 #include "tasks/arith.h"
 #include "model/tokenizer.h"
 
-#define PEER_SCRIPT EXITRL_SOURCE_DIR "/bench/peers/exit_iteration_torch.py"
+#define PEER_SCRIPT bench_peer_script("exit_iteration_torch.py")
 #define WEIGHT_SEED 1234
 
 typedef struct {

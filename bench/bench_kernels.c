@@ -88,7 +88,7 @@ int main(int argc, char **argv) {
 
 #include "cuda/cuda_backend.h" /* the backend's stream, so events time exactly its work */
 
-#define PEER_SCRIPT EXITRL_SOURCE_DIR "/bench/peers/kernels_torch.py"
+#define PEER_SCRIPT bench_peer_script("kernels_torch.py")
 #define FLUSH_BYTES ((size_t)256 << 20) /* several times any L2 so far (H100 50 MB, H200 60 MB) */
 #define QUICK_FLUSH_BYTES ((size_t)16 << 20)
 #define POOL 4194304                    /* random values uploaded per chunk */

@@ -22,7 +22,7 @@
 #include "rl/rollout.h"
 #include "model/tokenizer.h"
 
-#define PEER_SCRIPT EXITRL_SOURCE_DIR "/bench/peers/rollout_torch.py"
+#define PEER_SCRIPT bench_peer_script("rollout_torch.py")
 #define MAX_BATCHES 16
 #define WEIGHT_SEED 1234
 #define SAMPLING_SEED 1

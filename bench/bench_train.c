@@ -22,7 +22,7 @@
 #include "model/model.h"
 #include "ops.h"
 
-#define PEER_SCRIPT EXITRL_SOURCE_DIR "/bench/peers/train_step_torch.py"
+#define PEER_SCRIPT bench_peer_script("train_step_torch.py")
 /* The targets for the CUDA backend on an H100 (recorded with every GPU result). */
 #define TARGET_RATIO_VS_COMPILE 1.1
 #define TARGET_MFU 0.50
