@@ -25,7 +25,7 @@
 # Every step runs under its own time cap (seconds), the whole call under a budget
 # (GPU_SESSION_BUDGET, default 420, inside the device's 10-minute command limit): a step that
 # would not fit in what is left is skipped and says so. A step that fails is recorded and the
-# next one still runs. Without a GPU (nvidia-smi lists none) the benchmarks and profiles are
+# next one still runs; a benchmark step passes only when it appended a JSONL line. Without a GPU (nvidia-smi lists none) the benchmarks and profiles are
 # skipped, and the tests and memcheck skip themselves (exit 77): the plumbing can be tried anywhere.
 #
 # Usage: tools/gpu_session.sh [--steps LIST] [--rebuild] [--dry-run] [OUT]
@@ -191,6 +191,14 @@ if [ -z "${EXITRL_GIT_REVISION:-}" ]; then
     [ -n "$rev" ] && export EXITRL_GIT_REVISION="$rev"
 fi
 
+# A benchmark's command: it passes only when it appended a JSONL line to file $1 (bench_kernels,
+# for one, exits 0 with "nothing measured" when no GPU answers).
+bench_cmd() {
+    local f=$1
+    shift
+    echo "n0=\$(cat '$f' 2>/dev/null | wc -l); $*; rc=\$?; [ \$rc = 0 ] && [ \$(cat '$f' 2>/dev/null | wc -l) -le \$n0 ] && { echo 'gpu_session: no JSONL line written: nothing measured'; rc=1; }; exit \$rc"
+}
+
 # name | time cap (s) | least time worth starting it with (s) | needs a GPU | command
 step_spec() {
     local b="$bin/bench" t="$bin/tests"
@@ -203,15 +211,15 @@ step_spec() {
             echo "300|30|0|JOBS=${JOBS:-$(nproc)} NICE=${NICE:-0} tools/gpu_prebuild.sh --out '$bin' --any-size -- ${cmake_extra[*]}"
         fi ;;
     test) echo "150|20|0|rc=0; n_skip=0; for x in test_gpu_ops test_gpu_train_step test_gpu_rollout; do t0=\$(date +%s); OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive timeout 120 '$t'/\$x; r=\$?; echo \"---- \$x: exit \$r in \$((\$(date +%s) - t0))s\"; case \$r in 0) ;; 77) n_skip=\$((n_skip + 1)) ;; *) rc=1 ;; esac; done; [ \$rc = 0 ] && [ \$n_skip -gt 0 ] && rc=77; exit \$rc" ;;
-    train) echo "150|60|1|$b/bench_train --device cuda --configs gpt2-124m --steps 20 --warmup 5 --out '$out/train_step_gpu.jsonl'" ;;
-    rollout) echo "100|40|1|$b/bench_rollout --device cuda --configs gpt2-124m --batches 64,1024 --reps 2 --warmup 1 --out '$out/rollout_gpu.jsonl'" ;;
-    exit) echo "70|30|1|$b/bench_exit_iteration --device cuda --iterations 2 --warmup 1 --out '$out/exit_iteration_gpu.jsonl'" ;;
-    kernels) echo "70|30|1|$b/bench_kernels --reps 10 --warmup 2 --out '$out/kernels_gpu.jsonl'" ;;
+    train) echo "150|60|1|$(bench_cmd "$out/train_step_gpu.jsonl" "$b/bench_train --device cuda --configs gpt2-124m --steps 20 --warmup 5 --out '$out/train_step_gpu.jsonl'")" ;;
+    rollout) echo "100|40|1|$(bench_cmd "$out/rollout_gpu.jsonl" "$b/bench_rollout --device cuda --configs gpt2-124m --batches 64,1024 --reps 2 --warmup 1 --out '$out/rollout_gpu.jsonl'")" ;;
+    exit) echo "70|30|1|$(bench_cmd "$out/exit_iteration_gpu.jsonl" "$b/bench_exit_iteration --device cuda --iterations 2 --warmup 1 --out '$out/exit_iteration_gpu.jsonl'")" ;;
+    kernels) echo "70|30|1|$(bench_cmd "$out/kernels_gpu.jsonl" "$b/bench_kernels --reps 10 --warmup 2 --out '$out/kernels_gpu.jsonl'")" ;;
     # tests/gpu_sanitize.sh's memcheck pass alone (see there for the environment).
     memcheck) echo "100|40|0|san=\$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null); [ -z \"\$san\" ] && { echo 'SKIP: compute-sanitizer not found'; exit 77; }; EXITRL_TEST_SMALL=1 EXITRL_CUDA_SYNC_EACH_OP=1 OMP_NUM_THREADS=2 \"\$san\" --tool memcheck --leak-check full --target-processes application-only --error-exitcode 99 '$t/test_gpu_ops'" ;;
     sanitize) echo "200|60|0|tests/gpu_sanitize.sh '$bin'" ;;
     ncu) echo "120|45|1|mkdir -p '$out/ncu' && SUMMARY_DIR='$out/ncu' NCU_EXTRA='--clock-control none' NCU_LAUNCH_COUNT=400 OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 profiles/ncu_train_step.sh $b/bench_train --device cuda --configs gpt2-124m --batch 4 --steps 1 --warmup 0 --no-peer --out /dev/null; rc=\$?; mv '$out'/ncu/summary_*.txt '$out/ncu_summary.txt' 2>/dev/null; rm -rf '$out/ncu'; exit \$rc" ;;
-    train_gpt2vocab) echo "150|60|1|$b/bench_train --device cuda --vocab 50257 --steps 20 --warmup 5 --out '$out/train_step_gpu.jsonl'" ;;
+    train_gpt2vocab) echo "150|60|1|$(bench_cmd "$out/train_step_gpu.jsonl" "$b/bench_train --device cuda --vocab 50257 --steps 20 --warmup 5 --out '$out/train_step_gpu.jsonl'")" ;;
     esac
 }
 
