@@ -25,8 +25,9 @@
 # Every step runs under its own time cap (seconds), the whole call under a budget
 # (GPU_SESSION_BUDGET, default 420, inside the device's 10-minute command limit): a step that
 # would not fit in what is left is skipped and says so. A step that fails is recorded and the
-# next one still runs; a benchmark step passes only when it appended a JSONL line. Without a GPU (nvidia-smi lists none) the benchmarks and profiles are
-# skipped, and the tests and memcheck skip themselves (exit 77): the plumbing can be tried anywhere.
+# next one still runs; a benchmark step passes only when it appended a JSONL line. Without a GPU
+# (nvidia-smi lists none) the benchmarks and ncu are skipped, and the tests and memcheck skip
+# themselves (exit 77): the plumbing can be tried anywhere.
 #
 # Usage: tools/gpu_session.sh [--steps LIST] [--rebuild] [--dry-run] [OUT]
 #   --steps LIST  comma-separated, run in the order given; env and build are always added first
