@@ -70,8 +70,10 @@ int main(void) {
     }
     exitrl_config c;
     config_defaults(&c);
-    CHECK(c.method == METHOD_EXIT && c.iter_reward == ITER_REWARD_ABSOLUTE && c.insert == EXITRL_SELECT_ALL,
-          "defaults: method %d iter_reward %d insert %d", c.method, c.iter_reward, c.insert);
+    CHECK(c.method == METHOD_EXIT && c.iter_reward == ITER_REWARD_ABSOLUTE && c.insert == EXITRL_SELECT_ALL &&
+              c.demo_targets == TASK_DEMO_IMPROVE,
+          "defaults: method %d iter_reward %d insert %d demo_targets %d", c.method, c.iter_reward, c.insert,
+          c.demo_targets);
     CHECK(config_set(&c, "method", "exitt", "test") == 2, "an unknown choice is accepted");
     CHECK(config_set(&c, "method", "1", "test") == 2, "a choice given as its number is accepted");
     CHECK(!strcmp(config_choice_name("method", 5), "?"), "out-of-range value has a name");

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job: build exitrl, warm-start a policy on arith demonstrations, train it with ExIt, and
-# evaluate multi-step self-improvement on held-out problems (JSON + PNG plot).
+# The main job: build exitrl, warm-start a policy on task demonstrations (knapsack on the CPU,
+# arith on a GPU), train it with ExIt, and evaluate multi-step self-improvement on held-out
+# problems: the k=0 and k=K scores of both policies, a JSON table and a PNG plot.
 # With a GPU: the small config on CUDA; without one: the tiny config on the CPU (a few minutes on
 # 2 cores). Outputs go to runs/demo_{cpu,gpu}_{warm,exit}/ and runs/demo_{cpu,gpu}_eval.{json,png}.
 # Usage: tools/run_demo.sh [cpu|gpu]   (default: gpu when one is present)
@@ -43,8 +44,9 @@ if ! have_matplotlib; then
     fi
 fi
 echo "== exitrl demo ($mode): multi-step evaluation"
+# Greedy (temperature 1e-3, one chain per instance): the policy's own edits, not sampling luck.
 "$bin" eval --config "configs/${size}_exit.conf" --runs "runs/${name}_warm,runs/${name}_exit" \
-    --out "runs/${name}_eval.json"
+    --temperature 0.001 --eval_samples 1 --eval_instances 256 --out "runs/${name}_eval.json"
 python3 - "runs/${name}_eval.json" <<'PY'
 import json, sys
 runs = json.load(open(sys.argv[1]))["runs"]

@@ -54,10 +54,10 @@ static const key_spec keys[] = {
      "warm start: chance an iteration demonstration shows the verifier's feedback"},
     {"teacher_p_correct", K_FLOAT, F(teacher_p_correct), -1, 1, "-1", NULL,
      "warm start: teacher accuracy (-1 = the domain's difficulty-dependent default)"},
-    {"demo_targets", K_CHOICE, F(demo_targets), 0, 0, "fresh", "fresh|improve",
+    {"demo_targets", K_CHOICE, F(demo_targets), 0, 0, "improve", "fresh|improve",
      "warm start: improve demonstrations target a fresh teacher answer (the format only) or keep a "
      "right attempt and improve a wrong one"},
-    {"demo_p_shown_correct", K_FLOAT, F(demo_p_shown_correct), -1, 1, "-1", NULL,
+    {"demo_p_shown_correct", K_FLOAT, F(demo_p_shown_correct), -1, 1, "0.25", NULL,
      "warm start: accuracy of the attempt an iteration demonstration shows (-1 = the teacher's)"},
     {"max_new_tokens", K_INT, F(max_new_tokens), 1, 65536, "48", NULL, "longest generated answer"},
     {"init", K_STR, F(init), 0, 0, "", NULL, "checkpoint to take the weights from"},
