@@ -17,7 +17,7 @@ def plot_eval(path, out):
     with open(path) as f:
         data = json.load(f)
     runs = data["runs"]
-    diag = all("right_wrong" in r for r in runs)
+    diag = all("improved" in r for r in runs)
     fig, axes = plt.subplots(1, 2 if diag else 1, figsize=(11 if diag else 6, 4), squeeze=False)
     ax = axes[0, 0]
     for i, run in enumerate(runs):
@@ -30,13 +30,14 @@ def plot_eval(path, out):
     ax.set_title(f"{runs[0]['task']}: score vs step")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    if diag:  # how attempts change from step k-1 to k: fixes (solid) and breaks (dashed), copies (dotted)
+    if diag:  # how attempts change from step k-1 to k: reward up (solid), down (dashed), copies (dotted);
+        # for 0/1 rewards "up" is wrong->right and "down" right->wrong
         ax = axes[0, 1]
         for i, run in enumerate(runs):
             ks = range(1, len(run["score"]))
             name = run["run"].rstrip("/").split("/")[-1]
-            ax.plot(ks, run["wrong_right"][1:], color=f"C{i}", label=f"{name} wrong->right")
-            ax.plot(ks, run["right_wrong"][1:], color=f"C{i}", ls="--", label=f"{name} right->wrong")
+            ax.plot(ks, run["improved"][1:], color=f"C{i}", label=f"{name} score up")
+            ax.plot(ks, run["worse"][1:], color=f"C{i}", ls="--", label=f"{name} score down")
             ax.plot(ks, run["copy_rate"][1:], color=f"C{i}", ls=":", label=f"{name} copies")
         ax.set_xlabel("self-improvement step k")
         ax.set_ylabel("share of chains")
