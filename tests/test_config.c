@@ -1,10 +1,12 @@
 /* Config choice keys: every name parses into the enum value the code tests against (config.h's
  * enums and ops.h's EXITRL_SELECT_* / EXITRL_SCALE_*, listed in the same order as config.c's
- * table), comes back out by config_choice_name and round-trips through config_to_text. */
+ * table), comes back out by config_choice_name, and round-trips through the config text
+ * (config_to_text, then config_load_file). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "run/config.h"
 #include "ops.h"
@@ -66,6 +68,21 @@ int main(void) {
         char *text = config_to_text(&c, &len), want[64];
         snprintf(want, sizeof want, "\n%s = %s\n", k->key, k->name);
         CHECK(text && strstr(text, want), "config text lacks '%s = %s'", k->key, k->name);
+        /* ... and reading that text back gives the same value */
+        char path[] = "/tmp/test_config_XXXXXX";
+        int fd = mkstemp(path);
+        FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+        exitrl_config back;
+        config_defaults(&back);
+        int rc = -1;
+        if (f && text) {
+            fwrite(text, 1, len, f);
+            fclose(f);
+            rc = config_load_file(&back, path);
+        }
+        if (fd >= 0) unlink(path);
+        CHECK(rc == 0 && field(&back, k->key) == k->value, "%s = %s does not round-trip (rc %d, got %d)", k->key,
+              k->name, rc, field(&back, k->key));
         free(text);
     }
     exitrl_config c;
@@ -78,5 +95,7 @@ int main(void) {
     CHECK(config_set(&c, "method", "1", "test") == 2, "a choice given as its number is accepted");
     CHECK(!strcmp(config_choice_name("method", 5), "?"), "out-of-range value has a name");
     CHECK(!strcmp(config_choice_name("lr", 0), "?"), "a numeric key has choice names");
+    const char *a = config_choice_name("method", METHOD_GRPO), *b = config_choice_name("method", METHOD_EXIT);
+    CHECK(!strcmp(a, "grpo") && !strcmp(b, "exit"), "two names of one key at once: %s %s", a, b);
     return test_finish("test_config");
 }

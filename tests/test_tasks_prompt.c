@@ -2,6 +2,7 @@
  * (layout, targets, mode mix, determinism, independence of shown attempt and target). */
 #include <string.h>
 
+#include "tasks/knapsack.h"
 #include "tasks/task.h"
 #include "test_util.h"
 #include "model/tokenizer.h"
@@ -280,7 +281,46 @@ static void test_improve_targets(const task_domain *d) {
     CHECK(fabs(shown_right / (double)N - 0.5) < 0.05, "%s: shown right %d/%d, asked for half", d->name, shown_right, N);
     CHECK(kept == shown_right, "%s: %d right attempts not kept", d->name, shown_right - kept);
     CHECK(fixed > wrong / 4, "%s: only %d of %d wrong attempts fixed", d->name, fixed, wrong);
+    CHECK(worse == 0, "%s: %d improve targets worse than the attempt shown", d->name, worse);
     if (d->teacher_improve) CHECK(not_better == 0, "%s: %d improvements no better", d->name, not_better);
+}
+
+/* knapsack's teacher_improve on hand-made attempts: the paths the teacher's own attempts never take
+ * (over capacity, malformed, a local optimum). Capacity 10; the best is items 1 and 3 (value 90). */
+static void test_knapsack_improve_paths(void) {
+    const task_domain *d = task_domain_find("knapsack");
+    int32_t knobs[TASK_MAX_KNOBS];
+    task_knobs_default(d, knobs);
+    knobs[KNAPSACK_KNOB_N] = 4;
+    task_instance in;
+    char why[160], out[TASK_ANSWER_CAP];
+    CHECK(task_draw(d, knobs, TASK_SPLIT_TRAIN, 3, 0, &in, why, sizeof why) == 0, "%s", why);
+    knapsack_problem p;
+    knapsack_generate(&in, &p);
+    unsigned char best[KNAPSACK_MAX_ITEMS];
+    int optimum = knapsack_optimum(&p, best);
+    const char *attempts[] = {"0 1 2 3", "", "3", "x y", "0 0"};
+    for (size_t a = 0; a < sizeof attempts / sizeof attempts[0]; a++) {
+        task_rng r = task_rng_seeded(5 + a);
+        const char *prev = attempts[a];
+        int n = d->teacher_improve(&in, prev, strlen(prev), &r, -1.0f, out, sizeof out);
+        float q0 = d->score(&in, prev, strlen(prev), NULL, 0), q = n < 0 ? -1.0f : d->score(&in, out, (size_t)n, NULL, 0);
+        CHECK(n >= 0 && d->well_formed(&in, out, (size_t)n) == 1, "improve of '%s' -> '%s' (%d)", prev, out, n);
+        /* every attempt here is below the optimum: the improvement is strictly better */
+        CHECK(q > q0, "improve of '%s' (%.3f) -> '%s' (%.3f) is not better", prev, q0, out, q);
+    }
+    /* At a local optimum (no item fits, no swap gains) the teacher gives an optimal selection. */
+    char opt[TASK_ANSWER_CAP];
+    int len = 0;
+    for (int i = 0; i < p.n; i++)
+        if (best[i]) len += snprintf(opt + len, sizeof opt - (size_t)len, len ? " %d" : "%d", i);
+    task_rng r = task_rng_seeded(9);
+    int n = d->teacher_improve(&in, opt, (size_t)len, &r, -1.0f, out, sizeof out);
+    CHECK(n >= 0 && d->score(&in, out, (size_t)n, NULL, 0) == 1.0f, "the optimum (value %d) stays optimal: '%s'",
+          optimum, out);
+    task_demo_options bad = {.p_shown_correct = 1.5f};
+    CHECK(task_make_demo(d, &in, &r, &bad, (int[512]){0}, (int[512]){0}, 512) == TASK_ERR_ARG,
+          "p_shown_correct above 1");
 }
 
 int main(void) {
@@ -288,5 +328,6 @@ int main(void) {
     for (int i = 0; i < task_domain_count(); i++) test_demos(task_domain_at(i));
     test_demo_determinism_and_errors();
     for (int i = 0; i < task_domain_count(); i++) test_improve_targets(task_domain_at(i));
+    test_knapsack_improve_paths();
     return test_finish("test_tasks_prompt");
 }

@@ -4,9 +4,9 @@
 For each domain and seed: a warm start (exitrl pretrain on teacher demonstrations), then each RL
 method of the ladder from it (exitrl train --method grpo|curriculum|improve|diverge|exit), then the
 multi-step evaluation of every policy (exitrl eval, K steps on held-out instances). Every run
-writes into its own folder under --runs (default runs/study); a run whose output exists is not run
-again, so the study resumes where it stopped (an interrupted run is started over). The table is
-made from whatever evaluations exist.
+writes into its own folder under --runs (default runs/study); a run that finished (its DONE file,
+or its eval JSON) is not run again, so the study resumes where it stopped (an interrupted run is
+started over). The table is made from whatever evaluations exist.
 
   tools/study.py run   [--domains arith,countdown,knapsack] [--seeds 1,2,3] [--methods ...] [--jobs 2]
   tools/study.py table [--out docs/results]        -> table1.json, table1.md, table1.png
@@ -67,6 +67,11 @@ def job_done(job):
     return os.path.exists(job["done"])
 
 
+# exitrl writes checkpoint.bin every ckpt_every steps, so a run counts as finished only when this
+# file, written after the command exited 0, is there.
+DONE = "DONE"
+
+
 def run_job(job):
     """Runs one exitrl command; its output folder is rebuilt from scratch (a half-written run from
     an interrupted sitting is discarded). Returns (job, seconds, error or None)."""
@@ -78,8 +83,11 @@ def run_job(job):
     log_path = job["done"] + ".log" if job["kind"] == "eval" else out_dir + ".log"
     with open(log_path, "w") as log:
         rc = subprocess.call(job["cmd"], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    if rc != 0 or not os.path.exists(job["done"]):
+    if rc != 0 or (job["kind"] == "eval" and not os.path.exists(job["done"])):
         return job, time.time() - t0, f"exit code {rc}; see {log_path}"
+    if job["kind"] != "eval":
+        with open(job["done"], "w") as f:
+            f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {time.time() - t0:.0f} s\n")
     return job, time.time() - t0, None
 
 
@@ -93,13 +101,13 @@ def plan_jobs(runs, domains, seeds, methods):
             wdir = run_dir(runs, domain, seed, "warm")
             common = ["--task", domain, "--task_knobs", dom["task_knobs"], "--seed", str(seed), "--threads", "1",
                       "--progress", "0"]
-            warm.append({"kind": "warm", "dir": wdir, "done": os.path.join(wdir, "checkpoint.bin"), "after": None,
+            warm.append({"kind": "warm", "dir": wdir, "done": os.path.join(wdir, DONE), "after": None,
                          "cmd": [exe, "pretrain", "--config", "configs/tiny_cpu.conf", *common, *keys(WARM),
                                  "--out_dir", os.path.dirname(wdir), "--name", "warm"]})
             policies = [wdir]
             for m in methods:
                 rdir = run_dir(runs, domain, seed, m)
-                rl.append({"kind": "rl", "dir": rdir, "done": os.path.join(rdir, "checkpoint.bin"), "after": wdir,
+                rl.append({"kind": "rl", "dir": rdir, "done": os.path.join(rdir, DONE), "after": os.path.join(wdir, DONE),
                            "cmd": [exe, "train", "--config", "configs/tiny_cpu_exit.conf", *common, "--method", m,
                                    "--init", os.path.join(wdir, "checkpoint.bin"), "--feedback", str(dom["feedback"]),
                                    "--max_new_tokens", str(dom["max_new_tokens"]), *keys(RL),
@@ -107,7 +115,7 @@ def plan_jobs(runs, domains, seeds, methods):
                 policies.append(rdir)
             for p in policies:
                 out = os.path.join(p + "_eval.json")
-                ev.append({"kind": "eval", "dir": p, "done": out, "after": os.path.join(p, "checkpoint.bin"),
+                ev.append({"kind": "eval", "dir": p, "done": out, "after": os.path.join(p, DONE),
                            "cmd": [exe, "eval", "--runs", p, "--out", out, *common, "--feedback", str(dom["feedback"]),
                                    "--max_new_tokens", str(dom["max_new_tokens"]), *keys(EVAL)]})
     return warm + rl + ev

@@ -135,7 +135,7 @@ void task_eval_steps_free(task_eval_steps_result *r) {
 static void print_escaped(FILE *f, const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == '\\') fputs("\\\\", f);
+        if (c == '\\' || c == '"') fprintf(f, "\\%c", c);
         else if (c == '\n') fputs("\\n", f);
         else if (c >= 32 && c < 127) fputc(c, f);
         else fprintf(f, "\\x%02x", c);
@@ -216,10 +216,10 @@ int task_eval_steps(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS], g
         out->score[k] = s / n, out->solved[k] = solved / n, out->valid[k] = valid / n;
         double ss = 0; /* the spread of the instances' mean rewards around the overall mean */
         for (int i = 0; i < o->n_instances; i++) {
-            double m = 0;
-            for (int j = 0; j < o->n_samples; j++) m += ch[(size_t)i * o->n_samples + j].reward;
-            m = m / o->n_samples - out->score[k];
-            ss += m * m;
+            double dev = 0;
+            for (int j = 0; j < o->n_samples; j++) dev += ch[(size_t)i * o->n_samples + j].reward;
+            dev = dev / o->n_samples - out->score[k];
+            ss += dev * dev;
         }
         out->score_se[k] = o->n_instances > 1 ? sqrt(ss / (o->n_instances - 1) / o->n_instances) : 0.0;
         out->net_corrections[k] = (double)(ts.wrong_right - ts.right_wrong) / n;

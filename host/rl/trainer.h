@@ -13,7 +13,6 @@
 #include "rl/transitions.h"
 #include "tasks/task.h"
 
-
 /* One prompt slot of an iteration. */
 typedef struct {
     buffer_entry task;     /* the base task and the history shown (depth = step) */
@@ -45,7 +44,7 @@ typedef struct {
     rng_state rng;
     int n_prompts, group_size;         /* P task instances per iteration, G rollouts each */
     int prompt_cap;                    /* longest prompt in tokens */
-    rl_slot *slots;                  /* [P] */
+    rl_slot *slots;                    /* [P] */
     int *prompts, *prompt_lens;        /* [P*G, prompt_cap], [P*G] */
     float *quality, *reward, *adv, *div, *scores, *emb; /* host [P*G] (scores [P], emb [P*G*C]) */
     int *chosen;                       /* [P*G] */

@@ -156,10 +156,11 @@ static const char *choice_name(const char *choices, int index, char *buf, size_t
 }
 
 const char *config_choice_name(const char *key, int value) {
-    static char names[NUM_KEYS][32]; /* one slot per key: the result stays valid */
+    enum { MAX_CHOICES = 8 };
+    static char names[NUM_KEYS][MAX_CHOICES][32]; /* one slot per (key, value): results stay valid */
     const key_spec *k = find_key(key);
-    if (!k || k->type != K_CHOICE) return "?";
-    return choice_name(k->choices, value, names[k - keys], sizeof names[0]);
+    if (!k || k->type != K_CHOICE || value < 0 || value >= MAX_CHOICES) return "?";
+    return choice_name(k->choices, value, names[k - keys][value], sizeof names[0][0]);
 }
 
 static void print_range(FILE *f, const key_spec *k) {
