@@ -143,7 +143,9 @@ def cmd_run(args):
     with cf.ThreadPoolExecutor(max_workers=args.jobs) as pool:
         running = {}
         while pending or running:
-            ready = [j for j in pending if j["after"] is None or os.path.exists(j["after"])]
+            # Evaluations first: a finished policy's row reaches the table before new runs start.
+            ready = sorted((j for j in pending if j["after"] is None or os.path.exists(j["after"])),
+                           key=lambda j: j["kind"] != "eval")
             blocked_forever = not running and not ready
             if blocked_forever:
                 print(f"study: {len(pending)} jobs wait on runs that failed", flush=True)
