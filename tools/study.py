@@ -22,6 +22,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -63,6 +64,15 @@ def run_dir(runs, domain, seed, name):
     return os.path.join(runs, domain, f"seed{seed}", name)
 
 
+RUNNING = set()  # exitrl processes in flight, stopped with the study (each saves a checkpoint)
+
+
+def stop_children(signum, frame):
+    for proc in list(RUNNING):
+        proc.terminate()
+    sys.exit(128 + signum)
+
+
 def job_done(job):
     return os.path.exists(job["done"])
 
@@ -82,7 +92,10 @@ def run_job(job):
     t0 = time.time()
     log_path = job["done"] + ".log" if job["kind"] == "eval" else out_dir + ".log"
     with open(log_path, "w") as log:
-        rc = subprocess.call(job["cmd"], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        proc = subprocess.Popen(job["cmd"], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        RUNNING.add(proc)
+        rc = proc.wait()
+        RUNNING.discard(proc)
     if rc != 0 or (job["kind"] == "eval" and not os.path.exists(job["done"])):
         return job, time.time() - t0, f"exit code {rc}; see {log_path}"
     if job["kind"] != "eval":
@@ -135,6 +148,8 @@ def cmd_plan(args):
 
 
 def cmd_run(args):
+    signal.signal(signal.SIGINT, stop_children)
+    signal.signal(signal.SIGTERM, stop_children)
     jobs = plan_jobs(args.runs, args.domains, args.seeds, args.methods)
     pending = [j for j in jobs if not job_done(j)]
     print(f"study: {len(jobs) - len(pending)} of {len(jobs)} jobs already done; running {len(pending)} "
