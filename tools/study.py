@@ -12,9 +12,10 @@ started over). The table is made from whatever evaluations exist.
   tools/study.py table [--out docs/results]        -> table1.json, table1.md, table1.png
   tools/study.py plan                              what is done, what is left, an estimate
 
-Cost on 2 CPU cores (tiny model, measured on this project's CPU machine): a warm start ~9 min, an
-RL run ~4-10 min, an evaluation ~2-4 min, per process; with --jobs 2, one domain x 3 seeds takes
-about 1.5-2 hours and the whole study about 5-6 hours. `plan` prints the estimate for what is left.
+Cost on 2 CPU cores (tiny model, knapsack with feedback, measured with --jobs 2, one core per job):
+a warm start ~15 min, an RL run (300 iterations) ~15 min, an evaluation (K = 16, 512 x 4 chains)
+~6 min; one domain x 3 seeds is ~3 hours and the whole study ~9-10 hours, to be spread over
+sittings (it resumes). `plan` prints the estimate for what is left.
 """
 import argparse
 import concurrent.futures as cf
@@ -43,7 +44,7 @@ WARM = {"steps": 1500, "demo_targets": "improve", "demo_p_shown_correct": 0.5}
 RL = {"iterations": 300, "eval_every": 0, "ckpt_every": 100}
 EVAL = {"eval_steps": 16, "eval_instances": 512, "eval_samples": 4, "temperature": 0.6}
 # Estimated minutes per job on one core (for `plan`).
-MINUTES = {"warm": 9, "rl": 7, "eval": 3}
+MINUTES = {"warm": 15, "rl": 15, "eval": 6}
 
 
 def exitrl():
