@@ -219,7 +219,7 @@ def cmd_table(args):
             row["delta_K"] = mean_std([e["score"][K] - e["score"][0] for e in evals])[:2]
             row["net_corrections"] = mean_std([e["net_corrections_total"] for e in evals])[:2]
             row["max_se"] = max(max(e.get("score_se", [0])) for e in evals)
-            for key in ("right_wrong", "wrong_right", "copy_rate"):
+            for key in ("right_wrong", "wrong_right", "improved", "worse", "copy_rate"):
                 if all(key in e for e in evals):
                     row[key] = mean_std([sum(e[key][1:]) / K for e in evals])[:2]
             depth = mean_std([e.get("train_mean_depth") for e in evals])
@@ -236,16 +236,18 @@ def cmd_table(args):
     with open(os.path.join(args.out, "table1.json"), "w") as f:
         json.dump({"settings": meta, "rows": rows}, f, indent=1)
     write_markdown(os.path.join(args.out, "table1.md"), rows, meta)
-    write_plot(os.path.join(args.out, "table1.png"), rows)
+    write_png(os.path.join(args.out, "table1.json"), os.path.join(args.out, "table1.png"))
     print(f"study: {len(rows)} rows -> {args.out}/table1.{{json,md,png}}")
     return 0
 
 
-def fmt(ms, signed=False):
+def fmt(ms, signed=False, one=False):
+    """mean ± std over seeds; the mean alone for a single seed."""
     if not ms or ms[0] is None:
         return "-"
     m, s = ms
-    return f"{m:+.3f} ± {s:.3f}" if signed else f"{m:.3f} ± {s:.3f}"
+    text = f"{m:+.3f}" if signed else f"{m:.3f}"
+    return text if one else f"{text} ± {s:.3f}"
 
 
 def write_markdown(path, rows, meta):
@@ -255,51 +257,68 @@ def write_markdown(path, rows, meta):
              f"`{meta['runs']}`; mean ± std over seeds. Each evaluation: {e['eval_instances']} held-out instances x "
              f"{e['eval_samples']} chains, K = {e['eval_steps']}, temperature {e['temperature']}. "
              "Delta_K = score(K) - score(0); net corrections = sum over steps of (wrong->right - right->wrong) per "
-             "chain; R->W, W->R and copies are per-step shares averaged over the K steps; max se is the largest "
+             "chain; R->W, W->R (reward 1 lost / reached), up, down (reward rose / fell) and copies are per-step "
+             "shares averaged over the K steps; max se is the largest "
              "standard error (over instances) of any score in the row's evaluations.", ""]
     header = ["domain", "policy", "seeds"] + [f"k={k}" for k in MARKS] + \
-        ["Delta_K", "net corr.", "R->W", "W->R", "copies", "train depth", "score at depth", "max se"]
+        ["Delta_K", "net corr.", "R->W", "W->R", "up", "down", "copies", "train depth", "score at depth", "max se"]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     for r in rows:
+        one = r["seeds"] == 1
         cells = [r["domain"], r["policy"], str(r["seeds"])]
-        cells += [fmt(r.get(f"score_{k}")) for k in MARKS]
-        cells += [fmt(r["delta_K"], True), fmt(r["net_corrections"], True), fmt(r.get("right_wrong")),
-                  fmt(r.get("wrong_right")), fmt(r.get("copy_rate")),
-                  fmt(r["train_depth"]) if r.get("train_depth") else "-",
-                  f"k={r['depth_k']}: {fmt(r['score_at_depth'])}" if r.get("depth_k") is not None else "-",
+        cells += [fmt(r.get(f"score_{k}"), one=one) for k in MARKS]
+        cells += [fmt(r["delta_K"], True, one), fmt(r["net_corrections"], True, one)]
+        cells += [fmt(r.get(key), one=one) for key in ("right_wrong", "wrong_right", "improved", "worse", "copy_rate")]
+        cells += [fmt(r["train_depth"], one=one) if r.get("train_depth") else "-",
+                  f"k={r['depth_k']}: {fmt(r['score_at_depth'], one=one)}" if r.get("depth_k") is not None else "-",
                   f"{r['max_se']:.4f}"]
         lines.append("| " + " | ".join(cells) + " |")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
 
-def write_plot(path, rows):
+def write_png(json_path, png_path):
+    """Draws the score curves of table1.json; where this python has no matplotlib, asks another one
+    ($EXITRL_PYTHON, then Debian's /usr/bin/python3) to run `study.py png`."""
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib  # noqa: F401
     except ImportError:
+        for py in (os.environ.get("EXITRL_PYTHON"), "/usr/bin/python3"):
+            if py and os.path.realpath(py) != os.path.realpath(sys.executable) and os.access(py, os.X_OK):
+                if subprocess.call([py, os.path.abspath(__file__), "png", "--json", json_path, "--png", png_path]) == 0:
+                    return
         print("study: no PNG (python3 with matplotlib is needed; Debian: apt-get install python3-matplotlib)")
         return
+    draw_png(json_path, png_path)
+
+
+def draw_png(json_path, png_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    with open(json_path) as f:
+        rows = json.load(f)["rows"]
     domains = sorted({r["domain"] for r in rows})
     fig, axes = plt.subplots(1, len(domains), figsize=(5 * len(domains), 3.8), squeeze=False)
     for ax, d in zip(axes[0], domains):
         for i, r in enumerate([r for r in rows if r["domain"] == d]):
             ax.plot(range(len(r["curve"])), r["curve"], marker="o", ms=2, color=f"C{i}",
-                    label=f"{r['policy']} ({r['seeds']} seeds)")
+                    label=f"{r['policy']} ({r['seeds']} seed{'s' if r['seeds'] > 1 else ''})")
         ax.set_title(d)
         ax.set_xlabel("self-improvement step k")
         ax.set_ylabel("held-out score")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(png_path, dpi=120)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["run", "table", "plan"])
+    ap.add_argument("command", choices=["run", "table", "plan", "png"])
+    ap.add_argument("--json", help=argparse.SUPPRESS)
+    ap.add_argument("--png", help=argparse.SUPPRESS)
     ap.add_argument("--domains", default="arith,countdown,knapsack")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--methods", default=",".join(METHODS))
@@ -307,6 +326,9 @@ def main():
     ap.add_argument("--runs", default=os.path.join(ROOT, "runs", "study"))
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "results"))
     args = ap.parse_args()
+    if args.command == "png":  # internal: table's drawing step, run by a python that has matplotlib
+        draw_png(args.json, args.png)
+        return 0
     args.domains = [d for d in args.domains.split(",") if d]
     for d in args.domains:
         if d not in DOMAINS:
