@@ -35,5 +35,36 @@ int main(void) {
     CHECK(transition_share(&s, s.copies) == 0.4, "copy share %g", transition_share(&s, s.copies));
     transition_stats empty = {0};
     CHECK(transition_share(&empty, 0) == 0.0, "share of nothing");
+
+    char cls[TRANSITION_CLASS_CAP];
+    feedback_class("weight 20 over capacity 17", cls, sizeof cls);
+    CHECK(!strcmp(cls, "weight # over capacity #"), "class '%s'", cls);
+    feedback_class("value -3, 12 below target", cls, sizeof cls);
+    CHECK(!strcmp(cls, "value -#, # below target"), "class '%s'", cls);
+    feedback_class("", cls, sizeof cls);
+    CHECK(!strcmp(cls, "(none)"), "empty feedback: '%s'", cls);
+    feedback_class("say \"hi\"\n", cls, sizeof cls);
+    CHECK(!strcmp(cls, "say ?hi??"), "quotes and control bytes: '%s'", cls);
+    feedback_class("0123456789 abcdef", cls, 5);
+    CHECK(!strcmp(cls, "# ab"), "cut to cap - 1 bytes: '%s'", cls);
+
+    static transition_classes c; /* zero */
+    transition_classes_add(&c, "weight 9/10 value 30 optimal", "0 1", 3, 1.0f, "0 1", 3, 1.0f);
+    transition_classes_add(&c, "weight 12 over capacity 10", "0 1 2", 5, 0.0f, "0 1", 3, 1.0f);
+    transition_classes_add(&c, "weight 8/10 value 30 optimal", "1 2", 3, 1.0f, "1", 1, 0.4f);
+    CHECK(c.n_classes == 2, "two classes: %d", c.n_classes);
+    CHECK(c.stats[0].n == 2 && c.stats[0].copies == 1 && c.stats[0].right_wrong == 1, "optimal: n %ld copies %ld RW %ld",
+          c.stats[0].n, c.stats[0].copies, c.stats[0].right_wrong);
+    CHECK(c.stats[1].n == 1 && c.stats[1].wrong_right == 1, "over capacity: n %ld WR %ld", c.stats[1].n,
+          c.stats[1].wrong_right);
+    char fb[32];
+    for (int i = 0; i < 20; i++) { /* 20 more classes: the last slot pools all but the first ones */
+        snprintf(fb, sizeof fb, "class %c", 'a' + i);
+        transition_classes_add(&c, fb, "x", 1, 0.0f, "y", 1, 0.0f);
+    }
+    CHECK(c.n_classes == TRANSITION_MAX_CLASSES, "classes capped: %d", c.n_classes);
+    CHECK(!strcmp(c.name[TRANSITION_MAX_CLASSES - 1], "other"), "last class '%s'", c.name[TRANSITION_MAX_CLASSES - 1]);
+    CHECK(c.stats[TRANSITION_MAX_CLASSES - 1].n == 20 - (TRANSITION_MAX_CLASSES - 3), "other holds the rest: %ld",
+          c.stats[TRANSITION_MAX_CLASSES - 1].n);
     return test_finish("test_transitions");
 }

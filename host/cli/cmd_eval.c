@@ -30,6 +30,24 @@ static void usage(FILE *f) {
 }
 
 /* Mean of "mean_step" over a run's metrics.jsonl (the depth of the tasks it trained on). */
+/* The steps pooled by the verdict on the previous attempt: JSON objects into f, and a table on stderr. */
+static void print_by_feedback(FILE *f, const transition_classes *c) {
+    long total = 0;
+    for (int i = 0; i < c->n_classes; i++) total += c->stats[i].n;
+    if (c->n_classes) fprintf(stderr, "  by the feedback on the previous attempt (steps 1..K pooled):\n");
+    for (int i = 0; i < c->n_classes; i++) {
+        const transition_stats *t = &c->stats[i];
+        double copy = transition_share(t, t->copies), up = transition_share(t, t->improved),
+               down = transition_share(t, t->worse), same = transition_share(t, t->unchanged);
+        fprintf(f, "%s\n       {\"feedback\": \"%s\", \"n\": %ld, \"share\": %.6f, \"copy_rate\": %.6f, \"improved\": %.6f, "
+                   "\"worse\": %.6f, \"unchanged\": %.6f, \"right_wrong\": %.6f, \"wrong_right\": %.6f}",
+                i ? "," : "", c->name[i], t->n, (double)t->n / (double)total, copy, up, down, same, transition_share(t, t->right_wrong),
+                transition_share(t, t->wrong_right));
+        fprintf(stderr, "    %-36s share %.3f | up %.3f down %.3f same %.3f | copy %.3f\n", c->name[i], (double)t->n / (double)total, up, down, same,
+                copy);
+    }
+}
+
 static double mean_training_depth(const char *run) {
     char path[700], line[8192];
     snprintf(path, sizeof path, "%s/metrics.jsonl", run);
@@ -102,7 +120,10 @@ static int eval_run(const char *run, const exitrl_config *cfg, const task_domain
         }
     double net = 0;
     for (int k = 1; k <= K; k++) net += res.net_corrections[k];
-    fprintf(json, "},\n     \"net_corrections_total\": %.6f, \"delta_K\": %.6f}", net, res.score[K] - res.score[0]);
+    fprintf(json, "},\n     \"net_corrections_total\": %.6f, \"delta_K\": %.6f,\n     \"by_feedback\": [", net,
+            res.score[K] - res.score[0]);
+    print_by_feedback(json, &res.by_feedback);
+    fprintf(json, "]}");
     fprintf(stderr, "  %s: score %.4f at k=0 -> %.4f at k=%d (Delta_K %+.4f), net corrections %+.4f per chain\n",
             run, res.score[0], res.score[K], K, res.score[K] - res.score[0], net);
     task_eval_steps_free(&res);

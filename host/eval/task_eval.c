@@ -200,9 +200,12 @@ int task_eval_steps(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS], g
             s += ch[i].reward;
             solved += ch[i].reward >= 1.0f;
             valid += ch[i].valid;
-            if (k > 0)
+            if (k > 0) {
                 transition_add(&ts, prev[i].answer, (size_t)prev[i].answer_len, prev[i].reward, ch[i].answer,
                                (size_t)ch[i].answer_len, ch[i].reward);
+                transition_classes_add(&out->by_feedback, prev[i].feedback, prev[i].answer, (size_t)prev[i].answer_len,
+                                       prev[i].reward, ch[i].answer, (size_t)ch[i].answer_len, ch[i].reward);
+            }
             prev[i] = ch[i];
         }
         for (int c = 0; c < n_show; c++) {

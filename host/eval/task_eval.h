@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "model/model.h"
+#include "rl/transitions.h"
 #include "tasks/task.h"
 
 /* Held-out problems come from this fixed stream, so every run is evaluated on the same ones. */
@@ -44,6 +45,7 @@ typedef struct {
     double *improved, *worse, *unchanged; /* shares of chains whose reward rose / fell / stayed */
     double *copy_rate;     /* share of attempts identical to the previous one */
     double *edit_mean;     /* mean byte edit distance to the previous attempt */
+    transition_classes by_feedback; /* steps 1..K pooled, split by the verdict on the previous attempt */
 } task_eval_steps_result;
 
 /* Runs the K-step protocol. Allocates the result arrays (free with task_eval_steps_free).

@@ -42,3 +42,34 @@ void transition_add(transition_stats *s, const char *prev, size_t prev_len, floa
 }
 
 double transition_share(const transition_stats *s, long count) { return s->n ? (double)count / s->n : 0.0; }
+
+void feedback_class(const char *feedback, char *out, size_t cap) {
+    size_t o = 0;
+    if (!feedback[0]) feedback = "(none)";
+    for (const char *f = feedback; *f && o + 1 < cap; f++) {
+        if (*f >= '0' && *f <= '9') {
+            out[o++] = '#';
+            while (f[1] >= '0' && f[1] <= '9') f++;
+        } else {
+            out[o++] = (*f == '"' || *f == '\\' || (unsigned char)*f < 0x20 || (unsigned char)*f >= 0x7f) ? '?' : *f;
+        }
+    }
+    out[o] = 0;
+}
+
+void transition_classes_add(transition_classes *c, const char *prev_feedback, const char *prev, size_t prev_len,
+                            float prev_reward, const char *next, size_t next_len, float next_reward) {
+    char name[TRANSITION_CLASS_CAP];
+    feedback_class(prev_feedback, name, sizeof name);
+    int i = 0;
+    while (i < c->n_classes && strcmp(c->name[i], name)) i++;
+    if (i == c->n_classes) { /* a class not seen yet; the last slot is "other" */
+        if (i == TRANSITION_MAX_CLASSES) {
+            i--;
+        } else {
+            strcpy(c->name[i], i == TRANSITION_MAX_CLASSES - 1 ? "other" : name);
+            c->n_classes++;
+        }
+    }
+    transition_add(&c->stats[i], prev, prev_len, prev_reward, next, next_len, next_reward);
+}

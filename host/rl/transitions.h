@@ -14,9 +14,27 @@ typedef struct {
     double edit_sum;                 /* sum of byte-level Levenshtein distances */
 } transition_stats;
 
+/* The same counts split by what the verifier said about the previous attempt: its feedback's class,
+ * the text with every digit run replaced by '#' ("weight 20 over capacity 17" -> "weight # over
+ * capacity #"). Shows whether a policy acts on its feedback (copies an attempt called optimal, repairs
+ * one called over capacity). Classes keep their first-seen order; once TRANSITION_MAX_CLASSES - 1
+ * exist, every further class is counted in a last one named "other". */
+enum { TRANSITION_MAX_CLASSES = 12, TRANSITION_CLASS_CAP = 48 };
+typedef struct {
+    int n_classes;                                     /* [0, TRANSITION_MAX_CLASSES] */
+    char name[TRANSITION_MAX_CLASSES][TRANSITION_CLASS_CAP]; /* NUL-terminated; JSON-safe bytes */
+    transition_stats stats[TRANSITION_MAX_CLASSES];
+} transition_classes;
+
 /* Adds one pair: the previous attempt (bytes, reward) and the new one. */
 void transition_add(transition_stats *s, const char *prev, size_t prev_len, float prev_reward, const char *next,
                     size_t next_len, float next_reward);
+/* The class of a feedback text into out[cap] (cap >= 2): digit runs become '#', quotes, backslashes
+ * and control bytes become '?', cut to cap - 1 bytes; "" (no feedback) becomes "(none)". */
+void feedback_class(const char *feedback, char *out, size_t cap);
+/* transition_add into the class of prev_feedback. */
+void transition_classes_add(transition_classes *c, const char *prev_feedback, const char *prev, size_t prev_len,
+                            float prev_reward, const char *next, size_t next_len, float next_reward);
 /* share = count / n (0 when n = 0). */
 double transition_share(const transition_stats *s, long count);
 /* Levenshtein distance between two byte strings. Inputs longer than 1024 bytes (attempts are at
