@@ -229,6 +229,15 @@ def cmd_table(args):
                 row["depth_k"] = kd
                 row["score_at_depth"] = mean_std([e["score"][kd] for e in evals])[:2]
             row["curve"] = [mean_std([e["score"][k] for e in evals])[0] for k in range(K + 1)]
+            # What the policy does after each verdict of the verifier (exitrl eval's by_feedback).
+            classes = [c["feedback"] for c in evals[0].get("by_feedback", [])]
+            row["by_feedback"] = []
+            for name in classes:
+                found = [c for e in evals for c in e.get("by_feedback", []) if c["feedback"] == name]
+                if len(found) == len(evals):
+                    row["by_feedback"].append({"feedback": name, **{
+                        key: mean_std([c[key] for c in found])[:2]
+                        for key in ("share", "improved", "worse", "copy_rate", "right_wrong", "wrong_right")}})
             rows.append(row)
     os.makedirs(args.out, exist_ok=True)
     meta = {"warm": WARM, "rl": RL, "eval": EVAL, "domains": {d: DOMAINS[d] for d in args.domains},
@@ -274,6 +283,19 @@ def write_markdown(path, rows, meta):
                   f"k={r['depth_k']}: {fmt(r['score_at_depth'], one=one)}" if r.get("depth_k") is not None else "-",
                   f"{r['max_se']:.4f}"]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## What each policy does after each verdict", "",
+              "Steps 1..K pooled and split by the feedback on the previous attempt (digits as #): the share of "
+              "steps with that verdict, then the shares of those steps whose reward rose (up) or fell (down), that "
+              "copied the attempt, that lost a reward of 1 (R->W) or reached it (W->R).", ""]
+    header = ["domain", "policy", "feedback on the previous attempt", "share", "up", "down", "copies", "R->W", "W->R"]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    for r in rows:
+        one = r["seeds"] == 1
+        for c in r.get("by_feedback", []):
+            cells = [r["domain"], r["policy"], f"`{c['feedback']}`"]
+            cells += [fmt(c[key], one=one) for key in ("share", "improved", "worse", "copy_rate", "right_wrong", "wrong_right")]
+            lines.append("| " + " | ".join(cells) + " |")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
