@@ -6,6 +6,30 @@
 
 #include "model/tokenizer.h"
 
+/* Every value finite (and >= 0 when nonneg), and the padded vocabulary rows of wte zero (they
+ * never get a gradient, so training keeps them at zero). 0, or -1 naming the first bad value. */
+static int check_values(const char *path, const char *section, const gpt_model *m, const float *x,
+                        int nonneg, char *err, size_t err_len) {
+    static const char *const names[GPT_NUM_PARAM_TENSORS] = {
+        "wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
+        "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb"};
+    const size_t pad_start = (size_t)m->cfg.vocab * m->cfg.d_model, pad_end = (size_t)m->cfg.vocab_padded * m->cfg.d_model;
+    for (int t = 0; t < GPT_NUM_PARAM_TENSORS; t++)
+        for (size_t i = 0; i < m->param_sizes[t]; i++) {
+            float v = x[m->param_offsets[t] + i];
+            const char *bad = !isfinite(v) ? "is not finite" : nonneg && v < 0 ? "is negative"
+                            : t == P_WTE && i >= pad_start && i < pad_end && v != 0 ? "is in a padded vocabulary row, "
+                                                                                     "which must be zero"
+                                                                                   : NULL;
+            if (bad) {
+                snprintf(err, err_len, "%s: section '%s' field '%s[%zu]' = %g %s", path, section, names[t], i,
+                         (double)v, bad);
+                return -1;
+            }
+        }
+    return 0;
+}
+
 int model_save(const char *path, gpt_model *m, const ckpt_section *extra, int n_extra, char *err,
                size_t err_len) {
     exitrl_backend *be = m->backend;
@@ -22,6 +46,13 @@ int model_save(const char *path, gpt_model *m, const ckpt_section *extra, int n_
     be->download(be, host, m->master, bytes);
     be->download(be, host + m->num_params, m->adam_m, bytes);
     be->download(be, host + 2 * m->num_params, m->adam_v, bytes);
+    /* Never write what model_load would refuse: a run that diverged keeps its previous checkpoint. */
+    static const char *const names[3] = {"params", "adam_m", "adam_v"};
+    for (int i = 0; i < 3; i++)
+        if (check_values(path, names[i], m, host + i * m->num_params, i == 2, err, err_len)) {
+            free(host);
+            return -1;
+        }
     const gpt_config *c = &m->cfg;
     int32_t cfg[6] = {c->n_layer, c->n_head, c->d_model, c->max_seq, c->vocab, c->vocab_padded};
     int32_t step = m->adam_step;
@@ -70,30 +101,6 @@ int model_read_config(ckpt_reader *r, gpt_config *cfg, char *err, size_t err_len
     return 0;
 }
 
-/* Every value finite (and >= 0 when nonneg), and the padded vocabulary rows of wte zero (they
- * never get a gradient, so training keeps them at zero). 0, or -1 naming the first bad value. */
-static int check_values(const ckpt_reader *r, const char *section, const gpt_model *m, const float *x,
-                        int nonneg, char *err, size_t err_len) {
-    static const char *const names[GPT_NUM_PARAM_TENSORS] = {
-        "wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
-        "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb"};
-    const size_t pad_start = (size_t)m->cfg.vocab * m->cfg.d_model, pad_end = (size_t)m->cfg.vocab_padded * m->cfg.d_model;
-    for (int t = 0; t < GPT_NUM_PARAM_TENSORS; t++)
-        for (size_t i = 0; i < m->param_sizes[t]; i++) {
-            float v = x[m->param_offsets[t] + i];
-            const char *bad = !isfinite(v) ? "is not finite" : nonneg && v < 0 ? "is negative"
-                            : t == P_WTE && i >= pad_start && i < pad_end && v != 0 ? "is in a padded vocabulary row, "
-                                                                                     "which must be zero"
-                                                                                   : NULL;
-            if (bad) {
-                snprintf(err, err_len, "%s: section '%s' field '%s[%zu]' = %g %s", r->path, section, names[t], i,
-                         (double)v, bad);
-                return -1;
-            }
-        }
-    return 0;
-}
-
 int model_load(ckpt_reader *r, gpt_model *m, int with_optimizer, char *err, size_t err_len) {
     exitrl_backend *be = m->backend;
     size_t bytes = m->num_params * sizeof(float);
@@ -103,15 +110,15 @@ int model_load(ckpt_reader *r, gpt_model *m, int with_optimizer, char *err, size
         return -1;
     }
     int rc = ckpt_read(r, "params", host, bytes, err, err_len);
-    if (!rc) rc = check_values(r, "params", m, host, 0, err, err_len);
+    if (!rc) rc = check_values(r->path, "params", m, host, 0, err, err_len);
     if (!rc) gpt_load_params(m, host);
     if (!rc && with_optimizer) {
         int32_t step = 0;
         rc = ckpt_read(r, "adam_m", host, bytes, err, err_len);
-        if (!rc) rc = check_values(r, "adam_m", m, host, 0, err, err_len);
+        if (!rc) rc = check_values(r->path, "adam_m", m, host, 0, err, err_len);
         if (!rc) be->upload(be, m->adam_m, host, bytes);
         if (!rc) rc = ckpt_read(r, "adam_v", host, bytes, err, err_len);
-        if (!rc) rc = check_values(r, "adam_v", m, host, 1, err, err_len);
+        if (!rc) rc = check_values(r->path, "adam_v", m, host, 1, err, err_len);
         if (!rc) be->upload(be, m->adam_v, host, bytes);
         if (!rc) rc = ckpt_read(r, "adam_step", &step, sizeof step, err, err_len);
         if (!rc && step < 0) {
@@ -126,5 +133,5 @@ int model_load(ckpt_reader *r, gpt_model *m, int with_optimizer, char *err, size
 
 int model_check_weights(const ckpt_reader *r, const char *section, const gpt_model *m, const float *host,
                         char *err, size_t err_len) {
-    return check_values(r, section, m, host, 0, err, err_len);
+    return check_values(r->path, section, m, host, 0, err, err_len);
 }

@@ -5,7 +5,9 @@
 #include "model/model.h"
 
 /* Writes model_config, params, adam_m, adam_v and adam_step, plus the caller's extra sections
- * (run state, config text, ExIt buffer), atomically. Returns 0 or -1 with a reason in err. */
+ * (run state, config text, ExIt buffer), atomically. Returns 0 or -1 with a reason in err; also
+ * when a weight or moment is not finite (a diverged run), so that nothing model_load refuses is
+ * ever written and the previous checkpoint stays. */
 int model_save(const char *path, gpt_model *m, const ckpt_section *extra, int n_extra, char *err,
                size_t err_len);
 /* Reads and validates the model_config section of an opened checkpoint: vocab and vocab_padded

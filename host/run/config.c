@@ -265,9 +265,12 @@ int config_load_text(exitrl_config *c, const char *text, size_t len, const char 
             fprintf(stderr, "exitrl: %s: line longer than %d bytes\n", origin, LINE_MAX_BYTES);
             return 2;
         }
-        if (memchr(start, 0, n)) {
-            fprintf(stderr, "exitrl: %s: line holds a NUL byte (not a text config)\n", origin);
-            return 2;
+        for (size_t i = 0; i < n; i++) {
+            unsigned char b = (unsigned char)start[i];
+            if ((b < 0x20 && b != '\t' && b != '\r') || b == 0x7f) {
+                fprintf(stderr, "exitrl: %s: control byte 0x%02x at column %zu (not a text config)\n", origin, b, i + 1);
+                return 2;
+            }
         }
         memcpy(line, start, n);
         line[n] = 0;

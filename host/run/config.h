@@ -76,8 +76,8 @@ void config_defaults(exitrl_config *c);
 /* Applies a `key = value` file ('#' starts a comment; at most 1 MiB). Returns 0, or 2 after printing
  * an error that names the file, the line and the key. */
 int config_load_file(exitrl_config *c, const char *path);
-/* The same for text[0..len) (any bytes; not NUL-terminated): lines of at most 1022 bytes, no NUL
- * bytes, every key checked by config_set. Messages name `where` and the line ("where:line"). A key
+/* The same for text[0..len) (any bytes; not NUL-terminated): lines of at most 1022 bytes, no
+ * control bytes but tab and CR, every key checked by config_set. Messages name `where` and the line ("where:line"). A key
  * may appear more than once (the last wins) or not at all (it keeps its value). Returns 0 or 2. */
 int config_load_text(exitrl_config *c, const char *text, size_t len, const char *where);
 /* --resume: c holds the command line's config (defaults, --config files, --key values), saved the
