@@ -155,19 +155,16 @@ static int pretrain_load(const exitrl_config *cfg, ckpt_reader *ck, gpt_model *m
     }
     int rc = model_load(ck, m, cfg->resume[0] != 0, err, sizeof err);
     if (!rc && cfg->resume[0]) rc = ckpt_read(ck, "pretrain_state", st, sizeof *st, err, sizeof err);
-    if (rc) {
-    } else if (cfg->resume[0] && (st->step < 0 || st->step > cfg->steps)) {
-        snprintf(err, sizeof err, "%s: section 'pretrain_state' field 'step' = %lld is outside [0, steps = %d]",
-                 ckpt_path, (long long)st->step, cfg->steps);
-        rc = -1;
-    } else if (cfg->resume[0] && !rng_state_valid(&st->data_rng)) {
-        snprintf(err, sizeof err, "%s: section 'pretrain_state' field 'data_rng' is all zero (not a xoshiro256** "
-                 "state)", ckpt_path);
-        rc = -1;
-    } else if (cfg->resume[0] && m->adam_step != st->step) { /* pretraining takes one AdamW step per step */
-        snprintf(err, sizeof err, "%s: section 'adam_step' = %d, but section 'pretrain_state' field 'step' = %lld",
-                 ckpt_path, m->adam_step, (long long)st->step);
-        rc = -1;
+    if (!rc && cfg->resume[0]) {
+        const char *bad = st->step < 0 || st->step > cfg->steps ? "field 'step' is outside [0, steps]"
+                        : !rng_state_valid(&st->data_rng)        ? "field 'data_rng' is all zero (not a xoshiro256** state)"
+                        : m->adam_step != st->step ? "field 'step' differs from section 'adam_step' (one AdamW step a step)"
+                                                   : NULL;
+        if (bad) {
+            snprintf(err, sizeof err, "%s: section 'pretrain_state' %s (step %lld, steps %d, adam_step %d)", ckpt_path,
+                     bad, (long long)st->step, cfg->steps, m->adam_step);
+            rc = -1;
+        }
     }
     if (rc) fprintf(stderr, "exitrl: %s\n", err);
     return rc;
