@@ -74,7 +74,7 @@ static int check_buffer(const ckpt_reader *r, const rl_trainer *t, int64_t itera
     if (b->size && (method == METHOD_GRPO || iteration == 0))
         return bad_field(err, err_len, r, "exit_buffer", "holds %d entries, but %s", b->size,
                          iteration == 0 ? "no iteration has run" : "method grpo keeps none");
-    if (b->size && b->clock >= (uint64_t)iteration)
+    if (b->clock > (uint64_t)(iteration ? iteration - 1 : 0)) /* the last iteration inserted at iteration - 1 */
         return bad_field(err, err_len, r, "exit_buffer", "field 'clock' = %llu is not below the iterations done (%lld)",
                          (unsigned long long)b->clock, (long long)iteration);
     for (int i = 0; i < b->size; i++) {
