@@ -69,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!model_read_config(&r, &mc, err, sizeof err)) {
         if (ckpt_section_size(&r, "run_config") >= 0) {
             snprintf(cfg.resume, sizeof cfg.resume, "%s", path);
-            if (run_resume_config(&cfg, &r, &mc)) cfg.buffer_capacity = 16;
+            run_resume_config(&cfg, &r, &mc); /* on success the saved buffer_capacity */
         }
         gpt_model m;
         if (gpt_create(&m, be, &mc, 1, 2) == 0) {
