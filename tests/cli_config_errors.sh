@@ -39,5 +39,16 @@ expect 0 "usage: exitrl export" export --help
 expect 0 "usage: exitrl info" info --help
 expect 0 "parameters:" info --model small
 expect 2 "--checkpoint and --out are required" export
+# --resume takes the configuration from the checkpoint: meaningful overrides pass, others are errors.
+"$EXITRL" pretrain --task arith --n_layer 1 --n_head 2 --d_model 32 --max_seq 64 --seq_len 64 --batch_size 2 --steps 1 \
+    --eval_instances 2 --threads 1 --progress 0 --out_dir "$tmp" --name ck >/dev/null 2>&1
+expect 0 "steps 1..2" pretrain --resume "$tmp/ck/checkpoint.bin" --steps 2 --out_dir "$tmp/o" --progress 0
+expect 2 "config key 'n_head' = '4' cannot change on --resume: the run in $tmp/ck/checkpoint.bin has '2'" \
+    pretrain --resume "$tmp/ck/checkpoint.bin" --n_head 4
+expect 2 "config key 'task' = 'knapsack' cannot change on --resume" pretrain --resume "$tmp/ck/checkpoint.bin" --task knapsack
+expect 0 "steps 1..2" pretrain --resume "$tmp/ck/checkpoint.bin" --task arith --steps 2 --out_dir "$tmp/o2" --progress 0
+expect 1 "section 'pretrain_state' field 'step' is outside [0, steps] (step 2, steps 1" \
+    pretrain --resume "$tmp/o/ck/checkpoint.bin" --steps 1
+expect 1 "has no section 'train_state'" train --resume "$tmp/ck/checkpoint.bin"
 echo "cli_config_errors: $checks checks, $fails failed"
 [ "$fails" = 0 ]

@@ -138,6 +138,21 @@ int main(void) {
     put_u32(bad + 28, crc32_update(0, bad, 28));
     write_file(BAD, bad, n);
     expect_reject("section size", "outside the file");
+    /* Table entries that are well signed but wrong (found by tests/fuzz/fuzz_checkpoint.c): a second
+     * section of the same name (which one would a reader use?), a gap between sections, a name
+     * without its NUL padding. */
+    const char *table_faults[][2] = {{"params", "same name"}, {"gap", "layout"}, {"pad", "padded with NULs"}};
+    for (int i = 0; i < 3; i++) {
+        memcpy(bad, good, n);
+        unsigned char *second = bad + 32 + 48; /* the second entry: params */
+        if (i == 0) memcpy(second, "model_config", 13);
+        if (i == 1) put_u32(second + 24, (uint32_t)(second[24] | second[25] << 8) + 4);
+        if (i == 2) memset(second + 7, 'x', 3);
+        put_u32(bad + 24, crc32_update(0, bad + 32, (size_t)(6 * 48)));
+        put_u32(bad + 28, crc32_update(0, bad, 28));
+        write_file(BAD, bad, n);
+        expect_reject(table_faults[i][0], table_faults[i][1]);
+    }
     /* Not a checkpoint at all. */
     write_file(BAD, (const unsigned char *)"hello, this is text and not a checkpoint file", 46);
     expect_reject("foreign", "bad magic");

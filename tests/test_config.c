@@ -97,5 +97,36 @@ int main(void) {
     CHECK(!strcmp(config_choice_name("lr", 0), "?"), "a numeric key has choice names");
     const char *a = config_choice_name("method", METHOD_GRPO), *b = config_choice_name("method", METHOD_EXIT);
     CHECK(!strcmp(a, "grpo") && !strcmp(b, "exit"), "two names of one key at once: %s %s", a, b);
+
+    /* config_load_text: the file parser on bytes; a control byte, a NUL or an overlong line is an error. */
+    static const char good[] = "lr = 0.002\n\n# comment\nmethod = grpo\r\niterations = 7";
+    config_defaults(&c);
+    CHECK(config_load_text(&c, good, sizeof good - 1, "text") == 0 && c.lr == 0.002 && c.method == METHOD_GRPO &&
+              c.iterations == 7, "text config not applied");
+    const char nul[] = "lr = 0.1\0\nsteps = 3\n", ctl[] = "lr = 0.1\x01\n";
+    CHECK(config_load_text(&c, nul, sizeof nul - 1, "text") == 2, "a NUL byte is accepted");
+    CHECK(config_load_text(&c, ctl, sizeof ctl - 1, "text") == 2, "a control byte is accepted");
+    char longline[1100];
+    memset(longline, ' ', sizeof longline);
+    memcpy(longline, "lr = 0.1", 8);
+    CHECK(config_load_text(&c, longline, sizeof longline, "text") == 2, "a 1100-byte line is accepted");
+
+    /* config_resume: the saved run wins; overridable keys take the command line's value, init and
+     * resume always do, any other given key must be equal. */
+    exitrl_config saved, cli;
+    config_defaults(&saved);
+    config_set(&saved, "lr", "0.005", "saved");
+    config_set(&saved, "iterations", "50", "saved");
+    config_set(&saved, "init", "warm.bin", "saved");
+    config_defaults(&cli);
+    config_set(&cli, "iterations", "80", "cli");
+    config_set(&cli, "resume", "run.bin", "cli");
+    config_set(&cli, "lr", "0.005", "cli"); /* given, but equal */
+    CHECK(config_resume(&cli, &saved, "run.bin") == 0, "a valid resume rejected");
+    CHECK(cli.lr == 0.005 && cli.iterations == 80 && !strcmp(cli.resume, "run.bin") && !cli.init[0],
+          "resume merge: lr %g iterations %d resume '%s' init '%s'", cli.lr, cli.iterations, cli.resume, cli.init);
+    config_defaults(&cli);
+    config_set(&cli, "kl_beta", "0.5", "cli");
+    CHECK(config_resume(&cli, &saved, "run.bin") == 2 && cli.kl_beta == 0.5, "a changed kl_beta is accepted");
     return test_finish("test_config");
 }

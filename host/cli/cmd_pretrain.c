@@ -23,7 +23,9 @@ static void usage(FILE *f) {
             "noisy-teacher demonstrations of a task domain (--task arith|countdown|knapsack), the warm\n"
             "start before RL. Writes <out_dir>/<name>/metrics.jsonl (one JSON object per logged step),\n"
             "config.txt and checkpoint.bin (every ckpt_every steps, at the end and on Ctrl-C).\n"
-            "--resume CKPT continues a run exactly; --init CKPT starts from its weights.\n"
+            "--resume CKPT continues a run exactly, with the run's configuration from the checkpoint (the\n"
+            "command line may change steps, the log, eval and checkpoint cadence, out_dir, name, device,\n"
+            "threads and progress); --init CKPT starts from its weights.\n"
             "Exit codes: 0 done, 1 runtime error, 2 usage error, 130 interrupted (checkpoint saved).\n\n");
     config_print_help(f, CONFIG_GROUP_RUN | CONFIG_GROUP_MODEL | CONFIG_GROUP_DATA | CONFIG_GROUP_OPTIM | CONFIG_GROUP_LOG);
 }
@@ -105,19 +107,33 @@ static int pretrain_save(void *ctx, const char *dir) {
     return run_save_checkpoint(dir, p->model, p->cfg, (ckpt_section){"pretrain_state", &p->state, sizeof p->state}, NULL, 0);
 }
 
-/* The model config and, with --init / --resume, the open checkpoint it comes from. Returns 0 or
- * the exit code after a message. */
-static int pretrain_model_config(const exitrl_config *cfg, ckpt_reader *ck, gpt_config *mc) {
+/* The model config and, with --init / --resume, the open checkpoint it comes from; on --resume the
+ * run's configuration from that checkpoint too (run_resume_config). Returns 0 or the exit code
+ * after a message. */
+static int pretrain_model_config(exitrl_config *cfg, ckpt_reader *ck, gpt_config *mc) {
     char err[512];
     const char *ckpt_path = cfg->resume[0] ? cfg->resume : cfg->init;
-    if (ckpt_path[0]) {
-        if (ckpt_open(ck, ckpt_path, err, sizeof err) || model_read_config(ck, mc, err, sizeof err)) {
-            fprintf(stderr, "exitrl: %s\n", err);
-            return 1;
-        }
-    } else {
-        int rc = setup_model_config(cfg, mc);
-        if (rc) return rc;
+    if (!ckpt_path[0]) return setup_model_config(cfg, mc);
+    if (ckpt_open(ck, ckpt_path, err, sizeof err) || model_read_config(ck, mc, err, sizeof err)) {
+        fprintf(stderr, "exitrl: %s\n", err);
+        return 1;
+    }
+    if (cfg->resume[0] && ckpt_section_size(ck, "pretrain_state") < 0) {
+        fprintf(stderr, "exitrl: %s has no section 'pretrain_state': not an exitrl pretrain checkpoint\n", ckpt_path);
+        return 1;
+    }
+    return cfg->resume[0] ? run_resume_config(cfg, ck, mc) : 0;
+}
+
+/* The pretrain-specific rules a parsed config must follow. Returns 0, or 2 after a message. */
+static int check_config(const exitrl_config *cfg, const gpt_config *mc) {
+    if (!cfg->data[0] && !strcmp(cfg->task, "none")) {
+        fprintf(stderr, "exitrl pretrain: give --data FILE or --task NAME (see --help)\n");
+        return 2;
+    }
+    if (cfg->data[0] && strcmp(cfg->task, "none")) {
+        fprintf(stderr, "exitrl pretrain: --data and --task exclude each other\n");
+        return 2;
     }
     if (cfg->seq_len > mc->max_seq) {
         fprintf(stderr, "exitrl: config key 'seq_len' = %d is out of range: the model's max_seq is %d\n",
@@ -139,10 +155,16 @@ static int pretrain_load(const exitrl_config *cfg, ckpt_reader *ck, gpt_model *m
     }
     int rc = model_load(ck, m, cfg->resume[0] != 0, err, sizeof err);
     if (!rc && cfg->resume[0]) rc = ckpt_read(ck, "pretrain_state", st, sizeof *st, err, sizeof err);
-    if (!rc && (st->step < 0 || st->step > cfg->steps)) {
-        snprintf(err, sizeof err, "%s: step %lld is outside [0, steps = %d]", ckpt_path, (long long)st->step,
-                 cfg->steps);
-        rc = -1;
+    if (!rc && cfg->resume[0]) {
+        const char *bad = st->step < 0 || st->step > cfg->steps ? "field 'step' is outside [0, steps]"
+                        : !rng_state_valid(&st->data_rng)        ? "field 'data_rng' is all zero (not a xoshiro256** state)"
+                        : m->adam_step != st->step ? "field 'step' differs from section 'adam_step' (one AdamW step a step)"
+                                                   : NULL;
+        if (bad) {
+            snprintf(err, sizeof err, "%s: section 'pretrain_state' %s (step %lld, steps %d, adam_step %d)", ckpt_path,
+                     bad, (long long)st->step, cfg->steps, m->adam_step);
+            rc = -1;
+        }
     }
     if (rc) fprintf(stderr, "exitrl: %s\n", err);
     return rc;
@@ -152,14 +174,6 @@ int cmd_pretrain(int argc, char **argv) {
     exitrl_config cfg;
     int rc = command_config(argc, argv, usage, &cfg);
     if (rc) return rc < 0 ? 0 : rc;
-    if (!cfg.data[0] && !strcmp(cfg.task, "none")) {
-        fprintf(stderr, "exitrl pretrain: give --data FILE or --task NAME (see --help)\n");
-        return 2;
-    }
-    if (cfg.data[0] && strcmp(cfg.task, "none")) {
-        fprintf(stderr, "exitrl pretrain: --data and --task exclude each other\n");
-        return 2;
-    }
     if (cfg.resume[0] && cfg.init[0]) {
         fprintf(stderr, "exitrl pretrain: --resume and --init exclude each other\n");
         return 2;
@@ -168,11 +182,13 @@ int cmd_pretrain(int argc, char **argv) {
     gpt_config mc;
     ckpt_reader ck = {0};
     pretrain_source src = {0};
-    if ((rc = pretrain_model_config(&cfg, &ck, &mc)) || (rc = pretrain_source_open(&src, &cfg))) {
+    if ((rc = pretrain_model_config(&cfg, &ck, &mc)) || (rc = command_config_error(check_config(&cfg, &mc), &cfg)) ||
+        (rc = command_config_error(pretrain_source_open(&src, &cfg), &cfg))) {
         ckpt_close(&ck);
         if (src.close) src.close(&src);
         return rc;
     }
+    run_record_model(&cfg, &mc);
     exitrl_backend *be = setup_backend(&cfg);
     const int B = cfg.batch_size, T = cfg.seq_len;
     gpt_model m = {0};
@@ -197,7 +213,7 @@ int cmd_pretrain(int argc, char **argv) {
     }
     p.t_start = now_seconds();
     run_loop_hooks hooks = {"pretrain", "step", &p.state.step, cfg.steps, cfg.eval_every, cfg.ckpt_every, 1,
-                            cfg.progress, &p, pretrain_step, pretrain_evaluate, pretrain_save};
+                            cfg.progress, &p, pretrain_step, pretrain_evaluate, pretrain_save, p.metrics};
     exit_code = run_loop(&hooks, dir);
     if (exit_code == 0)
         fprintf(stderr, "exitrl pretrain: done, %lld steps in %.1fs; checkpoint %s/checkpoint.bin\n",

@@ -1,6 +1,7 @@
 /* `exitrl train`: GRPO / ExIt from a warm-started checkpoint, with metrics per iteration, periodic
  * held-out evaluation, atomic checkpoints (weights, optimizer, reference policy, buffer, RNG) and
  * an exact resume. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,14 +16,19 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: exitrl train --init CKPT | --resume CKPT [--config FILE] [--key value ...]\n"
+            "usage: exitrl train --init CKPT [--config FILE] [--key value ...]\n"
+            "       exitrl train --resume CKPT [--key value ...]\n"
             "\n"
             "RL on a task domain with the method ladder of the ExIt paper (method = grpo | curriculum |\n"
             "improve | diverge | exit), starting from a warm-started checkpoint (exitrl pretrain --task).\n"
             "Writes <out_dir>/<name>/metrics.jsonl (one object per iteration: rewards, scores, buffer,\n"
             "KL, tokens/s, time per phase; held-out evaluations every eval_every iterations) and\n"
-            "checkpoint.bin (every ckpt_every iterations, at the end and on Ctrl-C); --resume continues\n"
-            "exactly. Exit codes: 0 done, 1 runtime error, 2 usage error, 130 interrupted (saved).\n\n");
+            "checkpoint.bin (every ckpt_every iterations, at the end and on Ctrl-C). --resume continues\n"
+            "exactly, with the run's configuration from the checkpoint: the command line may change only\n"
+            "iterations, the log, eval and checkpoint cadence, out_dir, name, device, threads, progress and\n"
+            "max_skips. An update with a non-finite loss, KL, advantage or gradient norm is skipped (weights\n"
+            "and optimizer untouched, 'skipped' in metrics.jsonl); max_skips such iterations in a row stop\n"
+            "the run. Exit codes: 0 done, 1 runtime error, 2 usage error, 130 interrupted (saved).\n\n");
     config_print_help(f, CONFIG_GROUP_RUN | CONFIG_GROUP_DATA | CONFIG_GROUP_OPTIM | CONFIG_GROUP_LOG | CONFIG_GROUP_RL);
 }
 
@@ -48,19 +54,73 @@ static int save(const char *dir, rl_trainer *t, const train_state *st, const exi
     return rc;
 }
 
+static int bad_field(char *err, size_t err_len, const ckpt_reader *r, const char *section, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int bad_field(char *err, size_t err_len, const ckpt_reader *r, const char *section, const char *fmt, ...) {
+    int n = snprintf(err, err_len, "%s: section '%s' ", r->path, section);
+    va_list ap;
+    va_start(ap, fmt);
+    if (n >= 0 && (size_t)n < err_len) vsnprintf(err + n, err_len - (size_t)n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* The task buffer's entries against what only the run knows: the task domain and knobs, the
+ * method (grpo keeps none; curriculum keeps bare base tasks; the others histories of at least one
+ * attempt) and the iteration reached (nothing sampled or inserted at or after it). */
+static int check_buffer(const ckpt_reader *r, const rl_trainer *t, int64_t iteration, char *err, size_t err_len) {
+    const task_buffer *b = &t->buffer;
+    const int method = t->cfg->method;
+    if (b->size && (method == METHOD_GRPO || iteration == 0))
+        return bad_field(err, err_len, r, "exit_buffer", "holds %d entries, but %s", b->size,
+                         iteration == 0 ? "no iteration has run" : "method grpo keeps none");
+    if (b->clock > (uint64_t)(iteration ? iteration - 1 : 0)) /* the last iteration inserted at iteration - 1 */
+        return bad_field(err, err_len, r, "exit_buffer", "field 'clock' = %llu is not below the iterations done (%lld)",
+                         (unsigned long long)b->clock, (long long)iteration);
+    for (int i = 0; i < b->size; i++) {
+        const buffer_entry *e = task_buffer_entry(b, i);
+        if (e->task.domain != t->domain->id || memcmp(e->task.knobs, t->knobs, sizeof t->knobs))
+            return bad_field(err, err_len, r, "exit_buffer",
+                             "entry %d: its task is not a %s task with the run's task_knobs", i, t->domain->name);
+        if (method == METHOD_CURRICULUM ? e->depth != 0 : e->depth < 1)
+            return bad_field(err, err_len, r, "exit_buffer", "entry %d: depth %d, but method %s keeps %s", i,
+                             (int)e->depth, config_choice_name("method", method),
+                             method == METHOD_CURRICULUM ? "base tasks (depth 0)" : "at least one attempt");
+    }
+    return 0;
+}
+
+/* Everything an exact resume reads beyond the model, each field checked before use. */
 static int restore(ckpt_reader *r, rl_trainer *t, train_state *st, char *err, size_t err_len) {
+    const exitrl_config *cfg = t->cfg;
     if (ckpt_read(r, "train_state", st, sizeof *st, err, err_len)) return -1;
-    int64_t n = ckpt_section_size(r, "exit_buffer");
-    if (n < 0 || n > (int64_t)1 << 32) return snprintf(err, err_len, "checkpoint has no valid exit_buffer section"), -1;
-    void *buf = malloc((size_t)n);
+    if (st->iteration < 0 || st->iteration > cfg->iterations)
+        return bad_field(err, err_len, r, "train_state", "field 'iteration' = %lld is outside [0, iterations = %d]",
+                         (long long)st->iteration, cfg->iterations);
+    if (!rng_state_valid(&st->rng))
+        return bad_field(err, err_len, r, "train_state", "field 'rng' is all zero (not a xoshiro256** state)");
+    /* Each iteration takes at most epochs x minibatches optimizer steps (rl_iteration's GRPO update). */
+    const int64_t n = (int64_t)cfg->prompts * cfg->group_size, mb_rows = (n + cfg->minibatches - 1) / cfg->minibatches;
+    const int64_t max_steps = st->iteration * cfg->epochs * ((n + mb_rows - 1) / mb_rows);
+    if (t->model->adam_step > max_steps)
+        return bad_field(err, err_len, r, "adam_step", "= %d exceeds the %lld optimizer steps of %lld iterations",
+                         t->model->adam_step, (long long)max_steps, (long long)st->iteration);
+    int64_t size = ckpt_section_size(r, "exit_buffer");
+    if (size < 0 || size > (int64_t)1 << 32)
+        return bad_field(err, err_len, r, "exit_buffer", "is %s", size < 0 ? "missing" : "larger than 4 GiB");
+    void *buf = malloc((size_t)size);
     if (!buf) return snprintf(err, err_len, "out of memory reading the buffer"), -1;
-    int rc = ckpt_read(r, "exit_buffer", buf, (uint64_t)n, err, err_len);
-    if (!rc && task_buffer_deserialize(&t->buffer, buf, (size_t)n, err, err_len)) rc = -1;
+    char why[300];
+    int rc = ckpt_read(r, "exit_buffer", buf, (uint64_t)size, err, err_len);
+    if (!rc && task_buffer_deserialize(&t->buffer, buf, (size_t)size, why, sizeof why))
+        rc = bad_field(err, err_len, r, "exit_buffer", "%s", why);
     free(buf);
+    if (!rc) rc = check_buffer(r, t, st->iteration, err, err_len);
     if (rc || !t->ref.master) return rc;
     float *ref = malloc(sizeof(float) * t->model->num_params);
     if (!ref) return snprintf(err, err_len, "out of memory reading the reference policy"), -1;
     rc = ckpt_read(r, "ref_params", ref, sizeof(float) * t->model->num_params, err, err_len);
+    if (!rc) rc = model_check_weights(r, "ref_params", t->model, ref, err, err_len);
     if (!rc) {
         exitrl_backend *be = t->model->backend;
         be->upload(be, t->ref.master, ref, sizeof(float) * t->model->num_params);
@@ -96,6 +156,7 @@ static void log_iteration(FILE *metrics, int64_t it, const rl_iter_stats *s, con
     jsonl_num(&j, "kl", s->update.kl);
     jsonl_num(&j, "clip_frac", s->update.clip_frac);
     jsonl_num(&j, "grad_norm", s->update.grad_norm);
+    jsonl_int(&j, "skipped", s->update.skipped);
     if (s->improve.n) { /* improve steps: the new attempt against the one it was shown */
         const transition_stats *ts = &s->improve;
         jsonl_int(&j, "improve_n", ts->n);
@@ -140,15 +201,50 @@ typedef struct {
     train_state *state;
     FILE *metrics;
     const char *dir;
+    int skips_in_row;          /* consecutive iterations with a skipped update */
+    int fault, fault_from, fault_to; /* EXITRL_TEST_FAULT: GRPO_FAULT_* in iterations [from, to] */
 } train_run;
+
+/* EXITRL_TEST_FAULT=adv|loss|grad:FROM-TO (tests only) puts a NaN into the advantages, the loss or
+ * the gradient of the updates of iterations FROM..TO (numbered from 1, as in metrics.jsonl). */
+static int parse_test_fault(train_run *r) {
+    const char *spec = getenv("EXITRL_TEST_FAULT");
+    if (!spec || !*spec) return 0;
+    static const char *const kinds[] = {"adv", "loss", "grad"};
+    char kind[8];
+    int from, to, end = 0;
+    if (sscanf(spec, "%7[a-z]:%d-%d%n", kind, &from, &to, &end) == 3 && !spec[end] && from >= 1 && to >= from)
+        for (int k = 0; k < 3; k++)
+            if (!strcmp(kind, kinds[k])) {
+                r->fault = GRPO_FAULT_ADV + k, r->fault_from = from, r->fault_to = to;
+                return 0;
+            }
+    fprintf(stderr, "exitrl: EXITRL_TEST_FAULT = '%s': expected adv|loss|grad:FROM-TO\n", spec);
+    return 2;
+}
 
 static int train_step(void *ctx, char *text, size_t text_len) {
     train_run *r = ctx;
     rl_iter_stats s;
+    const int64_t number = r->state->iteration + 1;
+    r->trainer->grpo_opt.test_fault = number >= r->fault_from && number <= r->fault_to ? r->fault : GRPO_FAULT_NONE;
     if (rl_iteration(r->trainer, (uint64_t)r->state->iteration, &s)) return 1;
     r->state->iteration++;
     r->state->rng = r->trainer->rng;
     log_iteration(r->metrics, r->state->iteration, &s, r->trainer);
+    r->skips_in_row = s.update.skipped ? r->skips_in_row + 1 : 0;
+    if (s.update.skipped) {
+        fprintf(stderr, "\nexitrl train: iteration %lld: non-finite %s; %d of %d update steps skipped (weights and "
+                        "optimizer state unchanged)\n",
+                (long long)number, s.update.skip_reason, s.update.skipped, s.update.steps);
+        if (r->skips_in_row >= r->cfg->max_skips) {
+            fprintf(stderr, "exitrl train: stopping after %d iterations in a row with skipped updates (max_skips = %d); "
+                            "nothing was saved since, so the last checkpoint in %s/checkpoint.bin is intact. Try a "
+                            "lower lr or a grad_clip.\n",
+                    r->skips_in_row, r->cfg->max_skips, r->dir);
+            return 1;
+        }
+    }
     task_buffer_stats bs;
     task_buffer_get_stats(&r->trainer->buffer, &bs);
     snprintf(text, text_len, "reward %.3f quality %.3f buffer %d depth %.2f kl %.4f %.0f tok/s", s.reward_mean,
@@ -166,6 +262,20 @@ static int train_save(void *ctx, const char *dir) {
     return save(dir, r->trainer, r->state, r->cfg);
 }
 
+/* The train-specific rules a parsed config must follow. Returns 0, or 2 after a message. */
+static int check_config(const exitrl_config *cfg) {
+    if (!strcmp(cfg->task, "none")) {
+        fprintf(stderr, "exitrl train: config key 'task' must name a domain (arith, countdown, knapsack)\n");
+        return 2;
+    }
+    if (cfg->max_new_tokens > BUFFER_ANSWER_CAP) {
+        fprintf(stderr, "exitrl train: config key 'max_new_tokens' = %d is out of range: attempts are kept in the "
+                        "buffer up to %d bytes\n", cfg->max_new_tokens, BUFFER_ANSWER_CAP);
+        return 2;
+    }
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
     exitrl_config cfg;
     int rc = command_config(argc, argv, usage, &cfg);
@@ -175,15 +285,8 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "exitrl train: give exactly one of --init CKPT (a warm start) or --resume CKPT\n");
         return 2;
     }
-    if (!strcmp(cfg.task, "none")) {
-        fprintf(stderr, "exitrl train: config key 'task' must name a domain (arith, countdown, knapsack)\n");
-        return 2;
-    }
-    if (cfg.max_new_tokens > BUFFER_ANSWER_CAP) {
-        fprintf(stderr, "exitrl train: config key 'max_new_tokens' = %d is out of range: attempts are kept in the "
-                        "buffer up to %d bytes\n", cfg.max_new_tokens, BUFFER_ANSWER_CAP);
-        return 2;
-    }
+    train_run run = {0};
+    if ((rc = parse_test_fault(&run))) return rc;
     ckpt_reader ck;
     gpt_config mc;
     char err[512];
@@ -192,6 +295,21 @@ int cmd_train(int argc, char **argv) {
         ckpt_close(&ck);
         return 1;
     }
+    if (cfg.resume[0] && ckpt_section_size(&ck, "train_state") < 0) {
+        fprintf(stderr, "exitrl: %s has no section 'train_state': not an exitrl train checkpoint (start RL from a "
+                        "warm start with --init)\n", ckpt_path);
+        ckpt_close(&ck);
+        return 1;
+    }
+    if (cfg.resume[0] && (rc = run_resume_config(&cfg, &ck, &mc))) {
+        ckpt_close(&ck);
+        return rc;
+    }
+    if ((rc = check_config(&cfg))) {
+        ckpt_close(&ck);
+        return command_config_error(rc, &cfg);
+    }
+    run_record_model(&cfg, &mc);
     exitrl_backend *be = setup_backend(&cfg);
     if (!be) {
         ckpt_close(&ck);
@@ -214,7 +332,7 @@ int cmd_train(int argc, char **argv) {
     }
     if (!cfg.resume[0]) m.adam_step = 0; /* a warm start's optimizer state is not carried into RL */
     if ((rc = rl_trainer_init(&t, &cfg, &m))) {
-        exit_code = rc;
+        exit_code = command_config_error(rc, &cfg);
         goto out;
     }
     if (cfg.resume[0] && restore(&ck, &t, &st, err, sizeof err)) {
@@ -230,10 +348,10 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr, "exitrl train: method %s on %s, %s backend, %zu parameters, P=%d G=%d, iterations %lld..%d -> %s\n",
             config_choice_name("method", cfg.method), cfg.task, be->name, m.num_params, cfg.prompts, cfg.group_size, (long long)st.iteration,
             cfg.iterations, dir);
-    train_run run = {&cfg, &t, &st, metrics, dir};
+    run.cfg = &cfg, run.trainer = &t, run.state = &st, run.metrics = metrics, run.dir = dir;
     if (st.iteration == 0 && cfg.eval_every) train_evaluate(&run);
     run_loop_hooks hooks = {"train", "iteration", &st.iteration, cfg.iterations, cfg.eval_every, cfg.ckpt_every,
-                            cfg.eval_every != 0, cfg.progress, &run, train_step, train_evaluate, train_save};
+                            cfg.eval_every != 0, cfg.progress, &run, train_step, train_evaluate, train_save, metrics};
     exit_code = run_loop(&hooks, dir);
     if (exit_code == 0) fprintf(stderr, "exitrl train: done; checkpoint %s/checkpoint.bin\n", dir);
 out:

@@ -16,4 +16,8 @@ int cmd_info(int argc, char **argv);
  * command then exits 0); otherwise cfg gets the defaults, then the --config files and --key value
  * overrides in order. Returns 0, -1 (help shown) or 2 after a message naming the key. */
 int command_config(int argc, char **argv, void (*usage)(FILE *f), exitrl_config *cfg);
+/* A command's config check failed with rc (2 after a message naming the key). On --resume the
+ * configuration came from the checkpoint, so this says so and returns 1 (a bad checkpoint, not a
+ * bad command line); otherwise returns rc. */
+int command_config_error(int rc, const exitrl_config *cfg);
 #endif

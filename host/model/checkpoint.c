@@ -173,18 +173,39 @@ int ckpt_open(ckpt_reader *r, const char *path, char *err, size_t err_len) {
         fclose(f);
         return fail(err, err_len, "%s: section table is corrupt (CRC mismatch)", path);
     }
+    uint64_t expected_offset = table_end;
     for (uint32_t i = 0; i < n; i++) {
         const unsigned char *e = table + i * ENTRY_BYTES;
         ckpt_entry *c = &r->entries[i];
         memcpy(c->name, e, CKPT_NAME_LEN);
-        c->name[CKPT_NAME_LEN - 1] = 0;
         c->offset = get_u64(e + CKPT_NAME_LEN);
         c->size = get_u64(e + CKPT_NAME_LEN + 8);
         c->crc = get_u32(e + CKPT_NAME_LEN + 16);
-        if (c->offset < table_end || c->offset > actual || c->size > actual - c->offset) {
+        /* A name is 1..23 bytes, NUL-padded, and names one section only; the reserved word is 0. */
+        size_t nl = strnlen(c->name, CKPT_NAME_LEN);
+        int padded = nl > 0 && nl < CKPT_NAME_LEN, unique = 1;
+        for (size_t k = nl; k < CKPT_NAME_LEN && padded; k++) padded = c->name[k] == 0;
+        c->name[CKPT_NAME_LEN - 1] = 0;
+        for (uint32_t j = 0; j < i && padded; j++) unique &= strcmp(r->entries[j].name, c->name) != 0;
+        if (!padded || !unique || get_u32(e + CKPT_NAME_LEN + 20) != 0) {
+            fclose(f);
+            return fail(err, err_len, "%s: section table entry %u: %s", path, i,
+                        !padded ? "the name is not 1-23 bytes padded with NULs"
+                        : !unique ? "a second section with the same name" : "reserved field not zero");
+        }
+        /* Sections follow the table and each other without gaps, the last ending the file. */
+        if (c->offset > actual || c->size > actual - c->offset) {
             fclose(f);
             return fail(err, err_len, "%s: section '%s' lies outside the file", path, c->name);
         }
+        if (c->offset != expected_offset || (i == n - 1 && c->offset + c->size != actual)) {
+            fclose(f);
+            return fail(err, err_len, "%s: section '%s' at offset %llu, size %llu: not where the table's layout "
+                        "puts it (offset %llu, the last section ending the file)", path, c->name,
+                        (unsigned long long)c->offset, (unsigned long long)c->size,
+                        (unsigned long long)expected_offset);
+        }
+        expected_offset += c->size;
         /* Stream the section through a fixed buffer: no allocation sized by the file. */
         unsigned char buf[1 << 16];
         uint32_t crc = 0;

@@ -7,8 +7,10 @@
  *   payload : the sections' bytes, each at its offset
  * Writing goes to "<path>.tmp", is fsynced, then renamed over <path>, so a crash or kill at any
  * moment leaves either the old checkpoint or the new one, never a torn file.
- * Opening validates magic, version, file length, the table, every section's bounds and every CRC
- * (streamed through a fixed buffer) before the caller allocates anything from a size in the file. */
+ * Opening validates magic, version, file length, the table (names of 1-23 bytes, NUL-padded and
+ * unique; reserved words zero; the sections laid out one after the other from the end of the
+ * table to the end of the file, as the writer puts them) and every CRC (streamed through a fixed
+ * buffer) before the caller allocates anything from a size in the file. */
 #ifndef EXITRL_CHECKPOINT_H
 #define EXITRL_CHECKPOINT_H
 #include <stddef.h>

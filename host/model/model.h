@@ -194,6 +194,10 @@ void gpt_token_logprobs(gpt_model *m, int B, int T, float inv_temp, float *host_
 /* Clips the global gradient norm to grad_clip (when > 0) and takes one AdamW step; weight decay on
  * matrices and embeddings only. Returns the gradient norm before clipping. */
 float gpt_update(gpt_model *m, const gpt_adamw_params *opt);
+/* The same step, taken only when the gradient norm is finite: returns 0 after the step, or 1 when
+ * the norm is NaN or infinite, with the weights, moments and adam_step untouched (the gradients
+ * are left as they were). *grad_norm (may be NULL) gets the norm either way. */
+int gpt_update_if_finite(gpt_model *m, const gpt_adamw_params *opt, float *grad_norm);
 /* One whole training step on the batch of gpt_set_batch: zero the gradients, forward, loss,
  * backward, clipping and AdamW; the same arithmetic as gpt_zero_grad + gpt_forward_backward +
  * gpt_update. On a backend with graphs the device work is captured on the second call with the

@@ -1,6 +1,7 @@
 /* The optimizer step of the policy: gradient norm and clipping, AdamW on every tensor, and the
  * whole training step (zero, forward, loss, backward, update), captured as one graph on backends
  * that have graphs. */
+#include <math.h>
 #include <stdio.h>
 
 #include "model/model.h"
@@ -21,18 +22,22 @@ static void upload_step_vals(gpt_model *m, const gpt_adamw_params *o) {
     m->backend->upload(m->backend, m->step_vals, vals, sizeof vals);
 }
 
-/* The optimizer's device work: global norm and clip scale, then AdamW on every tensor. No host copy
- * or synchronisation, so it can be part of a captured step. */
-static void update_body(gpt_model *m, const gpt_adamw_params *o) {
+static void adamw_all(gpt_model *m, const gpt_adamw_params *o) {
     exitrl_backend *be = m->backend;
-    nvtx_push("optimizer");
-    be->grad_norm_clip(be, m->step_vals, m->grads, m->num_params, o->grad_clip);
     for (int t = 0; t < GPT_NUM_PARAM_TENSORS; t++) {
         size_t off = m->param_offsets[t];
         be->adamw_update(be, m->master + off, gpt_param(m, t, 0), m->grads + off, m->adam_m + off,
                          m->adam_v + off, m->param_sizes[t], m->step_vals, o->beta1, o->beta2, o->eps,
                          decays(t) ? o->weight_decay : 0.0f);
     }
+}
+
+/* The optimizer's device work: global norm and clip scale, then AdamW on every tensor. No host copy
+ * or synchronisation, so it can be part of a captured step. */
+static void update_body(gpt_model *m, const gpt_adamw_params *o) {
+    nvtx_push("optimizer");
+    m->backend->grad_norm_clip(m->backend, m->step_vals, m->grads, m->num_params, o->grad_clip);
+    adamw_all(m, o);
     nvtx_pop();
 }
 
@@ -46,6 +51,21 @@ float gpt_update(gpt_model *m, const gpt_adamw_params *o) {
     upload_step_vals(m, o);
     update_body(m, o);
     return read_grad_norm(m);
+}
+
+int gpt_update_if_finite(gpt_model *m, const gpt_adamw_params *o, float *grad_norm) {
+    upload_step_vals(m, o);
+    m->backend->grad_norm_clip(m->backend, m->step_vals, m->grads, m->num_params, o->grad_clip);
+    float norm = read_grad_norm(m);
+    if (grad_norm) *grad_norm = norm;
+    if (!isfinite(norm)) {
+        m->adam_step--; /* not taken: the next step reuses this number */
+        return 1;
+    }
+    nvtx_push("optimizer");
+    adamw_all(m, o);
+    nvtx_pop();
+    return 0;
 }
 
 /* Everything a training step does on the device, in order; no host copies or synchronisation. */

@@ -13,6 +13,8 @@ void rng_seed(rng_state *r, uint64_t seed) {
     for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
 }
 
+int rng_state_valid(const rng_state *r) { return (r->s[0] | r->s[1] | r->s[2] | r->s[3]) != 0; }
+
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 uint64_t rng_u64(rng_state *r) {

@@ -82,14 +82,24 @@ int grpo_update(gpt_model *m, const grpo_reference *ref, const rollout_output *r
         exit(1);
     }
     memset(st, 0, sizeof *st);
+    st->steps = o->epochs * ((n + mb_rows - 1) / mb_rows);
+    int adv_finite = o->test_fault != GRPO_FAULT_ADV;
+    for (int i = 0; i < n && adv_finite; i++) adv_finite = isfinite(adv[i]);
+    if (!adv_finite) { /* every step would carry it into the weights */
+        st->skipped = st->steps;
+        st->skip_reason = "advantage";
+        st->loss = st->kl = st->clip_frac = st->grad_norm = NAN;
+        free(tok), free(tgt), free(w), free(lp_old), free(a), free(lp_ref);
+        return 0;
+    }
     nvtx_push("grpo_update");
-    int steps = 0;
     for (int epoch = 0; epoch < o->epochs; epoch++)
         for (int r0 = 0; r0 < n; r0 += mb_rows) {
             int rows = n - r0 < mb_rows ? n - r0 : mb_rows;
             long tokens = 0;
             for (int b = 0; b < rows; b++) tokens += ro->gen_len[r0 + b];
             gpt_zero_grad(m);
+            float step_loss = 0.0f, step_kl = 0.0f;
             for (int u0 = 0; u0 < rows; u0 += micro) {
                 int urows = rows - u0 < micro ? rows - u0 : micro;
                 for (int b = 0; b < urows; b++) {
@@ -109,6 +119,7 @@ int grpo_update(gpt_model *m, const grpo_reference *ref, const rollout_output *r
                         a[c] = is_target ? adv[i] : 0.0f;
                     }
                 }
+                if (o->test_fault == GRPO_FAULT_LOSS) lp_old[ro->prompt_len[r0 + u0] - 1] = NAN;
                 gpt_set_batch(m, tok, tgt, w, urows, T);
                 if (o->loss.beta > 0) {
                     void *own = m->params;
@@ -120,21 +131,32 @@ int grpo_update(gpt_model *m, const grpo_reference *ref, const rollout_output *r
                 gpt_set_grpo_inputs(m, lp_old, o->loss.beta > 0 ? lp_ref : NULL, a, urows, T);
                 gpt_grpo_stats gs;
                 gpt_forward_backward_grpo(m, urows, T, &o->loss, &gs);
+                step_loss += gs.loss;
+                step_kl += gs.kl * gs.tokens;
                 st->loss += gs.loss;
                 st->kl += gs.kl * gs.tokens;
                 st->clip_frac += gs.clip_frac * gs.tokens;
                 st->tokens += gs.tokens;
             }
-            st->grad_norm += gpt_update(m, &o->opt);
-            steps++;
+            if (o->test_fault == GRPO_FAULT_GRAD) {
+                const float nan = NAN;
+                m->backend->upload(m->backend, m->grads, &nan, sizeof nan);
+            }
+            /* A non-finite loss or KL skips the step before its gradient is looked at; a
+             * non-finite gradient norm inside gpt_update_if_finite. */
+            float norm = NAN;
+            const char *bad = !isfinite(step_loss) ? "loss" : !isfinite(step_kl) ? "KL" : NULL;
+            if (!bad && gpt_update_if_finite(m, &o->opt, &norm)) bad = "gradient norm";
+            if (bad && !st->skipped++) st->skip_reason = bad;
+            st->grad_norm += norm;
         }
     nvtx_pop();
     if (st->tokens) {
         st->kl /= st->tokens;
         st->clip_frac /= st->tokens;
     }
-    st->loss /= steps;
-    st->grad_norm /= steps;
+    st->loss /= st->steps;
+    st->grad_norm /= st->steps;
     st->tokens /= o->epochs;
     free(tok), free(tgt), free(w), free(lp_old), free(a), free(lp_ref);
     return 0;

@@ -8,17 +8,25 @@
 #include "run/config.h"
 #include "rl/rollout.h"
 
+/* Test-only faults (grpo_options.test_fault): a NaN put into the first advantage, the first target's
+ * sampling log-prob (so the loss) or the first gradient, to check that numeric faults are caught. */
+enum { GRPO_FAULT_NONE, GRPO_FAULT_ADV, GRPO_FAULT_LOSS, GRPO_FAULT_GRAD };
+
 typedef struct {
     int aggregation;       /* GRPO_AGG_*: per-sequence mean then mean | token mean | sum / (n x max_len) */
     int epochs, minibatches;
     int max_new_tokens;    /* the dr_grpo normaliser's max_len */
     gpt_grpo_params loss;  /* temperature, clip range, KL beta */
     gpt_adamw_params opt;
+    int test_fault;        /* GRPO_FAULT_*; 0 in every real run */
 } grpo_options;
 
 typedef struct {
-    float loss, kl, clip_frac, grad_norm;
+    float loss, kl, clip_frac, grad_norm;  /* means over the steps; NaN when a value was not finite */
     long tokens;           /* completion tokens trained on (per epoch) */
+    int steps;             /* optimizer steps of the update (epochs x minibatches) */
+    int skipped;           /* of those, skipped for a non-finite value (see grpo_update) */
+    const char *skip_reason; /* the first one's: "advantage", "loss", "KL" or "gradient norm"; or NULL */
 } grpo_stats;
 
 /* The reference policy: fp32 weights plus their compute copy (aliases when fp32). */
@@ -35,7 +43,10 @@ void grpo_reference_free(grpo_reference *ref, gpt_model *m);
 
 /* One update on the n completions of `ro` (rows 0..n-1) with advantages adv[n]. The model must
  * have been created with batch capacity >= ceil(n / minibatches) rows of T >= the longest row.
- * ref may be NULL when loss.beta == 0. Returns 0, or -1 with a message (bad shapes). */
+ * ref may be NULL when loss.beta == 0. Numeric faults skip steps, never corrupt the model: a
+ * non-finite advantage skips every step; a step whose loss, KL or gradient norm is not finite is
+ * not taken (weights, AdamW moments and step count untouched: gpt_update_if_finite); st counts
+ * them. Returns 0, or -1 with a message (bad shapes). */
 int grpo_update(gpt_model *m, const grpo_reference *ref, const rollout_output *ro, int n, const float *adv,
                 const grpo_options *o, grpo_stats *st);
 #endif

@@ -350,6 +350,11 @@ size_t task_buffer_serialize(const task_buffer *b, void *dst, size_t cap) {
     return n;
 }
 
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
 int task_buffer_deserialize(task_buffer *b, const void *src, size_t n, char *why, size_t why_cap) {
     const unsigned char *p = src;
     if (!b->entries) return fail_code(-1, why, why_cap, "exit buffer: not initialised");
@@ -385,31 +390,47 @@ int task_buffer_deserialize(task_buffer *b, const void *src, size_t n, char *why
         return fail_code(-1, why, why_cap,
                          "exit buffer data: %zu bytes, %u entries need exactly %zu (%s)", n,
                          (unsigned)size, expected, n < expected ? "truncated" : "trailing bytes");
+    if (next_serial < size)
+        return fail_code(-1, why, why_cap, "exit buffer data: next serial %llu is below the size %u",
+                         (unsigned long long)next_serial, (unsigned)size);
     const unsigned char *entries = p + HEADER_BYTES;
+    uint64_t *serials = malloc(sizeof(uint64_t) * (size ? size : 1));
+    if (!serials) return fail_code(-1, why, why_cap, "exit buffer data: out of memory");
     for (uint32_t i = 0; i < size; i++) {
         buffer_entry e; /* a copy: src need not be aligned */
         memcpy(&e, entries + (size_t)i * sizeof e, sizeof e);
         char reason[200];
+        int bad = -1;
         if (buffer_entry_check(&e, reason, sizeof reason))
-            return fail_code(-1, why, why_cap, "exit buffer data: entry %u: %s", (unsigned)i,
-                             reason);
-        if (e.task.split != TASK_SPLIT_TRAIN)
-            return fail_code(-1, why, why_cap,
-                             "exit buffer data: entry %u: a held-out task; the buffer holds "
-                             "training tasks only",
-                             (unsigned)i);
-        if (e.serial >= next_serial)
-            return fail_code(-1, why, why_cap,
-                             "exit buffer data: entry %u: serial %llu not below next serial %llu",
-                             (unsigned)i, (unsigned long long)e.serial,
-                             (unsigned long long)next_serial);
-        if (e.last_sampled > clock)
-            return fail_code(-1, why, why_cap,
-                             "exit buffer data: entry %u: last sampled at iteration %llu, after "
-                             "the clock %llu",
-                             (unsigned)i, (unsigned long long)e.last_sampled,
-                             (unsigned long long)clock);
+            fail_code(-1, why, why_cap, "exit buffer data: entry %u: %s", (unsigned)i, reason);
+        else if (e.task.split != TASK_SPLIT_TRAIN)
+            fail_code(-1, why, why_cap,
+                      "exit buffer data: entry %u: a held-out task; the buffer holds training tasks only",
+                      (unsigned)i);
+        else if (e.serial >= next_serial)
+            fail_code(-1, why, why_cap, "exit buffer data: entry %u: serial %llu not below next serial %llu",
+                      (unsigned)i, (unsigned long long)e.serial, (unsigned long long)next_serial);
+        else if (e.last_sampled > clock)
+            fail_code(-1, why, why_cap,
+                      "exit buffer data: entry %u: last sampled at iteration %llu, after the clock %llu",
+                      (unsigned)i, (unsigned long long)e.last_sampled, (unsigned long long)clock);
+        else
+            bad = 0;
+        if (bad) {
+            free(serials);
+            return -1;
+        }
+        serials[i] = e.serial;
     }
+    qsort(serials, size, sizeof *serials, cmp_u64);
+    for (uint32_t i = 1; i < size; i++)
+        if (serials[i] == serials[i - 1]) {
+            fail_code(-1, why, why_cap, "exit buffer data: two entries have serial %llu (serials are unique)",
+                      (unsigned long long)serials[i]);
+            free(serials);
+            return -1;
+        }
+    free(serials);
     memcpy(b->entries, entries, (size_t)size * sizeof(buffer_entry));
     b->size = (int)size;
     b->next_serial = next_serial;

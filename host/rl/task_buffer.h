@@ -158,7 +158,9 @@ size_t task_buffer_serialized_size(const task_buffer *b);
 size_t task_buffer_serialize(const task_buffer *b, void *dst, size_t cap);
 /* Replaces the contents of an initialised buffer with src[0..n) after validating all of it:
  * header, exact length, capacity equal to the configured one, every entry (buffer_entry_check, a
- * training task), serials below next_serial and last_sampled not after the clock. Returns 0, or -1 with a message naming the
- * problem (and the entry's index), the buffer unchanged. */
+ * training task), serials unique and below next_serial (which is at least size), last_sampled not
+ * after the clock. Returns 0, or -1 with a message naming the problem (and the entry's index), the
+ * buffer unchanged. What only the run knows (the task domain and knobs, the iteration reached) the
+ * caller checks. */
 int task_buffer_deserialize(task_buffer *b, const void *src, size_t n, char *why, size_t why_cap);
 #endif

@@ -114,12 +114,16 @@ static const key_spec keys[] = {
     {"feedback", K_INT, F(feedback), 0, 1, "0", NULL, "iteration prompts show the verifier's feedback"},
     {"staleness", K_FLOAT, F(staleness), 0, 1, "0", NULL, "PLR staleness mixing in buffer sampling (0 = off)"},
     {"rank_beta", K_FLOAT, F(rank_beta), 0, 100, "0", NULL, "PLR rank prioritisation temperature (0 = softmax)"},
+    {"max_skips", K_INT, F(max_skips), 1, 1e6, "5", NULL,
+     "consecutive iterations whose update was skipped (non-finite loss, KL, advantage or gradient norm) "
+     "before train stops"},
     GROUP(CONFIG_GROUP_EVAL, "multi-step evaluation (exitrl eval)"),
     {"eval_steps", K_INT, F(eval_steps), 0, 1024, "16", NULL, "self-improvement steps K in evaluation"},
     {"eval_samples", K_INT, F(eval_samples), 1, 1024, "4", NULL, "samples per held-out instance (avg@n)"},
     {"progress", K_INT, F(progress), -1, 1, "-1", NULL, "live progress line (1 on, 0 off, -1 if a terminal)"},
 };
 #define NUM_KEYS (sizeof keys / sizeof keys[0])
+_Static_assert(NUM_KEYS <= CONFIG_MAX_KEYS, "raise CONFIG_MAX_KEYS");
 
 static const key_spec *find_key(const char *key) {
     for (size_t i = 0; i < NUM_KEYS; i++)
@@ -174,12 +178,8 @@ static void print_range(FILE *f, const key_spec *k) {
         fprintf(f, "an integer in [%.0f, %.0f]", k->min, k->max);
 }
 
-int config_set(exitrl_config *c, const char *key, const char *value, const char *origin) {
-    const key_spec *k = find_key(key);
-    if (!k) {
-        fprintf(stderr, "exitrl: %s: unknown config key '%s' (see --help for the keys)\n", origin, key);
-        return 2;
-    }
+static int set_value(exitrl_config *c, const key_spec *k, const char *value, const char *origin) {
+    const char *key = k->key;
     char *field = (char *)c + k->offset;
     if (k->type == K_CHOICE) {
         int index = choice_index(k->choices, value);
@@ -227,10 +227,21 @@ int config_set(exitrl_config *c, const char *key, const char *value, const char 
     return 0;
 }
 
+int config_set(exitrl_config *c, const char *key, const char *value, const char *origin) {
+    const key_spec *k = find_key(key);
+    if (!k) {
+        fprintf(stderr, "exitrl: %s: unknown config key '%s' (see --help for the keys)\n", origin, key);
+        return 2;
+    }
+    int rc = set_value(c, k, value, origin);
+    if (!rc) c->given[k - keys] = 1;
+    return rc;
+}
+
 void config_defaults(exitrl_config *c) {
     memset(c, 0, sizeof *c);
     for (size_t i = 0; i < NUM_KEYS; i++)
-        if (keys[i].key && config_set(c, keys[i].key, keys[i].def, "default")) abort(); /* a broken table is a bug */
+        if (keys[i].key && set_value(c, &keys[i], keys[i].def, "default")) abort(); /* a broken table is a bug */
 }
 
 static char *trim(char *s) {
@@ -240,22 +251,29 @@ static char *trim(char *s) {
     return s;
 }
 
-int config_load_file(exitrl_config *c, const char *path) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "exitrl: cannot open config file '%s': %s\n", path, strerror(errno));
-        return 2;
-    }
-    char line[1024], origin[CONFIG_STR_MAX + 32];
-    int lineno = 0, rc = 0;
-    while (!rc && fgets(line, sizeof line, f)) {
+int config_load_text(exitrl_config *c, const char *text, size_t len, const char *where) {
+    enum { LINE_MAX_BYTES = 1022 };
+    char line[LINE_MAX_BYTES + 2], origin[CONFIG_STR_MAX + 64];
+    int lineno = 0;
+    for (size_t pos = 0; pos < len;) {
         lineno++;
-        snprintf(origin, sizeof origin, "%s:%d", path, lineno);
-        if (!strchr(line, '\n') && !feof(f)) {
-            fprintf(stderr, "exitrl: %s: line longer than %zu bytes\n", origin, sizeof line - 2);
-            rc = 2;
-            break;
+        snprintf(origin, sizeof origin, "%s:%d", where, lineno);
+        const char *start = text + pos, *nl = memchr(start, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - start) : len - pos;
+        pos += n + (nl != NULL);
+        if (n > LINE_MAX_BYTES) {
+            fprintf(stderr, "exitrl: %s: line longer than %d bytes\n", origin, LINE_MAX_BYTES);
+            return 2;
         }
+        for (size_t i = 0; i < n; i++) {
+            unsigned char b = (unsigned char)start[i];
+            if ((b < 0x20 && b != '\t' && b != '\r') || b == 0x7f) {
+                fprintf(stderr, "exitrl: %s: control byte 0x%02x at column %zu (not a text config)\n", origin, b, i + 1);
+                return 2;
+            }
+        }
+        memcpy(line, start, n);
+        line[n] = 0;
         char *hash = strchr(line, '#');
         if (hash) *hash = 0;
         char *s = trim(line);
@@ -263,13 +281,34 @@ int config_load_file(exitrl_config *c, const char *path) {
         char *eq = strchr(s, '=');
         if (!eq) {
             fprintf(stderr, "exitrl: %s: expected 'key = value', got '%s'\n", origin, s);
-            rc = 2;
-            break;
+            return 2;
         }
         *eq = 0;
-        rc = config_set(c, trim(s), trim(eq + 1), origin);
+        int rc = config_set(c, trim(s), trim(eq + 1), origin);
+        if (rc) return rc;
     }
+    return 0;
+}
+
+int config_load_file(exitrl_config *c, const char *path) {
+    enum { FILE_MAX_BYTES = 1 << 20 };
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "exitrl: cannot open config file '%s': %s\n", path, strerror(errno));
+        return 2;
+    }
+    char *text = malloc(FILE_MAX_BYTES + 1);
+    size_t len = text ? fread(text, 1, FILE_MAX_BYTES + 1, f) : 0;
+    int bad = !text || ferror(f), too_long = len > FILE_MAX_BYTES;
     fclose(f);
+    int rc = 2;
+    if (bad)
+        fprintf(stderr, "exitrl: cannot read config file '%s'\n", path);
+    else if (too_long)
+        fprintf(stderr, "exitrl: config file '%s' is larger than %d bytes\n", path, FILE_MAX_BYTES);
+    else
+        rc = config_load_text(c, text, len, path);
+    free(text);
     return rc;
 }
 
@@ -307,20 +346,69 @@ int config_parse_args(exitrl_config *c, int argc, char **argv) {
     return 0;
 }
 
+/* A key's value as config text. */
+static void format_value(const key_spec *k, const exitrl_config *c, char *buf, size_t cap) {
+    const char *field = (const char *)c + k->offset;
+    switch (k->type) {
+    case K_INT: snprintf(buf, cap, "%d", *(const int *)field); break;
+    case K_INT64: snprintf(buf, cap, "%lld", *(const long long *)field); break;
+    case K_FLOAT: snprintf(buf, cap, "%.17g", *(const double *)field); break;
+    case K_CHOICE: snprintf(buf, cap, "%s", config_choice_name(k->key, *(const int *)field)); break;
+    default: snprintf(buf, cap, "%s", field); break;
+    }
+}
+
 void config_write(const exitrl_config *c, FILE *f) {
+    char value[CONFIG_STR_MAX + 32];
+    for (size_t i = 0; i < NUM_KEYS; i++) {
+        if (!keys[i].key) continue;
+        format_value(&keys[i], c, value, sizeof value);
+        fprintf(f, "%s = %s\n", keys[i].key, value);
+    }
+}
+
+/* On --resume the run's configuration comes from the checkpoint. A key given on the command line
+ * (or in a --config file) then: RESUME_SAME, must equal the checkpoint's value (the run's
+ * definition: model, task, method, optimiser...); RESUME_OVERRIDE, replaces it (how long, where,
+ * how often to log, on which device); RESUME_COMMAND, always comes from the command line, never
+ * from the checkpoint. */
+enum { RESUME_SAME, RESUME_OVERRIDE, RESUME_COMMAND };
+static int resume_rule(const key_spec *k) {
+    static const char *const override[] = {"name", "out_dir", "device", "fp32", "threads", "progress", "steps",
+                                            "iterations", "log_every", "eval_every", "ckpt_every", "eval_instances",
+                                            "eval_steps", "eval_samples", "max_skips"};
+    if (!strcmp(k->key, "init") || !strcmp(k->key, "resume")) return RESUME_COMMAND;
+    for (size_t i = 0; i < sizeof override / sizeof override[0]; i++)
+        if (!strcmp(k->key, override[i])) return RESUME_OVERRIDE;
+    return RESUME_SAME;
+}
+
+int config_resume(exitrl_config *c, const exitrl_config *saved, const char *where) {
+    exitrl_config out = *saved;
     for (size_t i = 0; i < NUM_KEYS; i++) {
         const key_spec *k = &keys[i];
-        const char *field = (const char *)c + k->offset;
-        if (!k->key) continue;
-        fprintf(f, "%s = ", k->key);
-        switch (k->type) {
-        case K_INT: fprintf(f, "%d\n", *(const int *)field); break;
-        case K_INT64: fprintf(f, "%lld\n", *(const long long *)field); break;
-        case K_FLOAT: fprintf(f, "%.17g\n", *(const double *)field); break;
-        case K_CHOICE: fprintf(f, "%s\n", config_choice_name(k->key, *(const int *)field)); break;
-        default: fprintf(f, "%s\n", field); break;
+        const int rule = k->key ? resume_rule(k) : RESUME_SAME;
+        if (!k->key || (rule != RESUME_COMMAND && !c->given[i])) continue;
+        char *dst = (char *)&out + k->offset;
+        const char *src = (const char *)c + k->offset;
+        if (rule != RESUME_SAME) {
+            memcpy(dst, src, k->size);
+            continue;
         }
+        char mine[CONFIG_STR_MAX + 32], theirs[CONFIG_STR_MAX + 32];
+        format_value(k, c, mine, sizeof mine);
+        format_value(k, saved, theirs, sizeof theirs);
+        if (strcmp(mine, theirs) == 0) continue;
+        fprintf(stderr, "exitrl: config key '%s' = '%s' cannot change on --resume: the run in %s has '%s'. "
+                        "Keys that may change:", k->key, mine, where, theirs);
+        for (size_t j = 0; j < NUM_KEYS; j++)
+            if (keys[j].key && resume_rule(&keys[j]) == RESUME_OVERRIDE) fprintf(stderr, " %s", keys[j].key);
+        fputc('\n', stderr);
+        return 2;
     }
+    memcpy(out.given, c->given, sizeof out.given);
+    *c = out;
+    return 0;
 }
 
 void config_print_help(FILE *f, unsigned groups) {

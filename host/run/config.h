@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #define CONFIG_STR_MAX 256
+#define CONFIG_MAX_KEYS 96
 
 /* Choice keys. Each is parsed once, by config.c's table, into one of these values; the names in
  * that table are listed in the same order (config_choice_name gives a value's name back). */
@@ -62,15 +63,31 @@ typedef struct {
     int diversity_embed;           /* DIVERSITY_*: hidden | ngram */
     int feedback;                  /* iteration prompts show the verifier's feedback */
     double staleness, rank_beta;   /* PLR-style extensions, 0 = off */
+    int max_skips;                 /* consecutive skipped updates (non-finite values) before train stops */
     /* evaluation (exitrl eval, docs/DESIGN.md §7) */
     int eval_steps, eval_samples;
+    /* given[i] = 1 when the i-th key of config.c's table was set by config_set (a --config file, a
+     * --key value, a text); 0 while it holds its default. Only config_resume reads it. */
+    unsigned char given[CONFIG_MAX_KEYS];
 } exitrl_config;
 
 /* Fills every key with its default. */
 void config_defaults(exitrl_config *c);
-/* Applies a `key = value` file ('#' starts a comment). Returns 0, or 2 after printing an error that
- * names the file, the line and the key. */
+/* Applies a `key = value` file ('#' starts a comment; at most 1 MiB). Returns 0, or 2 after printing
+ * an error that names the file, the line and the key. */
 int config_load_file(exitrl_config *c, const char *path);
+/* The same for text[0..len) (any bytes; not NUL-terminated): lines of at most 1022 bytes, no
+ * control bytes but tab and CR, every key checked by config_set. Messages name `where` and the line ("where:line"). A key
+ * may appear more than once (the last wins) or not at all (it keeps its value). Returns 0 or 2. */
+int config_load_text(exitrl_config *c, const char *text, size_t len, const char *where);
+/* --resume: c holds the command line's config (defaults, --config files, --key values), saved the
+ * configuration stored in the checkpoint `where`. On return c is saved, except: keys the command
+ * line gave that may change on a resume (iterations, steps, log_every, eval_every, ckpt_every,
+ * eval_instances, eval_steps, eval_samples, max_skips, out_dir, name, device, fp32, threads,
+ * progress) take the command line's value; init and resume always come from the command line.
+ * Any other key the command line gave must equal the saved value, else an error naming the key
+ * and both values. Returns 0, or 2 after the message (c unchanged). */
+int config_resume(exitrl_config *c, const exitrl_config *saved, const char *where);
 /* Sets one key from text. `origin` names where it came from for messages ("--lr", "file:3").
  * Returns 0, or 2 after printing an error naming the key and its allowed range or values. */
 int config_set(exitrl_config *c, const char *key, const char *value, const char *origin);

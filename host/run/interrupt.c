@@ -20,6 +20,9 @@ void interrupt_install(void) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* A write past the file-size limit (ulimit -f) then fails with EFBIG, which the writer reports
+     * with the path, instead of killing the run. */
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 int interrupt_requested(void) { return requested != 0; }

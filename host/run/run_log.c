@@ -8,16 +8,29 @@
 #include <time.h>
 #include <unistd.h>
 
+/* mkdir that accepts an existing directory, but not an existing file. */
+static int make_dir(const char *path) {
+    struct stat st;
+    if (mkdir(path, 0755) == 0) return 0;
+    if (errno != EEXIST) return -1;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
+    errno = ENOTDIR;
+    return -1;
+}
+
 static int mkdir_p(const char *path) {
     char tmp[512];
-    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) return -1;
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
     for (char *p = tmp + 1; *p; p++)
         if (*p == '/') {
             *p = 0;
-            if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
+            if (make_dir(tmp)) return -1;
             *p = '/';
         }
-    return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
+    return make_dir(tmp);
 }
 
 int run_dir_create(const char *out_dir, const char *name, char *dir, size_t dir_len) {
@@ -74,10 +87,17 @@ void jsonl_str(jsonl_line *j, const char *key, const char *v) {
     esc[k] = 0;
     append(j, "%s\"%s\":\"%s\"", key, esc);
 }
+static int write_errno; /* errno of the first failed metrics write, 0 = none */
+
 void jsonl_end(jsonl_line *j) {
     if (!j->f) return;
-    fprintf(j->f, "%s}\n", j->buf);
-    fflush(j->f);
+    if ((fprintf(j->f, "%s}\n", j->buf) < 0 || fflush(j->f)) && !write_errno) write_errno = errno ? errno : EIO;
+}
+
+int metrics_check(FILE *f, const char *dir) {
+    if (!ferror(f)) return 0;
+    fprintf(stderr, "exitrl: cannot write %s/metrics.jsonl: %s\n", dir, strerror(write_errno ? write_errno : EIO));
+    return -1;
 }
 
 double now_seconds(void) {

@@ -3,7 +3,9 @@
 #define EXITRL_RUN_LOG_H
 #include <stdio.h>
 
-/* Creates <out_dir>/<name>/ (and out_dir) if missing; writes the path into dir. Returns 0 or -1. */
+/* Creates <out_dir>/<name>/ (and out_dir) if missing; writes the path into dir. Returns 0, or -1
+ * after a message naming the path and the reason (also when something other than a directory is
+ * in the way). */
 int run_dir_create(const char *out_dir, const char *name, char *dir, size_t dir_len);
 
 typedef struct {
@@ -14,7 +16,11 @@ typedef struct {
 
 /* Appends to <dir>/metrics.jsonl (created if missing). Returns NULL with a message on failure. */
 FILE *metrics_open(const char *dir);
-/* Builds one JSON object field by field, then writes it as a line and flushes. */
+/* 0 while every line written to f (the metrics file of the run in dir) has reached the file; else
+ * -1 after a message naming <dir>/metrics.jsonl and the reason of the first failed write. */
+int metrics_check(FILE *f, const char *dir);
+/* Builds one JSON object field by field, then writes it as a line and flushes (a failed write is
+ * remembered for metrics_check). */
 void jsonl_begin(jsonl_line *j, FILE *f);
 void jsonl_int(jsonl_line *j, const char *key, long long v);
 void jsonl_num(jsonl_line *j, const char *key, double v); /* non-finite values are written as null */

@@ -2,6 +2,7 @@
 #include "run/run_loop.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "model/model_io.h"
 #include "run/interrupt.h"
@@ -27,15 +28,24 @@ int run_loop(const run_loop_hooks *h, const char *dir) {
         const int64_t done = *h->done;
         const int last = done == h->total;
         progress_update(&prog, label, done, h->total, text);
-        if (h->evaluate && ((h->eval_every && done % h->eval_every == 0) || (last && h->eval_at_end))) {
+        int log_failed = h->metrics && metrics_check(h->metrics, dir);
+        if (!log_failed && h->evaluate &&
+            ((h->eval_every && done % h->eval_every == 0) || (last && h->eval_at_end))) {
             progress_finish(&prog);
             h->evaluate(h->ctx);
+            log_failed = h->metrics && metrics_check(h->metrics, dir);
         }
-        if ((h->ckpt_every && done % h->ckpt_every == 0) || last || interrupt_requested()) {
+        if ((h->ckpt_every && done % h->ckpt_every == 0) || last || interrupt_requested() || log_failed) {
             if (h->save(h->ctx, dir)) {
                 exit_code = 1;
                 break;
             }
+        }
+        if (log_failed) {
+            fprintf(stderr, "exitrl: stopped at %s %lld because metrics.jsonl cannot be written; checkpoint "
+                            "saved in %s/checkpoint.bin\n", h->unit, (long long)done, dir);
+            exit_code = 1;
+            break;
         }
         if (interrupt_requested()) {
             progress_finish(&prog);
@@ -48,6 +58,50 @@ int run_loop(const run_loop_hooks *h, const char *dir) {
     }
     progress_finish(&prog);
     return exit_code;
+}
+
+int run_resume_config(exitrl_config *cfg, ckpt_reader *r, const gpt_config *mc) {
+    enum { TEXT_MAX_BYTES = 1 << 20 };
+    int64_t n = ckpt_section_size(r, "run_config");
+    if (n < 0 || n > TEXT_MAX_BYTES) {
+        fprintf(stderr, "exitrl: %s: section 'run_config' %s; --resume takes the run's configuration from it\n",
+                r->path, n < 0 ? "is missing" : "is larger than 1 MiB");
+        return 1;
+    }
+    char *text = malloc((size_t)n + 1), err[512], where[600];
+    if (!text) {
+        fprintf(stderr, "exitrl: out of memory reading %s\n", r->path);
+        return 1;
+    }
+    exitrl_config saved;
+    config_defaults(&saved);
+    snprintf(where, sizeof where, "%s: section 'run_config'", r->path);
+    int rc = 0;
+    if (ckpt_read(r, "run_config", text, (uint64_t)n, err, sizeof err)) {
+        fprintf(stderr, "exitrl: %s\n", err);
+        rc = 1;
+    } else if (config_load_text(&saved, text, (size_t)n, where)) {
+        rc = 1; /* the message named the key and the line */
+    }
+    free(text);
+    if (rc) return rc;
+    const int recorded[4] = {saved.n_layer, saved.n_head, saved.d_model, saved.max_seq};
+    const int actual[4] = {mc->n_layer, mc->n_head, mc->d_model, mc->max_seq};
+    static const char *const names[4] = {"n_layer", "n_head", "d_model", "max_seq"};
+    for (int i = 0; i < 4; i++)
+        if (recorded[i] && recorded[i] != actual[i]) {
+            fprintf(stderr, "exitrl: %s: key '%s' = %d, but section 'model_config' has %s = %d\n", where, names[i],
+                    recorded[i], names[i], actual[i]);
+            return 1;
+        }
+    return config_resume(cfg, &saved, r->path);
+}
+
+void run_record_model(exitrl_config *cfg, const gpt_config *mc) {
+    cfg->n_layer = mc->n_layer;
+    cfg->n_head = mc->n_head;
+    cfg->d_model = mc->d_model;
+    cfg->max_seq = mc->max_seq;
 }
 
 int run_save_checkpoint(const char *dir, gpt_model *m, const exitrl_config *cfg, ckpt_section state,
@@ -69,7 +123,7 @@ int run_save_checkpoint(const char *dir, gpt_model *m, const exitrl_config *cfg,
     for (int i = 0; i < n_more; i++) sections[2 + i] = more[i];
     snprintf(path, sizeof path, "%s/checkpoint.bin", dir);
     int rc = model_save(path, m, sections, n_more + 2, err, sizeof err);
-    if (rc) fprintf(stderr, "exitrl: %s\n", err);
+    if (rc) fprintf(stderr, "exitrl: checkpoint not saved: %s (%s, if there, is unchanged)\n", err, path);
     free(text);
     return rc;
 }

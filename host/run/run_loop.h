@@ -7,7 +7,9 @@
  *   progress line -> evaluate (every eval_every steps; at the last step when eval_at_end) ->
  *   save (every ckpt_every steps, at the last step, and when interrupted) -> stop when interrupted.
  * Checkpoints are written atomically (model/checkpoint.h), so a kill at any moment leaves either
- * the previous checkpoint or the new one. */
+ * the previous checkpoint or the new one. A failed write (disk full, file-size limit, a bad
+ * directory) is an error naming the path and the reason, and leaves the previous checkpoint as it
+ * was; a metrics line that cannot be written stops the run too (after a checkpoint attempt). */
 #ifndef EXITRL_RUN_LOOP_H
 #define EXITRL_RUN_LOOP_H
 #include <stdint.h>
@@ -34,6 +36,7 @@ typedef struct {
     void (*evaluate)(void *ctx);
     /* Writes <dir>/checkpoint.bin. Returns 0, or -1 after printing why. Required. */
     int (*save)(void *ctx, const char *dir);
+    FILE *metrics;         /* the run's metrics.jsonl, checked after each step and evaluation */
 } run_loop_hooks;
 
 /* Creates <out_dir>/<name>/, writes config.txt there and opens metrics.jsonl for appending.
@@ -43,6 +46,17 @@ int run_open(const exitrl_config *cfg, char *dir, size_t dir_len, FILE **metrics
 /* Runs steps until *done == total, an error or an interrupt. Returns the exit code: 0 done,
  * 1 runtime error (a failed step or checkpoint), 130 interrupted after saving. */
 int run_loop(const run_loop_hooks *h, const char *dir);
+
+/* --resume: the run's configuration comes from the checkpoint's run_config section, parsed with
+ * the checks of a config file (config_load_text), and the model keys it records (n_layer, n_head,
+ * d_model, max_seq; 0 = not recorded) must match mc, the checkpoint's model_config. Then the
+ * command line's keys apply as config_resume says. Returns 0; 1 after a message naming the file,
+ * the section and the key (a corrupt or inconsistent checkpoint); 2 after config_resume's message
+ * (a key the command line may not change). */
+int run_resume_config(exitrl_config *cfg, ckpt_reader *r, const gpt_config *mc);
+/* Records the model's actual shape in cfg's n_layer, n_head, d_model and max_seq, so that the
+ * configuration a checkpoint stores describes its model_config (run_resume_config checks it). */
+void run_record_model(exitrl_config *cfg, const gpt_config *mc);
 
 /* Writes <dir>/checkpoint.bin: the model (model_io.h), then `state` (the command's resume state),
  * the run's configuration as text ("run_config"), then the n_more extra sections. Returns 0, or -1
