@@ -24,12 +24,7 @@ int task_make_demo(const task_domain *d, const task_instance *inst, task_rng *rn
     int shown_len = 0, with_feedback = 0;
     if (mode != TASK_PROMPT_BASE) {
         float p_shown = opt->p_shown_correct < 0.0f ? opt->p_correct : opt->p_shown_correct;
-        if (!d->teacher_mistake)
-            shown_len = d->teacher_answer(inst, rng, p_shown, shown, sizeof shown);
-        else if (task_rng_unit(rng) < p_shown)
-            shown_len = d->teacher_answer(inst, rng, 1.0f, shown, sizeof shown);
-        else
-            shown_len = d->teacher_mistake(inst, rng, shown, sizeof shown);
+        shown_len = d->teacher_answer(inst, rng, p_shown, shown, sizeof shown);
         if (shown_len < 0) return TASK_ERR_ARG; /* every valid instance fits TASK_ANSWER_CAP */
         with_feedback = task_rng_unit(rng) < opt->p_feedback;
         if (with_feedback &&

@@ -190,23 +190,6 @@ static int teacher_answer(const task_instance *inst, task_rng *r, float p_correc
     return render_selection(&p, take, buf, cap);
 }
 
-/* Half the time a hasty packer's selection (feasible, suboptimal), else the same plus one item
- * that no longer fits: an overfull selection, the commonest error of a policy that cannot add. */
-static int teacher_mistake(const task_instance *inst, task_rng *r, char *buf, size_t cap) {
-    knapsack_problem p;
-    if (knapsack_generate(inst, &p)) return TASK_ERR_ARG;
-    unsigned char take[KNAPSACK_MAX_ITEMS];
-    hasty_selection(&p, r, knapsack_optimum(&p, NULL), take);
-    if (task_rng_unit(r) < 0.5) {
-        int weight = 0, left[KNAPSACK_MAX_ITEMS], n_left = 0;
-        for (int i = 0; i < p.n; i++) weight += take[i] ? p.weight[i] : 0;
-        for (int i = 0; i < p.n; i++)
-            if (!take[i] && weight + p.weight[i] > p.capacity) left[n_left++] = i;
-        if (n_left) take[left[task_rng_below(r, (uint32_t)n_left)]] = 1;
-    }
-    return render_selection(&p, take, buf, cap);
-}
-
 /* One local-search move that makes a feasible selection strictly better, in this order: add the
  * most valuable item that still fits; else the single swap (one out, one in) that gains the most
  * value within the capacity. Returns 1 when a move was made, 0 at a local optimum. */
@@ -272,7 +255,6 @@ const task_domain task_knapsack = {
     .score = score,
     .teacher_answer = teacher_answer,
     .teacher_improve = teacher_improve,
-    .teacher_mistake = teacher_mistake,
     .teacher_p_correct = teacher_p_correct,
     .well_formed = well_formed,
 };

@@ -77,12 +77,6 @@ struct task_domain {
      * p_correct, else a closer equation. Same returns as teacher_answer. */
     int (*teacher_improve)(const task_instance *inst, const char *prev, size_t prev_len, task_rng *rng,
                            float p_correct, char *buf, size_t cap);
-    /* Optional (NULL: the wrong attempts shown in improve demonstrations are teacher_answer's). A
-     * wrong, well-formed attempt of the kinds a learning policy makes, shown in an improve
-     * demonstration so that the warm start sees every verdict its own attempts will get: knapsack
-     * shows an overfull selection half the time (teacher_answer's wrong answers always fit, but a
-     * policy that cannot add weights overfills often). Same returns as teacher_answer. */
-    int (*teacher_mistake)(const task_instance *inst, task_rng *rng, char *buf, size_t cap);
     /* The teacher's default accuracy for this instance; lower for harder knobs. */
     float (*teacher_p_correct)(const task_instance *inst);
     /* 1 when answer[0..len) has the domain's answer format (an integer, an equation, a list of
