@@ -248,6 +248,7 @@ int main(int argc, char **argv) {
     }
     gpt_init_random(&m, WEIGHT_SEED);
     const char *python = o.peer ? bench_find_python(o.python) : NULL;
+    if (python) bench_peer_blas(python, &run);
     peer_files files = {.dir = ""};
     if (python && bench_temp_dir(files.dir, sizeof files.dir, "bench_exit")) python = NULL;
     snprintf(files.weights, sizeof files.weights, "%s/weights.f32", files.dir);

@@ -380,6 +380,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     const char *python = o.peer ? bench_find_python(o.python) : NULL;
+    if (python) bench_peer_blas(python, &run);
     peer_files files = {.dir = ""};
     if (python && bench_temp_dir(files.dir, sizeof files.dir, "bench_rollout")) python = NULL;
     snprintf(files.weights, sizeof files.weights, "%s/weights.f32", files.dir);

@@ -259,6 +259,11 @@ struct exitrl_backend {
 /* The CPU reference backend. Always available. */
 exitrl_backend *exitrl_backend_cpu_create(void);
 
+/* Writes one line into buf (NUL-terminated) saying which BLAS the CPU backend's matmuls use, as the
+ * build found it (CMake: the library's path, or "none" with the reason: then the plain C loops run,
+ * slower), and for OpenBLAS its run-time configuration and the CPU core whose kernels it chose. */
+void exitrl_cpu_blas_info(char *buf, size_t len);
+
 /* The CUDA backend; NULL (with a reason in `why`, if non-NULL) when it was not compiled in or no
  * GPU is present. fp32_mode selects fp32 activations for tight parity tests. */
 exitrl_backend *exitrl_backend_cuda_create(int device, int fp32_mode, char *why, size_t why_len);
