@@ -37,7 +37,7 @@ static const char ABOUT[] =
     "Times batched sampling (prompt prefill + decode with a KV cache, temperature 1, stop at\n"
     "EOS) of exitrl's rollout engine and of peers on the same weights and prompts; appends\n"
     "JSONL results. Defaults depend on the backend that runs:\n"
-    "  CPU:  --configs tiny,small --batches 16,64 --prompt-len 64 --new-tokens 64\n"
+    "  CPU:  --configs tiny,small --batches 16,64,256 --prompt-len 64 --new-tokens 64\n"
     "  CUDA: --configs small,gpt2-124m --batches 64,256,1024 --prompt-len 64 --new-tokens 128\n";
 
 static void parse_batches(const char *s, bench_opts *o) {
@@ -98,7 +98,7 @@ static void apply_defaults(bench_opts *o, int gpu) {
         return;
     }
     if (!o->configs) o->configs = gpu ? "small,gpt2-124m" : "tiny,small";
-    if (!o->n_batches) parse_batches(gpu ? "64,256,1024" : "16,64", o);
+    if (!o->n_batches) parse_batches(gpu ? "64,256,1024" : "16,64,256", o);
     if (!o->prompt_len) o->prompt_len = 64;
     if (!o->new_tokens) o->new_tokens = gpu ? 128 : 64;
 }
