@@ -92,6 +92,7 @@ int rl_trainer_init(rl_trainer *t, const exitrl_config *cfg, gpt_model *m) {
     int chunk = n < 1024 ? n : 1024;
     if (rollout_create(&t->engine, m, chunk, m->cfg.max_seq) || rollout_output_alloc(&t->rollouts, n, m->cfg.max_seq, C))
         return 1;
+    t->engine.share_prefix = cfg->share_prefix;
     return 0;
 }
 
