@@ -129,7 +129,9 @@ struct exitrl_backend {
                                         int V, int Vp);
 
     /* ---- transformer backward ---- */
-    /* dwte[Vp,C] += scatter of dout over tokens; dwpe[T,C] += sum over batch. */
+    /* dwte[Vp,C] += scatter of dout over tokens; dwpe[T,C] += sum over batch. With T = 1 it is a
+     * plain scatter-add of N = B rows by an index array into any [rows, C] table (dwpe[0] then gets
+     * the sum of all rows): packed rows scatter their position gradients into dwpe that way. */
     void (*encoder_backward)(exitrl_backend *be, float *dwte, float *dwpe, const void *dout,
                              const int *tok, int B, int T, int C);
     /* LayerNorm backward. dinp ACCUMULATES (+=) so the residual stream's gradient is summed
@@ -147,6 +149,21 @@ struct exitrl_backend {
      * qkv, out and lse. */
     void (*attention_backward)(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
                                const void *out, const float *lse, int B, int T, int C, int NH);
+
+    /* ---- packed rows (optional: NULL on a backend without them; the host then runs the unshared
+     * layout, so NULL changes speed, never results) ----
+     * A packed sequence holds a prefix shared by several segments, each of which continues it (the
+     * GRPO update's layout: a prompt, then each completion; docs/DESIGN.md §5.6). Query t of
+     * sequence b sees key s iff s <= t and (s < prefix_len[b] or s >= seg_start[b*T + t]), where
+     * prefix_len[B] and seg_start[B, T] are int32 backend memory: seg_start is the first row of t's
+     * segment (>= prefix_len[b]) for segment rows, and 0 for prefix and padding rows (plain causal).
+     * Otherwise exactly attention_forward / attention_backward: same scale, lse[B,NH,T] saved (may be
+     * NULL), dqkv overwritten, a prefix key's gradient summed over every segment that sees it. */
+    void (*attention_forward_packed)(exitrl_backend *be, void *out, float *lse, const void *qkv,
+                                     const int *prefix_len, const int *seg_start, int B, int T, int C, int NH);
+    void (*attention_backward_packed)(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
+                                      const void *out, const float *lse, const int *prefix_len,
+                                      const int *seg_start, int B, int T, int C, int NH);
 
     /* ---- rollouts (KV-cache generation) ----
      * The KV cache of one layer is a plain [B, S, C] array per k and v (S = the batch's total

@@ -1,7 +1,9 @@
 /* Shared prefixes (docs/DESIGN.md §2, "rollout" and "update"): a GRPO group's G sequences share one
- * prompt. With share_prefix on, the rollout prefills it once and copies its KV rows to the G slots;
- * the results must equal the unshared path's for the same seed: the same tokens, and log-probs and
- * embeddings within float rounding. */
+ * prompt. With share_prefix on, the rollout prefills it once and copies its KV rows to the G slots,
+ * and the GRPO update runs each prompt once in a packed row with its completions (§5.6). Both must
+ * equal the unshared path for the same inputs: the same tokens, and log-probs, embeddings, losses,
+ * KL, clip fraction, gradient norm, every parameter's gradient and the weights after the step
+ * within the stated float tolerances (the sums run in another order). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +11,7 @@
 
 #include "model/model.h"
 #include "model/tokenizer.h"
+#include "rl/grpo.h"
 #include "rl/rollout.h"
 #include "test_util.h"
 
@@ -75,12 +78,125 @@ static void test_rollout_shared(gpt_model *m) {
     rollout_output_free(&alone);
 }
 
+/* GRPO update tolerances: gradients relative to each tensor's largest magnitude, statistics relative
+ * to the value (the figures measured are printed: about 1e-6 and 1e-7). With several minibatches
+ * the last step's gradient is taken at weights that earlier AdamW steps moved apart (Adam's first
+ * steps turn rounding-sized gradients into lr-sized moves), hence the looser bound there. The
+ * weights after a step are not compared for the same reason. */
+#define UPD_GRAD_TOL 1e-5
+#define UPD_GRAD_TOL_LATER_STEP 2e-4
+#define UPD_STAT_TOL 1e-5
+
+static const char *const TENSOR_NAMES[GPT_NUM_PARAM_TENSORS] = {
+    "wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
+    "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb"};
+
+/* max |a - b| over a tensor, relative to max |b| (or absolute when b is all zero). */
+static double rel_diff(const float *a, const float *b, size_t n) {
+    double d = 0, mag = 0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        mag = fmax(mag, fabs((double)b[i]));
+    }
+    return mag > 0 ? d / mag : d;
+}
+
+static double rel(double a, double b) { return fabs(a - b) / fmax(fabs(b), 1e-12); }
+
+/* One grpo_update on a fresh copy of the weights w (reference ref_w), shared or not; returns the
+ * last step's gradients (a host copy) and the statistics. */
+static void run_update(exitrl_backend *be, const float *w, const float *ref_w, const rollout_output *ro, const float *adv,
+                       grpo_options o, int share, int cap_B, int cap_T, float **grads, grpo_stats *st) {
+    gpt_model m;
+    CHECK(gpt_create(&m, be, &CFG, cap_B, cap_T) == 0, "create");
+    gpt_load_params(&m, ref_w);
+    grpo_reference ref;
+    CHECK(grpo_reference_init(&ref, &m) == 0, "reference");
+    gpt_load_params(&m, w);
+    o.share_prefix = share;
+    CHECK(grpo_update(&m, &ref, ro, N, adv, &o, st) == 0, "grpo_update (share %d)", share);
+    CHECK(!m.packed, "grpo_update left the model in packed mode");
+    *grads = dev_read(be, m.grads, sizeof(float) * m.num_params);
+    grpo_reference_free(&ref, &m);
+    gpt_destroy(&m);
+}
+
+/* Rollouts of the groups under the weights `gen` (so the policy that updates, w, sees ratios away
+ * from 1 and clips some), advantages of either sign, KL to a reference; the update under several
+ * aggregations, minibatch splits (groups straddle them) and capacities (micro-batches, groups split
+ * over packed rows). */
+static void test_update_shared(gpt_model *gen) {
+    exitrl_backend *be = gen->backend;
+    int prompts[N * S_P], lens[N];
+    make_groups(prompts, lens);
+    rollout_output ro;
+    const int S = S_P + NEW;
+    CHECK(rollout_output_alloc(&ro, N, S, CFG.d_model) == 0, "alloc");
+    rollout_engine r;
+    CHECK(rollout_create(&r, gen, N, S) == 0, "rollout create");
+    const struct exitrl_sampling sp = {1.0f, 0, 1.0f, 0, TOK_EOS, 5};
+    char err[256];
+    CHECK(rollout_generate(&r, prompts, lens, S_P, N, NEW, &sp, 0, &ro, err, sizeof err) == 0, "%s", err);
+    rollout_destroy(&r);
+
+    float *ref_w = dev_read(be, gen->master, sizeof(float) * gen->num_params);
+    float *w = malloc(sizeof(float) * gen->num_params);
+    unsigned long long seed = 99;
+    for (size_t i = 0; i < gen->num_params; i++) w[i] = ref_w[i] + test_randf(&seed, 0.02f);
+    for (size_t i = (size_t)CFG.vocab * CFG.d_model; i < (size_t)CFG.vocab_padded * CFG.d_model; i++) w[i] = 0.0f;
+    float adv[N];
+    for (int i = 0; i < N; i++) adv[i] = test_randf(&seed, 1.5f);
+
+    const struct {
+        int agg, minibatches, cap_B, cap_T;
+    } cases[] = {
+        {GRPO_AGG_GRPO, 1, 8, 96},  /* one minibatch, packed rows in one or two micro-batches */
+        {GRPO_AGG_DAPO, 3, 8, 96},  /* groups straddle minibatches */
+        {GRPO_AGG_DR_GRPO, 1, 1, 96}, /* capacity of one plain row: groups split over packed rows */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        grpo_options o = {cases[c].agg, 1, cases[c].minibatches, NEW, {1.0f, 0.1f, 0.1f, 0.05f},
+                          {1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f}, GRPO_FAULT_NONE, 0};
+        float *g1, *g0;
+        grpo_stats s1, s0;
+        run_update(be, w, ref_w, &ro, adv, o, 1, cases[c].cap_B, cases[c].cap_T, &g1, &s1);
+        run_update(be, w, ref_w, &ro, adv, o, 0, cases[c].cap_B, cases[c].cap_T, &g0, &s0);
+        const double tol = cases[c].minibatches > 1 ? UPD_GRAD_TOL_LATER_STEP : UPD_GRAD_TOL;
+        printf("update case %zu: rows of %ld tokens shared, %ld unshared\n", c, s1.row_tokens, s0.row_tokens);
+        CHECK(s1.row_tokens < s0.row_tokens,
+              "case %zu: the shared update ran over %ld tokens, the unshared over %ld", c, s1.row_tokens, s0.row_tokens);
+        printf("update case %zu: loss %.6g / %.6g, kl %.6g / %.6g, clip %.4g / %.4g, norm %.6g / %.6g\n", c, s1.loss,
+               s0.loss, s1.kl, s0.kl, s1.clip_frac, s0.clip_frac, s1.grad_norm, s0.grad_norm);
+        CHECK(s0.clip_frac > 0 && s0.kl > 0, "case %zu: the inputs exercise neither clipping nor KL", c);
+        CHECK(s1.tokens == s0.tokens && s1.steps == s0.steps && s1.skipped == 0 && s0.skipped == 0,
+              "case %zu: tokens %ld / %ld, steps %d / %d, skipped %d / %d", c, s1.tokens, s0.tokens, s1.steps, s0.steps,
+              s1.skipped, s0.skipped);
+        CHECK(rel(s1.loss, s0.loss) <= UPD_STAT_TOL && rel(s1.kl, s0.kl) <= UPD_STAT_TOL &&
+              rel(s1.grad_norm, s0.grad_norm) <= UPD_STAT_TOL && fabs(s1.clip_frac - s0.clip_frac) <= 1e-6,
+              "case %zu: statistics differ beyond %g", c, UPD_STAT_TOL);
+        double worst = 0;
+        for (int t = 0; t < GPT_NUM_PARAM_TENSORS; t++) {
+            size_t off = gen->param_offsets[t], n = gen->param_sizes[t];
+            double d = rel_diff(g1 + off, g0 + off, n);
+            worst = fmax(worst, d);
+            CHECK(d <= tol, "case %zu: gradient of %s differs by %.3g relative (tolerance %g)", c, TENSOR_NAMES[t], d, tol);
+        }
+        printf("update case %zu: worst relative gradient difference %.3g (tolerance %g), loss %.3g, kl %.3g, norm %.3g\n",
+               c, worst, tol, rel(s1.loss, s0.loss), rel(s1.kl, s0.kl), rel(s1.grad_norm, s0.grad_norm));
+        free(g1), free(g0);
+    }
+    free(ref_w);
+    free(w);
+    rollout_output_free(&ro);
+}
+
 int main(void) {
     exitrl_backend *be = exitrl_backend_cpu_create();
     gpt_model m;
     CHECK(gpt_create(&m, be, &CFG, 8, 96) == 0, "create");
     gpt_init_random(&m, 11);
     test_rollout_shared(&m);
+    test_update_shared(&m);
     gpt_destroy(&m);
     be->destroy(be);
     return test_finish("test_shared_prefix");
