@@ -7,6 +7,14 @@
 #include <cblas.h>
 #endif
 
+#ifndef EXITRL_BLAS_DESC /* CMake defines it; a build without CMake (tools/cudasim) says only this */
+#ifdef EXITRL_HAVE_CBLAS
+#define EXITRL_BLAS_DESC "CBLAS (library not recorded: built without CMake)"
+#else
+#define EXITRL_BLAS_DESC "none"
+#endif
+#endif
+
 void exitrl_cpu_blas_info(char *buf, size_t len) {
 #ifdef EXITRL_HAVE_OPENBLAS_INFO
     const char *core = openblas_get_corename();
