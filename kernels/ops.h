@@ -18,6 +18,8 @@
  *   op says "accumulates".
  * - N = number of rows (B*T), C = channels, OC = output channels, NH = heads, V = real vocab,
  *   Vp = padded vocab (row stride of the logits).
+ * - Every member is required except where its section says optional: the packed-row attention
+ *   and the graphs, which a backend may leave NULL (the default; the host then does without).
  */
 #ifndef EXITRL_OPS_H
 #define EXITRL_OPS_H
@@ -150,8 +152,8 @@ struct exitrl_backend {
     void (*attention_backward)(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
                                const void *out, const float *lse, int B, int T, int C, int NH);
 
-    /* ---- packed rows (optional: NULL on a backend without them; the host then runs the unshared
-     * layout, so NULL changes speed, never results) ----
+    /* ---- packed rows (optional, default NULL: a backend without them leaves both NULL and the host
+     * runs the unshared layout instead, which changes speed and float rounding, not results) ----
      * A packed sequence holds a prefix shared by several segments, each of which continues it (the
      * GRPO update's layout: a prompt, then each completion; docs/DESIGN.md §5.6). Query t of
      * sequence b sees key s iff s <= t and (s < prefix_len[b] or s >= seg_start[b*T + t]), where
