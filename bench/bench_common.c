@@ -138,6 +138,8 @@ void bench_run_facts(const exitrl_backend *be, bench_run *run) {
     bench_device_name(be, run->device, sizeof run->device);
     bench_git_revision(run->git, sizeof run->git);
     bench_utc_date(run->date, sizeof run->date);
+    exitrl_cpu_blas_info(run->blas, sizeof run->blas);
+    run->peer_blas[0] = '\0';
 }
 
 void bench_json_head(FILE *f, const char *bench, const bench_run *run, const char *backend, const char *dtype,
@@ -148,7 +150,13 @@ void bench_json_head(FILE *f, const char *bench, const bench_run *run, const cha
     if (dtype) fprintf(f, ",\"dtype\":\"%s\"", dtype);
     fprintf(f, ",\"git\":");
     bench_json_string(f, run->git);
-    fprintf(f, ",\"date\":\"%s\",\"config\":", run->date);
+    fprintf(f, ",\"date\":\"%s\",\"blas\":", run->date);
+    bench_json_string(f, run->blas);
+    if (run->peer_blas[0]) {
+        fprintf(f, ",\"peer_blas\":");
+        bench_json_string(f, run->peer_blas);
+    }
+    fprintf(f, ",\"config\":");
     bench_json_string(f, config);
 }
 
@@ -169,7 +177,10 @@ FILE *bench_open_results(const char *out, int quick, const char *stem, int gpu, 
 exitrl_backend *bench_open(const char *device, int threads, char **argv, bench_run *run) {
     bench_pin_threads(threads, argv);
     exitrl_backend *be = backend_open(device, 0);
-    if (be) bench_run_facts(be, run);
+    if (be) {
+        bench_run_facts(be, run);
+        printf("%s: CPU backend BLAS: %s\n", bench_program, run->blas);
+    }
     return be;
 }
 
@@ -217,6 +228,16 @@ const char *bench_find_python(const char *requested) {
             "skipped and no ratio is recorded\n", bench_program, candidates[0], candidates[1] ? ", " : "",
             candidates[1] ? candidates[1] : "");
     return NULL;
+}
+
+void bench_peer_blas(const char *python, bench_run *run) {
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd,
+             "'%s' -c 'import re, torch; m = re.search(r\"BLAS_INFO=([^,\\s]+)\", torch.__config__.show()); "
+             "print(\"torch %%s, BLAS %%s%%s, %%d threads\" %% (torch.__version__, m.group(1) if m else \"unknown\", "
+             "\" + MKL\" if torch.backends.mkl.is_available() else \"\", torch.get_num_threads()))' 2>/dev/null",
+             python);
+    command_line(cmd, run->peer_blas, sizeof run->peer_blas);
 }
 
 /* The model's fp32 weights in host/model/model.h's flat layout, for the PyTorch peer. */

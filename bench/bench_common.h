@@ -29,11 +29,13 @@ double bench_load_average(void);
 void bench_device_name(const exitrl_backend *be, char *buf, size_t n);
 /* The facts every JSONL record gives about the run. */
 typedef struct {
-    char device[300], git[64], date[32];
+    char device[300], git[64], date[32], blas[512];
+    char peer_blas[256]; /* the PyTorch peers' BLAS (bench_peer_blas); "" when no peer runs */
 } bench_run;
-/* run's device (bench_device_name), git revision (bench_git_revision) and date (bench_utc_date). */
+/* run's device (bench_device_name), git revision (bench_git_revision), date (bench_utc_date) and
+ * the CPU backend's BLAS (exitrl_cpu_blas_info). */
 void bench_run_facts(const exitrl_backend *be, bench_run *run);
-/* Starts a JSONL object: {"bench":..,"device":..,"backend":..,"dtype":..,"git":..,"date":..,"config":..
+/* Starts a JSONL object: {"bench":..,"device":..,"backend":..,"dtype":..,"git":..,"date":..,"blas":..,["peer_blas":..,]"config":..
  * (no dtype when it is NULL); the caller writes ,"key":value pairs and the closing "}\n". */
 void bench_json_head(FILE *f, const char *bench, const bench_run *run, const char *backend, const char *dtype,
                      const char *config);
@@ -60,6 +62,9 @@ void bench_json_string(FILE *f, const char *s);
 /* An interpreter that imports torch (requested, else $EXITRL_PYTHON, else python3 then
  * /usr/bin/python3), or NULL with the reason printed. */
 const char *bench_find_python(const char *requested);
+/* What the PyTorch of `python` says about its BLAS (torch version, BLAS_INFO, MKL, threads), into
+ * run->peer_blas (left "" when it cannot tell); bench_json_head then writes it as "peer_blas". */
+void bench_peer_blas(const char *python, bench_run *run);
 /* bytes of data into the file path (created or truncated). Returns 0, or -1 with the reason printed. */
 int bench_write_file(const char *path, const void *data, size_t bytes);
 /* The model's fp32 weights in host/model/model.h's flat layout, for a PyTorch peer. Returns 0 or -1. */

@@ -1,5 +1,8 @@
 /* ExIt iteration benchmark: wall time of one full exitrl ExIt iteration (host/rl/trainer.h: plan, rollout,
- * reward, score, GRPO update, buffer) on the arith task, per phase, against a PyTorch peer
+ * reward, score, GRPO update, buffer) on a task domain (arith, countdown or knapsack, with the
+ * domain's real prompts: base prompts, then improve / diverge steps once the buffer replays; with
+ * --feedback 1 they show the verifier's feedback), per phase, with exitrl's shared prefixes
+ * (share_prefix 1) or without (--no-share), against a PyTorch peer
  * (bench/peers/exit_iteration_torch.py) doing the same rollout, reward, score and update work on
  * the same prompts, from the same starting weights, measured in the same run.
  * The model is randomly initialised (no warm start), so rewards are mostly 0; the work per phase
@@ -21,30 +24,36 @@
 #include "run/config.h"
 #include "rl/trainer.h"
 #include "tasks/arith.h"
+#include "tasks/countdown.h"
+#include "tasks/knapsack.h"
 #include "model/tokenizer.h"
 
 #define PEER_SCRIPT bench_peer_script("exit_iteration_torch.py")
 #define WEIGHT_SEED 1234
 
 typedef struct {
-    const char *config, *out, *python, *device;
-    int prompts, group, max_new, iterations, warmup, threads, peer, quick;
+    const char *config, *out, *python, *device, *task;
+    int prompts, group, max_new, iterations, warmup, threads, peer, quick, feedback, no_share;
 } bench_opts;
 
 static const char ABOUT[] =
-    "Times full ExIt iterations (method exit, task arith, randomly initialised policy) of\n"
-    "exitrl and the same rollout / reward / score / GRPO-update work in PyTorch on the same\n"
-    "prompts and starting weights; appends a JSONL result. Defaults depend on the backend:\n"
+    "Times full ExIt iterations (method exit, randomly initialised policy) of exitrl and the\n"
+    "same rollout / reward / score / GRPO-update work in PyTorch on the same prompts and\n"
+    "starting weights; appends a JSONL result. Defaults depend on the backend:\n"
     "  CPU:  --config tiny  --prompts 16  --group 8 --max-new 16\n"
     "  CUDA: --config small --prompts 128 --group 8 --max-new 48\n";
 
 /* Options left 0 / NULL get backend-dependent defaults later (apply_defaults). */
 static void parse_args(int argc, char **argv, bench_opts *o) {
-    *o = (bench_opts){.device = "auto", .iterations = 3, .warmup = 1, .threads = 2, .peer = 1};
+    *o = (bench_opts){.device = "auto", .task = "arith", .iterations = 3, .warmup = 1, .threads = 2, .peer = 1};
     char max_new_help[64];
     snprintf(max_new_help, sizeof max_new_help, "generation cap per completion (<= %d)", BUFFER_ANSWER_CAP);
     const bench_option opts[] = {
         BENCH_OPT_STRING("--config", "NAME", &o->config, "model preset (tiny, small, gpt2-124m)"),
+        BENCH_OPT_STRING("--task", "NAME", &o->task, "task domain: arith (default), countdown or knapsack"),
+        BENCH_OPT_INT("--feedback", "0|1", &o->feedback, 0, "iteration prompts show the verifier's feedback (default 0)"),
+        {"--no-share", NULL, BENCH_FLAG, &o->no_share, 1, NULL,
+         "exitrl without shared prefixes (share_prefix 0): every sequence's prompt alone"},
         BENCH_OPT_INT("--prompts", "P", &o->prompts, 1, "task instances per iteration"),
         BENCH_OPT_INT("--group", "G", &o->group, 2, "completions per instance (>= 2)"),
         BENCH_OPT_INT("--max-new", "N", &o->max_new, 1, max_new_help),
@@ -60,6 +69,14 @@ static void parse_args(int argc, char **argv, bench_opts *o) {
         {0},
     };
     bench_parse_options(argc, argv, opts, ABOUT);
+    if (strcmp(o->task, "arith") && strcmp(o->task, "countdown") && strcmp(o->task, "knapsack")) {
+        fprintf(stderr, "bench_exit_iteration: --task %s: expected arith, countdown or knapsack\n", o->task);
+        exit(2);
+    }
+    if (o->feedback > 1) {
+        fprintf(stderr, "bench_exit_iteration: --feedback %d: expected 0 or 1\n", o->feedback);
+        exit(2);
+    }
     if (o->max_new > BUFFER_ANSWER_CAP) {
         fprintf(stderr, "bench_exit_iteration: --max-new %d exceeds %d, the answer bytes the ExIt buffer keeps\n",
                 o->max_new, BUFFER_ANSWER_CAP);
@@ -93,17 +110,36 @@ typedef struct {
     char dir[64], weights[96], prompts[96];
 } peer_files;
 
-/* Appends the iteration's P prompts as "ANSWER LEN ids..." lines (the format the peer reads). */
-static int write_iteration_prompts(FILE *f, const rl_trainer *t) {
-    for (int s = 0; s < t->n_prompts; s++) {
+/* The number the peer's verifier needs besides the prompt: arith's answer, countdown's target,
+ * knapsack's optimal value (the items, capacity and numbers it reads from the prompt). */
+static int reward_key(const char *task, const task_instance *inst, long long *key) {
+    if (!strcmp(task, "arith")) {
         arith_problem p;
-        if (arith_generate(&t->slots[s].task.task, &p)) {
-            fprintf(stderr, "bench_exit_iteration: internal error: slot %d holds no arith problem\n", s);
+        if (arith_generate(inst, &p)) return -1;
+        *key = (long long)p.answer;
+    } else if (!strcmp(task, "countdown")) {
+        countdown_problem p;
+        if (countdown_generate(inst, &p)) return -1;
+        *key = (long long)p.target;
+    } else {
+        knapsack_problem p;
+        if (knapsack_generate(inst, &p)) return -1;
+        *key = knapsack_optimum(&p, NULL);
+    }
+    return 0;
+}
+
+/* Appends the iteration's P prompts as "KEY LEN ids..." lines (the format the peer reads). */
+static int write_iteration_prompts(FILE *f, const rl_trainer *t, const char *task) {
+    for (int s = 0; s < t->n_prompts; s++) {
+        long long key;
+        if (reward_key(task, &t->slots[s].task.task, &key)) {
+            fprintf(stderr, "bench_exit_iteration: internal error: slot %d holds no %s problem\n", s, task);
             return -1;
         }
         const int len = t->prompt_lens[s * t->group_size];
         const int *ids = t->prompts + (size_t)s * t->group_size * t->prompt_cap;
-        fprintf(f, "%lld %d", (long long)p.answer, len);
+        fprintf(f, "%lld %d", key, len);
         for (int i = 0; i < len; i++) fprintf(f, " %d", ids[i]);
         fputc('\n', f);
     }
@@ -113,10 +149,11 @@ static int write_iteration_prompts(FILE *f, const rl_trainer *t) {
 /* Runs warmup + timed iterations; fills med[N_PHASES] with the timed medians and the mean share of
  * replayed slots; writes every iteration's prompts to prompts_out when not NULL. Returns 0 or -1. */
 static int run_ours(rl_trainer *t, const bench_opts *o, FILE *prompts_out, double *med, double *gen_tokens,
-                    double *replay_share) {
+                    double *replay_share, double *prompt_tokens, double *row_tokens) {
     const int n = o->warmup + o->iterations;
     double *times = malloc(sizeof(double) * (size_t)N_PHASES * o->iterations);
-    double *tokens = malloc(sizeof(double) * o->iterations);
+    double *tokens = malloc(sizeof(double) * 3 * o->iterations), *prompt = tokens + o->iterations,
+           *rows = prompt + o->iterations;
     if (!times || !tokens) {
         fprintf(stderr, "bench_exit_iteration: out of memory\n");
         exit(1);
@@ -133,7 +170,7 @@ static int run_ours(rl_trainer *t, const bench_opts *o, FILE *prompts_out, doubl
         }
         be->sync(be); /* the last optimizer step may still be running on a GPU */
         double total = bench_now() - t0;
-        if (prompts_out) rc = write_iteration_prompts(prompts_out, t);
+        if (prompts_out) rc = write_iteration_prompts(prompts_out, t, o->task);
         fprintf(stderr, "iteration %d%s: %.3f s, %ld tokens generated, reward %.3f, replayed %.2f\n", it,
                 it < o->warmup ? " (warmup)" : "", total, st.gen_tokens, st.reward_mean, st.replay_share);
         if (it < o->warmup) continue;
@@ -142,11 +179,16 @@ static int run_ours(rl_trainer *t, const bench_opts *o, FILE *prompts_out, doubl
                                          total};
         for (int p = 0; p < N_PHASES; p++) times[(size_t)p * o->iterations + k] = phases[p];
         tokens[k] = (double)st.gen_tokens;
+        rows[k] = (double)st.update.row_tokens;
+        prompt[k] = 0;
+        for (int i = 0; i < t->n_prompts * t->group_size; i++) prompt[k] += t->rollouts.prompt_len[i];
         *replay_share += st.replay_share / o->iterations;
     }
     if (!rc) {
         for (int p = 0; p < N_PHASES; p++) med[p] = bench_median(times + (size_t)p * o->iterations, o->iterations);
         *gen_tokens = bench_median(tokens, o->iterations);
+        *prompt_tokens = bench_median(prompt, o->iterations);
+        *row_tokens = bench_median(rows, o->iterations);
     }
     free(times);
     free(tokens);
@@ -164,12 +206,12 @@ static int run_peer(const char *python, const exitrl_config *cfg, const gpt_conf
              "--weights '%s' --prompts '%s' --warmup %d --max_new_tokens %d --eos %d --temperature %.9g "
              "--clip_eps_low %.9g --clip_eps_high %.9g --kl_beta %.9g --adv_eps %.9g --lr %.9g --beta1 %.9g "
              "--beta2 %.9g --adam_eps %.9g --weight_decay %.9g --grad_clip %.9g --seed %lld --threads %d "
-             "--device %s --dtype %s",
+             "--device %s --dtype %s --task %s",
              python, PEER_SCRIPT, c->n_layer, c->n_head, c->d_model, c->max_seq, c->vocab, c->vocab_padded,
              files->weights, files->prompts, o->warmup, cfg->max_new_tokens, TOK_EOS, cfg->temperature,
              cfg->clip_eps_low, cfg->clip_eps_high, cfg->kl_beta, cfg->adv_eps, cfg->lr, cfg->beta1, cfg->beta2,
              cfg->adam_eps, cfg->weight_decay, cfg->grad_clip, cfg->seed, o->threads, gpu ? "cuda" : "cpu",
-             be->act_dtype == EXITRL_BF16 ? "bf16" : "fp32");
+             be->act_dtype == EXITRL_BF16 ? "bf16" : "fp32", o->task);
     FILE *p = bench_peer_open(cmd, "peer");
     if (!p) return -1;
     int found = 0;
@@ -189,26 +231,30 @@ static int run_peer(const char *python, const exitrl_config *cfg, const gpt_conf
 
 /* The benchmark's exitrl config: defaults, then the shape under test. Returns 0 or 2. */
 static int make_config(const bench_opts *o, exitrl_config *cfg) {
-    char p[16], g[16], mn[16];
+    char p[16], g[16], mn[16], fb[4], sh[4];
     snprintf(p, sizeof p, "%d", o->prompts);
     snprintf(g, sizeof g, "%d", o->group);
     snprintf(mn, sizeof mn, "%d", o->max_new);
+    snprintf(fb, sizeof fb, "%d", o->feedback);
+    snprintf(sh, sizeof sh, "%d", !o->no_share);
     config_defaults(cfg);
-    const char *kv[][2] = {{"model", o->config}, {"task", "arith"}, {"method", "exit"}, {"device", o->device},
-                           {"prompts", p},       {"group_size", g}, {"max_new_tokens", mn}};
+    const char *kv[][2] = {{"model", o->config}, {"task", o->task}, {"method", "exit"}, {"device", o->device},
+                           {"prompts", p},       {"group_size", g}, {"max_new_tokens", mn},
+                           {"feedback", fb},     {"share_prefix", sh}};
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
         if (config_set(cfg, kv[i][0], kv[i][1], "bench_exit_iteration")) return 2;
     return 0;
 }
 
 static void write_record(FILE *f, const bench_run *run, const exitrl_backend *be, const bench_opts *o, size_t params,
-                         double load, const double *ours, double gen_tokens, double replay, const double *peer,
-                         double peer_tokens) {
+                         double load, const double *ours, double gen_tokens, double replay, double prompt_tokens,
+                         double row_tokens, const double *peer, double peer_tokens) {
     bench_json_head(f, "exit_iteration", run, be->name, NULL, o->config);
-    fprintf(f, ",\"params\":%zu,\"task\":\"arith\",\"method\":\"exit\",\"P\":%d,\"G\":%d,\"max_new_tokens\":%d,"
-            "\"iterations\":%d,\"warmup\":%d,\"threads\":%d,\"loadavg_1m\":%.2f,\"gen_tokens\":%.0f,"
-            "\"replay_share\":%.3f",
-            params, o->prompts, o->group, o->max_new, o->iterations, o->warmup, o->threads, load, gen_tokens, replay);
+    fprintf(f, ",\"params\":%zu,\"task\":\"%s\",\"feedback\":%d,\"share_prefix\":%d,\"method\":\"exit\",\"P\":%d,"
+            "\"G\":%d,\"max_new_tokens\":%d,\"iterations\":%d,\"warmup\":%d,\"threads\":%d,\"loadavg_1m\":%.2f,"
+            "\"gen_tokens\":%.0f,\"replay_share\":%.3f,\"prompt_tokens\":%.0f,\"update_row_tokens\":%.0f",
+            params, o->task, o->feedback, !o->no_share, o->prompts, o->group, o->max_new, o->iterations, o->warmup,
+            o->threads, load, gen_tokens, replay, prompt_tokens, row_tokens);
     for (int k = 0; k < PH_TOTAL; k++) fprintf(f, ",\"%s\":%.6g", PHASE_NAMES[k], ours[k]);
     fprintf(f, ",\"value\":%.4f,\"unit\":\"s/iteration\"", ours[PH_TOTAL]);
     if (peer) {
@@ -248,6 +294,7 @@ int main(int argc, char **argv) {
     }
     gpt_init_random(&m, WEIGHT_SEED);
     const char *python = o.peer ? bench_find_python(o.python) : NULL;
+    if (python) bench_peer_blas(python, &run);
     peer_files files = {.dir = ""};
     if (python && bench_temp_dir(files.dir, sizeof files.dir, "bench_exit")) python = NULL;
     snprintf(files.weights, sizeof files.weights, "%s/weights.f32", files.dir);
@@ -263,13 +310,16 @@ int main(int argc, char **argv) {
     rc = 1;
 
     const double load = bench_load_average();
-    printf("ExIt iteration on %s (%s backend, %s activations), %s (%zu parameters), arith, P=%d G=%d, "
-           "max_new_tokens %d, %d threads, median of %d iterations after %d warmup, load average %.2f\n",
-           run.device, be->name, be->act_dtype == EXITRL_BF16 ? "bf16" : "fp32", o.config, m.num_params, o.prompts,
-           o.group, o.max_new, o.threads, o.iterations, o.warmup, load);
+    printf("ExIt iteration on %s (%s backend, %s activations), %s (%zu parameters), %s (feedback %d), P=%d G=%d, "
+           "max_new_tokens %d, shared prefixes %s, %d threads, median of %d iterations after %d warmup, load average "
+           "%.2f\n",
+           run.device, be->name, be->act_dtype == EXITRL_BF16 ? "bf16" : "fp32", o.config, m.num_params, o.task,
+           o.feedback, o.prompts, o.group, o.max_new, o.no_share ? "off" : "on", o.threads, o.iterations, o.warmup,
+           load);
     bench_warn_load(load, "high");
-    double ours[N_PHASES], peer[N_PHASES], gen_tokens = 0, peer_tokens = 0, replay = 0;
-    if (run_ours(&t, &o, prompts_out, ours, &gen_tokens, &replay)) goto out;
+    double ours[N_PHASES], peer[N_PHASES], gen_tokens = 0, peer_tokens = 0, replay = 0, prompt_tokens = 0,
+           row_tokens = 0;
+    if (run_ours(&t, &o, prompts_out, ours, &gen_tokens, &replay, &prompt_tokens, &row_tokens)) goto out;
     int have_peer = 0;
     if (python) {
         int bad = fclose(prompts_out) != 0;
@@ -284,13 +334,15 @@ int main(int argc, char **argv) {
         if (have_peer && k != PH_PLAN && k != PH_BUFFER) printf(" %10.4f", peer[k]);
         printf("\n");
     }
+    printf("prompt tokens per iteration %.0f; the update ran over %.0f tokens\n", prompt_tokens, row_tokens);
     printf("generated tokens per iteration: ours %.0f%s", gen_tokens, have_peer ? ", peer " : "\n");
     if (have_peer) printf("%.0f\nratio (peer time / our time): %.3f\n", peer_tokens, peer[PH_TOTAL] / ours[PH_TOTAL]);
 
     char out_path[4096];
     FILE *out = bench_open_results(o.out, o.quick, "exit_iteration", gpu, out_path, sizeof out_path);
     if (!out) goto out;
-    write_record(out, &run, be, &o, m.num_params, load, ours, gen_tokens, replay, have_peer ? peer : NULL,
+    write_record(out, &run, be, &o, m.num_params, load, ours, gen_tokens, replay, prompt_tokens, row_tokens,
+                 have_peer ? peer : NULL,
                  peer_tokens);
     rc = fclose(out) != 0 || (python && !have_peer);
     if (out_path[0]) printf("appended to %s\n", out_path);

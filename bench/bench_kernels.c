@@ -811,6 +811,7 @@ int main(int argc, char **argv) {
     }
 
     const char *python = o.peer ? bench_find_python(o.python) : NULL;
+    if (python) bench_peer_blas(python, &facts);
     int rc = 0;
     if (python) {
         be->sync(be);

@@ -31,13 +31,14 @@ typedef struct {
     const char *configs, *out, *python, *device;
     int batches[MAX_BATCHES], n_batches;
     int prompt_len, new_tokens, reps, warmup, threads, peer, hf, quick;
+    int group, no_share; /* sequences per distinct prompt; 1: share_prefix off in the engine */
 } bench_opts;
 
 static const char ABOUT[] =
     "Times batched sampling (prompt prefill + decode with a KV cache, temperature 1, stop at\n"
     "EOS) of exitrl's rollout engine and of peers on the same weights and prompts; appends\n"
     "JSONL results. Defaults depend on the backend that runs:\n"
-    "  CPU:  --configs tiny,small --batches 16,64 --prompt-len 64 --new-tokens 64\n"
+    "  CPU:  --configs tiny,small --batches 16,64,256 --prompt-len 64 --new-tokens 64\n"
     "  CUDA: --configs small,gpt2-124m --batches 64,256,1024 --prompt-len 64 --new-tokens 128\n";
 
 static void parse_batches(const char *s, bench_opts *o) {
@@ -65,13 +66,17 @@ static void parse_batches_option(const char *value, void *o) { parse_batches(val
 
 /* Options left 0 / NULL get backend-dependent defaults later (apply_defaults). */
 static void parse_args(int argc, char **argv, bench_opts *o) {
-    *o = (bench_opts){.device = "auto", .reps = 3, .warmup = 1, .threads = 2, .peer = 1};
+    *o = (bench_opts){.device = "auto", .reps = 3, .warmup = 1, .threads = 2, .peer = 1, .group = 1};
     const bench_option opts[] = {
         BENCH_OPT_STRING("--configs", "LIST", &o->configs, "comma-separated model presets (tiny, small, gpt2-124m)"),
         {"--batches", "LIST", BENCH_CALL, o, 0, parse_batches_option,
          "comma-separated batch sizes (sequences generated together)"},
         BENCH_OPT_INT("--prompt-len", "N", &o->prompt_len, 1, "prompt tokens per sequence (BOS then random bytes)"),
         BENCH_OPT_INT("--new-tokens", "N", &o->new_tokens, 1, "tokens to generate per sequence at most"),
+        BENCH_OPT_INT("--group", "G", &o->group, 1, "consecutive sequences share one prompt, as a GRPO group does\n"
+                                                   "(default 1: every prompt differs)"),
+        {"--no-share", NULL, BENCH_FLAG, &o->no_share, 1, NULL,
+         "prefill every sequence's prompt itself (the engine's share_prefix off)"},
         BENCH_OPT_INT("--reps", "N", &o->reps, 1, "timed runs per measurement (default 3)"),
         BENCH_OPT_INT("--warmup", "N", &o->warmup, 0, "untimed runs first (default 1)"),
         BENCH_OPT_THREADS(&o->threads),
@@ -98,7 +103,7 @@ static void apply_defaults(bench_opts *o, int gpu) {
         return;
     }
     if (!o->configs) o->configs = gpu ? "small,gpt2-124m" : "tiny,small";
-    if (!o->n_batches) parse_batches(gpu ? "64,256,1024" : "16,64", o);
+    if (!o->n_batches) parse_batches(gpu ? "64,256,1024" : "16,64,256", o);
     if (!o->prompt_len) o->prompt_len = 64;
     if (!o->new_tokens) o->new_tokens = gpu ? 128 : 64;
 }
@@ -206,6 +211,7 @@ static double run_ours(gpt_model *m, int B, const int *prompts, const bench_opts
     rollout_output out;
     const int S = o->prompt_len + o->new_tokens;
     if (rollout_create(&r, m, B, S)) return -1;
+    r.share_prefix = !o->no_share;
     if (rollout_output_alloc(&out, B, S, m->cfg.d_model)) {
         rollout_destroy(&r);
         return -1;
@@ -257,18 +263,19 @@ static void write_record(const record *r, const char *peer, double peer_value, c
     FILE *f = r->out;
     bench_json_head(f, "rollout", r->run, r->backend, NULL, r->config);
     fprintf(f, ",\"params\":%zu,\"batch\":%d,\"prompt_len\":%d,\"new_tokens\":%d,\"gen_tokens\":%ld,"
-            "\"temperature\":1,\"reps\":%d,\"threads\":%d,\"loadavg_1m\":%.2f,\"time_ms\":%.3f,"
-            "\"value\":%.2f,\"unit\":\"tokens/s\"",
-            r->params, r->B, r->o->prompt_len, r->o->new_tokens, r->gen_tokens, r->o->reps, r->o->threads, r->load,
-            r->time_ms, r->value);
+            "\"group\":%d,\"share_prefix\":%d,\"temperature\":1,\"reps\":%d,\"threads\":%d,\"loadavg_1m\":%.2f,"
+            "\"time_ms\":%.3f,\"value\":%.2f,\"unit\":\"tokens/s\"",
+            r->params, r->B, r->o->prompt_len, r->o->new_tokens, r->gen_tokens, r->o->group, !r->o->no_share,
+            r->o->reps, r->o->threads, r->load, r->time_ms, r->value);
     if (peer) fprintf(f, ",\"peer\":\"%s\",\"peer_value\":%.2f,\"ratio\":%.4f%s", peer, peer_value,
                       r->value / peer_value, extra ? extra : "");
     fprintf(f, "}\n");
     fflush(f);
 }
 
-/* BOS then pseudo-random bytes: B prompts of prompt_len ids, the same on every run. */
-static int *make_prompts(int B, int prompt_len) {
+/* BOS then pseudo-random bytes: B prompts of prompt_len ids, the same on every run; each run of
+ * `group` consecutive prompts is one prompt repeated. */
+static int *make_prompts(int B, int prompt_len, int group) {
     int *p = malloc(sizeof(int) * (size_t)B * prompt_len);
     if (!p) {
         fprintf(stderr, "bench_rollout: out of memory for %d prompts\n", B);
@@ -279,6 +286,9 @@ static int *make_prompts(int B, int prompt_len) {
         s = s * 6364136223846793005ULL + 1442695040888963407ULL;
         p[i] = i % prompt_len == 0 ? TOK_BOS : (int)((s >> 33) & 0xFF);
     }
+    for (int b = 0; b < B; b++)
+        if (b % group)
+            memcpy(p + (size_t)b * prompt_len, p + (size_t)(b - b % group) * prompt_len, sizeof(int) * prompt_len);
     return p;
 }
 
@@ -316,7 +326,7 @@ static int bench_config(exitrl_backend *be, const char *name, const bench_opts *
     rec->params = m.num_params;
     for (int k = 0; k < o->n_batches; k++) {
         const int B = o->batches[k];
-        int *prompts = make_prompts(B, o->prompt_len);
+        int *prompts = make_prompts(B, o->prompt_len, o->group);
         rec->B = B;
         rec->load = bench_load_average();
         double ours = run_ours(&m, B, prompts, o, &rec->gen_tokens, &rec->time_ms);
@@ -380,6 +390,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     const char *python = o.peer ? bench_find_python(o.python) : NULL;
+    if (python) bench_peer_blas(python, &run);
     peer_files files = {.dir = ""};
     if (python && bench_temp_dir(files.dir, sizeof files.dir, "bench_rollout")) python = NULL;
     snprintf(files.weights, sizeof files.weights, "%s/weights.f32", files.dir);
@@ -390,9 +401,9 @@ int main(int argc, char **argv) {
 
     const double load = bench_load_average();
     printf("rollout on %s (%s backend, %s activations), %d threads, prompt %d + up to %d new tokens, "
-           "median of %d runs after %d warmup, load average %.2f\n",
+           "%d sequences per prompt (shared prefill %s), median of %d runs after %d warmup, load average %.2f\n",
            run.device, be->name, be->act_dtype == EXITRL_BF16 ? "bf16" : "fp32", o.threads, o.prompt_len,
-           o.new_tokens, o.reps, o.warmup, load);
+           o.new_tokens, o.group, o.no_share ? "off" : "on", o.reps, o.warmup, load);
     bench_warn_load(load, "low");
     printf("%-10s %5s %10s %9s   peers: tokens/s (ours / peer)\n", "config", "batch", "tok/s", "ms");
     record rec = {.out = out, .run = &run, .backend = be->name, .o = &o};

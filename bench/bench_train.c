@@ -271,6 +271,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     const char *python = o.peer ? bench_find_python(o.python) : NULL;
+    if (python) bench_peer_blas(python, &run);
     record rec = {.out = out, .run = &run, .backend = be->name, .o = &o,
                   .peak = gpu ? bench_bf16_peak_flops(run.device) : -1};
 

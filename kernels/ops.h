@@ -18,6 +18,8 @@
  *   op says "accumulates".
  * - N = number of rows (B*T), C = channels, OC = output channels, NH = heads, V = real vocab,
  *   Vp = padded vocab (row stride of the logits).
+ * - Every member is required except where its section says optional: the packed-row attention
+ *   and the graphs, which a backend may leave NULL (the default; the host then does without).
  */
 #ifndef EXITRL_OPS_H
 #define EXITRL_OPS_H
@@ -129,7 +131,9 @@ struct exitrl_backend {
                                         int V, int Vp);
 
     /* ---- transformer backward ---- */
-    /* dwte[Vp,C] += scatter of dout over tokens; dwpe[T,C] += sum over batch. */
+    /* dwte[Vp,C] += scatter of dout over tokens; dwpe[T,C] += sum over batch. With T = 1 it is a
+     * plain scatter-add of N = B rows by an index array into any [rows, C] table (dwpe[0] then gets
+     * the sum of all rows): packed rows scatter their position gradients into dwpe that way. */
     void (*encoder_backward)(exitrl_backend *be, float *dwte, float *dwpe, const void *dout,
                              const int *tok, int B, int T, int C);
     /* LayerNorm backward. dinp ACCUMULATES (+=) so the residual stream's gradient is summed
@@ -147,6 +151,21 @@ struct exitrl_backend {
      * qkv, out and lse. */
     void (*attention_backward)(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
                                const void *out, const float *lse, int B, int T, int C, int NH);
+
+    /* ---- packed rows (optional, default NULL: a backend without them leaves both NULL and the host
+     * runs the unshared layout instead, which changes speed and float rounding, not results) ----
+     * A packed sequence holds a prefix shared by several segments, each of which continues it (the
+     * GRPO update's layout: a prompt, then each completion; docs/DESIGN.md §5.6). Query t of
+     * sequence b sees key s iff s <= t and (s < prefix_len[b] or s >= seg_start[b*T + t]), where
+     * prefix_len[B] and seg_start[B, T] are int32 backend memory: seg_start is the first row of t's
+     * segment (>= prefix_len[b]) for segment rows, and 0 for prefix and padding rows (plain causal).
+     * Otherwise exactly attention_forward / attention_backward: same scale, lse[B,NH,T] saved (may be
+     * NULL), dqkv overwritten, a prefix key's gradient summed over every segment that sees it. */
+    void (*attention_forward_packed)(exitrl_backend *be, void *out, float *lse, const void *qkv,
+                                     const int *prefix_len, const int *seg_start, int B, int T, int C, int NH);
+    void (*attention_backward_packed)(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
+                                      const void *out, const float *lse, const int *prefix_len,
+                                      const int *seg_start, int B, int T, int C, int NH);
 
     /* ---- rollouts (KV-cache generation) ----
      * The KV cache of one layer is a plain [B, S, C] array per k and v (S = the batch's total
@@ -258,6 +277,11 @@ struct exitrl_backend {
 
 /* The CPU reference backend. Always available. */
 exitrl_backend *exitrl_backend_cpu_create(void);
+
+/* Writes one line into buf (NUL-terminated) saying which BLAS the CPU backend's matmuls use, as the
+ * build found it (CMake: the library's path, or "none" with the reason: then the plain C loops run,
+ * slower), and for OpenBLAS its run-time configuration and the CPU core whose kernels it chose. */
+void exitrl_cpu_blas_info(char *buf, size_t len);
 
 /* The CUDA backend; NULL (with a reason in `why`, if non-NULL) when it was not compiled in or no
  * GPU is present. fp32_mode selects fp32 activations for tight parity tests. */

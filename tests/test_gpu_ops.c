@@ -378,6 +378,60 @@ static void test_attention(const pair *p, int B, int T, int C, int NH) {
     free(qkv); free(out); free(lse); free(dout); free(dqkv);
 }
 
+/* A packed layout (ops.h attention_forward_packed) for B sequences of T rows: sequence b has a
+ * prefix of (4 b + 2) % 7 rows (2, 6, 3, 0, ...), then segments of 1..13 rows, then padding. */
+static void packed_layout(int B, int T, int *prefix_len, int *seg_start) {
+    unsigned long long s = 77;
+    for (int b = 0; b < B; b++) {
+        int plen = (4 * b + 2) % 7 < T ? (4 * b + 2) % 7 : T, t = 0;
+        prefix_len[b] = plen;
+        for (; t < plen; t++) seg_start[b * T + t] = 0;
+        while (t < T - 3) { /* the last rows stay padding */
+            int len = 1 + (int)((test_randf(&s, 1.0f) + 1.0f) * 6.5f), start = t;
+            for (; t < T - 3 && t < start + len; t++) seg_start[b * T + t] = start;
+        }
+        for (; t < T; t++) seg_start[b * T + t] = 0;
+    }
+}
+
+/* The packed attention ops against the CPU's, forward (out, lse) and backward (dqkv), with the
+ * tolerances of test_attention. */
+static void test_attention_packed(const pair *p, int B, int T, int C, int NH) {
+    char what[128];
+    size_t BT = (size_t)B * T, n_qkv = BT * 3 * C, n_out = BT * C, n_lse = (size_t)B * NH * T;
+    int *prefix_len = malloc(sizeof(int) * B), *seg_start = malloc(sizeof(int) * BT);
+    packed_layout(B, T, prefix_len, seg_start);
+    int *d_plen = gpu_ints(p, prefix_len, B), *d_seg = gpu_ints(p, seg_start, BT);
+    float *qkv = host_random(p, n_qkv, 32, 1.5f, 0.0f);
+    float *out = test_floats(n_out), *lse = test_floats(n_lse);
+    p->cpu->attention_forward_packed(p->cpu, out, lse, qkv, prefix_len, seg_start, B, T, C, NH);
+    void *d_qkv = gpu_act(p, qkv, n_qkv), *d_out = gpu_act_nan(p, n_out);
+    float *d_lse = gpu_f32_nan(p, n_lse);
+    p->gpu->attention_forward_packed(p->gpu, d_out, d_lse, d_qkv, d_plen, d_seg, B, T, C, NH);
+    float *g = read_act(p, d_out, n_out), *gl = read_f32(p, d_lse, n_lse);
+    snprintf(what, sizeof what, "attention_forward_packed out B=%d T=%d C=%d NH=%d", B, T, C, NH);
+    expect_close(p, what, g, out, n_out, act_tol(p, 1e-4, 2e-2), act_tol(p, 1e-4, 1e-2));
+    snprintf(what, sizeof what, "attention_forward_packed lse B=%d T=%d C=%d NH=%d", B, T, C, NH);
+    expect_close(p, what, gl, lse, n_lse, 1e-4, 1e-5);
+    free(g); free(gl);
+
+    if (p->bf16)
+        for (size_t i = 0; i < n_out; i++) out[i] = bf16_round(out[i]);
+    float *dout = host_random(p, n_out, 33, 1.0f, 0.0f), *dqkv = test_floats(n_qkv);
+    p->cpu->attention_backward_packed(p->cpu, dqkv, dout, qkv, out, lse, prefix_len, seg_start, B, T, C, NH);
+    void *d_dout = gpu_act(p, dout, n_out), *d_out_in = gpu_act(p, out, n_out), *d_dqkv = gpu_act_nan(p, n_qkv);
+    float *d_lse_in = gpu_f32(p, lse, n_lse);
+    p->gpu->attention_backward_packed(p->gpu, d_dqkv, d_dout, d_qkv, d_out_in, d_lse_in, d_plen, d_seg, B, T, C, NH);
+    g = read_act(p, d_dqkv, n_qkv);
+    snprintf(what, sizeof what, "attention_backward_packed dqkv B=%d T=%d C=%d NH=%d", B, T, C, NH);
+    expect_close(p, what, g, dqkv, n_qkv, act_tol(p, 1e-4, 2e-2), act_tol(p, 1e-4, 2e-2));
+    free(g);
+
+    gfree(p, d_qkv); gfree(p, d_out); gfree(p, d_lse); gfree(p, d_dout); gfree(p, d_out_in); gfree(p, d_dqkv);
+    gfree(p, d_lse_in); gfree(p, d_plen); gfree(p, d_seg);
+    free(qkv); free(out); free(lse); free(dout); free(dqkv); free(prefix_len); free(seg_start);
+}
+
 /* ---- classifier ---- */
 
 static void test_classifier(const pair *p, int N, int V, int Vp) {
@@ -910,6 +964,9 @@ static void run_attention_suite(const pair *p) {
     test_attention(p, 2, 200, 256, 4); /* hs 64 */
     test_attention(p, 1, 70, 256, 2);  /* hs 128 (32-row tiles) */
     test_attention(p, 3, 1, 64, 2);    /* T = 1 */
+    test_attention_packed(p, 3, 45, 96, 3);  /* hs 32; prefixes of 2, 6 and 3 rows */
+    test_attention_packed(p, 4, 70, 64, 4);  /* hs 16; a sequence without a prefix */
+    test_attention_packed(p, 2, 40, 256, 2); /* hs 128 */
 }
 
 static void run_suite(const pair *p) {

@@ -17,9 +17,23 @@ case "$mode" in
     *) echo "usage: $0 [cpu|gpu]" >&2; exit 2 ;;
 esac
 echo "== exitrl demo ($mode): build (preset $preset)"
+builddir="build$([ "$preset" = cpu ] && echo -cpu)"
 cmake --preset "$preset" >/dev/null
+# The CPU backend's matmuls use OpenBLAS when CMake finds it: install it where we can (root on Debian).
+if grep -Eq '^CBLAS_(LIBRARY|INCLUDE_DIR):[A-Z]+=.*NOTFOUND' "$builddir/CMakeCache.txt"; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "== exitrl demo ($mode): installing libopenblas-openmp-dev for the CPU backend's matmuls"
+        (apt-get install -y -qq libopenblas-openmp-dev >/dev/null 2>&1 ||
+         { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq libopenblas-openmp-dev >/dev/null 2>&1; }) &&
+            cmake --preset "$preset" >/dev/null ||
+            echo "exitrl demo: could not install libopenblas-openmp-dev: the CPU backend runs without BLAS, slower"
+    else
+        echo "exitrl demo: no OpenBLAS found: the CPU backend runs without it, slower (Debian: apt-get install libopenblas-openmp-dev)"
+    fi
+fi
 cmake --build --preset "$preset" >/dev/null
-bin="build$([ "$preset" = cpu ] && echo -cpu)/exitrl"
+bin="$builddir/exitrl"
+"$bin" info | grep '^BLAS:' || true
 name="demo_$mode"
 echo "== exitrl demo ($mode): warm start"
 "$bin" pretrain --config "configs/${size}.conf" --name "${name}_warm" --progress 1

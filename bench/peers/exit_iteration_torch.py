@@ -5,9 +5,14 @@ Per iteration, for P prompts given by exitrl (already planned and rendered; its 
 re-implemented):
   rollout  G completions per prompt with a KV cache (rollout_torch.generate: sampling at the given
            temperature, stop at EOS or after max_new_tokens; mean final hidden state per completion)
-  reward   the arith verifier in Python: the completion is well formed when it ends with EOS and
-           holds only byte tokens before it; its bytes must read as [ws] ['-'] digits [ws] (at most
-           18 digits) equal to the prompt's answer: reward 1, else 0
+  reward   the domain's verifier in Python (--task): the completion is well formed when it ends with
+           EOS and holds only byte tokens before it (else reward 0); its bytes are then scored as
+           exitrl's verifier does (host/tasks/): arith: [ws] ['-'] digits [ws] (at most 18 digits)
+           equal to the answer: 1, else 0; countdown: an expression over + - * / ( ) and the given
+           numbers (read from the prompt's request), 1 at the target, 0.1 + 0.4 * closeness for
+           another value, 0.05 for numbers not given, inexact division or overflow, 0 not an
+           expression; knapsack: distinct item indices (from the request's items) separated by
+           whitespace, value / optimum within the capacity, 0 over it or malformed
   score    group advantages (r - mean) / (Bessel std + adv_eps), scaled by the diversity of each
            completion's embedding within its group (distance to the group mean over the group's
            range of distances; 1 for the whole group when the range <= 1e-4 * max); group
@@ -23,10 +28,11 @@ Usage: python3 exit_iteration_torch.py --n_layer 4 --n_head 4 --d_model 128 --ma
            --max_new_tokens 16 --eos 257 [--temperature 1 --clip_eps_low 0.2 --clip_eps_high 0.2
            --kl_beta 0.001 --adv_eps 1e-4 --lr 1e-3 --beta1 0.9 --beta2 0.95 --adam_eps 1e-8
            --weight_decay 0.1 --grad_clip 1] [--seed 1] [--threads 2] [--device cpu|cuda]
-           [--dtype fp32|bf16]
+           [--dtype fp32|bf16] [--task arith|countdown|knapsack]
   W.f32: exitrl's flat fp32 parameters (layout of host/model/model.h), little-endian.
   PROMPTS.txt: first line "P G ITERATIONS", then ITERATIONS blocks of P lines
-               "ANSWER LEN id_0 ... id_{LEN-1}" (the prompt's correct integer answer and its tokens).
+               "KEY LEN id_0 ... id_{LEN-1}": the prompt's tokens and the number its verifier needs
+               (arith: the answer; countdown: the target; knapsack: the optimal value).
 The first --warmup iterations are run untimed. Prints one JSON line with the median over the timed
 iterations of each phase (t_rollout, t_reward, t_score, t_update) and of the total, in seconds.
 """
@@ -34,6 +40,7 @@ import argparse
 import copy
 import json
 import math
+import re
 import statistics
 import sys
 import time
@@ -46,6 +53,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rollout_torch import GPT, TOK_PAD, generate, param_shapes, read_array, sync  # noqa: E402
 
 WHITESPACE = b" \t\n\r"  # the verifier's scan_is_space
+TOK_REQUEST = 259         # model/tokenizer.h: the request's bytes follow it, up to the next special
+INT64_MAX = 2**63 - 1
 
 
 def read_prompts(path):
@@ -67,15 +76,150 @@ def read_prompts(path):
     return P, G, out
 
 
-def arith_reward(gen, hit_eos, answer):
-    """1.0 when the completion gen (ids) is EOS-terminated bytes reading as the integer answer."""
+def answer_bytes(gen, hit_eos):
+    """The completion's answer bytes, or None when it is malformed (no EOS, a special token)."""
     if not hit_eos or len(gen) < 1 or any(t < 0 or t > 255 for t in gen[:-1]):
-        return 0.0
-    text = bytes(gen[:-1]).strip(WHITESPACE)
+        return None
+    return bytes(gen[:-1])
+
+
+def request_text(ids):
+    """The request bytes of a prompt: after REQUEST, up to the next special token."""
+    start = ids.index(TOK_REQUEST) + 1
+    end = start
+    while end < len(ids) and ids[end] < 256:
+        end += 1
+    return bytes(ids[start:end]).decode("ascii")
+
+
+def arith_reward(text, answer, ids):
+    text = text.strip(WHITESPACE)
     digits = text[1:] if text[:1] == b"-" else text
     if not digits or len(digits) > 18 or not digits.isdigit():
         return 0.0
     return 1.0 if int(text) == answer else 0.0
+
+
+class _Expr:
+    """countdown's expression parser (host/tasks/expr.c): + - * / over integers and parentheses;
+    status "ok", "syntax", "division" (by zero or inexact) or "overflow" (int64, or > 9 digits)."""
+
+    def __init__(self, s):
+        self.s, self.pos, self.depth, self.status, self.numbers = s, 0, 0, "ok", []
+
+    def note(self, st):
+        if st == "syntax" or self.status == "ok":
+            self.status = st
+
+    def peek(self):
+        while self.pos < len(self.s) and self.s[self.pos] in WHITESPACE:
+            self.pos += 1
+        return self.s[self.pos] if self.pos < len(self.s) else -1
+
+    def factor(self):
+        c = self.peek()
+        if c == ord("("):
+            self.depth += 1
+            if self.depth > 32:
+                self.note("syntax")
+                return 0
+            self.pos += 1
+            v = self.expr()
+            if self.status == "syntax":
+                return 0
+            if self.peek() != ord(")"):
+                self.note("syntax")
+                return 0
+            self.pos += 1
+            self.depth -= 1
+            return v
+        if not (ord("0") <= c <= ord("9")):
+            self.note("syntax")
+            return 0
+        start = self.pos
+        while self.pos < len(self.s) and ord("0") <= self.s[self.pos] <= ord("9"):
+            self.pos += 1
+        digits = self.s[start:self.pos]
+        if len(digits) > 9:
+            self.note("overflow")
+        v = int(digits[:9])
+        self.numbers.append(v)
+        return v
+
+    def level(self, ops, operand):
+        acc = operand()
+        while True:
+            if self.status == "syntax":
+                return 0
+            c = self.peek()
+            if c not in ops:
+                return acc
+            self.pos += 1
+            rhs = operand()
+            if self.status != "ok":
+                continue
+            if c == ord("/"):
+                if rhs == 0 or acc % rhs:
+                    self.note("division")
+                    continue
+                r = abs(acc) // abs(rhs) * (1 if (acc < 0) == (rhs < 0) else -1)
+            else:
+                r = acc + rhs if c == ord("+") else acc - rhs if c == ord("-") else acc * rhs
+            if not -INT64_MAX - 1 <= r <= INT64_MAX:
+                self.note("overflow")
+                continue
+            acc = r
+
+    def term(self):
+        return self.level((ord("*"), ord("/")), self.factor)
+
+    def expr(self):
+        return self.level((ord("+"), ord("-")), self.term)
+
+
+def countdown_reward(text, target, ids):
+    words = request_text(ids).split()  # "nums 3 7 25 target 175"
+    given = [int(w) for w in words[1:words.index("target")]]
+    e = _Expr(text)
+    v = e.expr()
+    if e.status != "syntax" and e.peek() != -1:
+        e.note("syntax")
+    if e.status == "syntax":
+        return 0.0
+    pool = list(given)
+    for x in e.numbers:
+        if x not in pool:
+            return 0.05
+        pool.remove(x)
+    if e.status != "ok":
+        return 0.05
+    if v == target:
+        return 1.0
+    closeness = 1.0 - abs(v - target) / max(float(target), 1.0)
+    return 0.1 + 0.4 * max(closeness, 0.0)
+
+
+def knapsack_reward(text, optimum, ids):
+    words = request_text(ids).split()  # "cap 20 items 3:5 4:6 ..."
+    cap = int(words[1])
+    items = [tuple(int(x) for x in w.split(":")) for w in words[3:]]
+    take = set()
+    for w in re.split(rb"[ \t\n\r]+", text.strip(WHITESPACE)) if text.strip(WHITESPACE) else []:
+        # whitespace-separated indices of at most 3 digits, distinct, in range
+        if not w.isdigit() or len(w) > 3 or int(w) >= len(items) or int(w) in take:
+            return 0.0
+        take.add(int(w))
+    weight = sum(items[i][0] for i in take)
+    value = sum(items[i][1] for i in take)
+    return 0.0 if weight > cap else value / optimum
+
+
+REWARDS = {"arith": arith_reward, "countdown": countdown_reward, "knapsack": knapsack_reward}
+
+
+def reward(task, gen, hit_eos, key, ids):
+    text = answer_bytes(gen, hit_eos)
+    return 0.0 if text is None else REWARDS[task](text, key, ids)
 
 
 def score_and_advantage(rewards, embed, P, G, eps):
@@ -148,8 +292,8 @@ def iteration(model, ref, opt, block, G, a, generator, autocast):
     rewards = []
     for i in range(n):
         start, g = int(ro.prompt_len[i]), int(ro.gen_len[i])
-        rewards.append(arith_reward(ro.tokens[i, start:start + g].tolist(), bool(ro.hit_eos[i]),
-                                    block[i // G][0]))
+        rewards.append(reward(a.task, ro.tokens[i, start:start + g].tolist(), bool(ro.hit_eos[i]),
+                              block[i // G][0], block[i // G][1]))
     t2 = time.perf_counter()
     adv, scores = score_and_advantage(torch.tensor(rewards, device=a.device),
                                       ro.embed.to(a.device), P, G, a.adv_eps)
@@ -181,6 +325,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--task", choices=tuple(REWARDS), default="arith")
     ap.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32",
                     help="bf16: autocast forward passes and a bf16 KV cache (CUDA only)")
     a = ap.parse_args()

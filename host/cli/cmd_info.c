@@ -12,8 +12,9 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: exitrl info [--model tiny|small|gpt2-124m] [--batch_size B] [--seq_len T] [--key value ...]\n\n"
-               "Prints the backends compiled in, CUDA/cuBLAS/cuDNN versions and devices when present, and\n"
-               "the parameter count and memory of the model config for a batch of B x T tokens.\n");
+               "Prints the backends compiled in, the BLAS the CPU backend uses, CUDA/cuBLAS/cuDNN versions and\n"
+               "devices when present, and the parameter count and memory of the model config for a batch\n"
+               "of B x T tokens.\n");
 }
 
 int cmd_info(int argc, char **argv) {
@@ -30,11 +31,10 @@ int cmd_info(int argc, char **argv) {
 #else
     printf(", no OpenMP");
 #endif
-#ifdef EXITRL_HAVE_CBLAS
-    printf(", CBLAS");
-#endif
     printf("\n");
     char buf[4096];
+    exitrl_cpu_blas_info(buf, sizeof buf);
+    printf("BLAS: %s\n", buf);
     exitrl_cuda_info(buf, sizeof buf);
     fputs(buf, stdout);
     printf("GPU available: %s\n", exitrl_cuda_available() ? "yes" : "no");

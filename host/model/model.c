@@ -81,7 +81,7 @@ size_t gpt_num_params(const gpt_config *cfg) {
 }
 
 /* The activation tensors, in carving order: element counts and whether each is fp32. */
-enum { A_COUNT = 34 };
+enum { A_COUNT = 38 };
 static void act_layout(const gpt_config *c, int B, int T, size_t *n, int *is_f32) {
     size_t L = c->n_layer, C = c->d_model, NH = c->n_head, BT = (size_t)B * T;
     size_t spec[A_COUNT][2] = {
@@ -119,6 +119,10 @@ static void act_layout(const gpt_config *c, int B, int T, size_t *n, int *is_f32
         {BT, 1},              /* lp_new */
         {BT, 1},              /* loss_tok */
         {BT, 1},              /* clipped */
+        {BT, 1},              /* positions (int32) */
+        {BT, 1},              /* seg_start (int32) */
+        {BT, 1},              /* prefix_len (int32; B used) */
+        {C, 1},               /* enc_scratch */
     };
     for (int i = 0; i < A_COUNT; i++) {
         n[i] = spec[i][0];
@@ -186,7 +190,8 @@ int gpt_create(gpt_model *m, exitrl_backend *be, const gpt_config *cfg, int B, i
         &m->acts.dbuf_4c,   (void **)&m->acts.tokens, (void **)&m->acts.targets,
         (void **)&m->acts.loss_weights, (void **)&m->acts.lp_old, (void **)&m->acts.lp_ref,
         (void **)&m->acts.adv, (void **)&m->acts.lp_new, (void **)&m->acts.loss_tok,
-        (void **)&m->acts.clipped};
+        (void **)&m->acts.clipped, (void **)&m->acts.positions, (void **)&m->acts.seg_start,
+        (void **)&m->acts.prefix_len, (void **)&m->acts.enc_scratch};
     char *p = m->acts_mem;
     for (int i = 0; i < A_COUNT; i++) {
         *slots[i] = p;
@@ -288,8 +293,12 @@ int gpt_batch_fits(const gpt_model *m, int B, int T) {
     return B >= 1 && T >= 1 && T <= m->cfg.max_seq && (long long)B * T <= (long long)m->max_B * m->max_T;
 }
 
+int gpt_packed_fits(const gpt_model *m, int B, int T) {
+    return B >= 1 && T >= 1 && (long long)B * T <= (long long)m->max_B * m->max_T;
+}
+
 void gpt_check_batch(const gpt_model *m, int B, int T) {
-    if (!gpt_batch_fits(m, B, T)) {
+    if (!(m->packed ? gpt_packed_fits(m, B, T) : gpt_batch_fits(m, B, T))) {
         fprintf(stderr, "exitrl: internal error: batch %d x %d exceeds the model's capacity of %d x %d tokens\n",
                 B, T, m->max_B, m->max_T);
         abort();
@@ -319,6 +328,8 @@ void gpt_block_forward(gpt_model *m, const gpt_layer_weights *w, const gpt_block
     if (cache) be->kv_cache_store(be, cache->k, cache->v, a->qkv, cache->start_pos, B, T, cache->S, C);
     if (cache && cache->start_pos)
         be->attention_decode(be, a->atty, a->qkv, cache->k, cache->v, cache->start_pos, B, cache->S, C, NH);
+    else if (a->prefix_len)
+        be->attention_forward_packed(be, a->atty, a->att_lse, a->qkv, a->prefix_len, a->seg_start, B, T, C, NH);
     else
         be->attention_forward(be, a->atty, a->att_lse, a->qkv, B, T, C, NH);
     be->matmul_forward(be, a->attproj, NULL, a->atty, w->attprojw, w->attprojb, N, C, C);
@@ -355,6 +366,8 @@ static gpt_block_acts training_block(gpt_model *m, int l, int B, int T) {
         .ln_next = last ? a->lnf : gpt_act_at(m, a->ln1, (i + 1) * BTC),
         .ln_next_mean = last ? a->lnf_mean : a->ln1_mean + (i + 1) * N,
         .ln_next_rstd = last ? a->lnf_rstd : a->ln1_rstd + (i + 1) * N,
+        .prefix_len = m->packed ? a->prefix_len : NULL,
+        .seg_start = m->packed ? a->seg_start : NULL,
     };
 }
 
@@ -364,9 +377,16 @@ void gpt_forward_body(gpt_model *m, int B, int T) {
     gpt_acts *a = &m->acts;
     const int C = m->cfg.d_model, N = B * T;
     nvtx_push("forward");
-    be->encoder_forward(be, a->encoded, a->tokens, gpt_param(m, P_WTE, 0), gpt_param(m, P_WPE, 0), B, T, C);
-    be->layernorm_forward(be, a->ln1, a->ln1_mean, a->ln1_rstd, a->encoded, gpt_param(m, P_LN1W, 0),
-                          gpt_param(m, P_LN1B, 0), N, C);
+    if (m->packed) { /* wte[token] + wpe[position], the sum fused with the first LayerNorm */
+        be->gather_rows(be, a->dbuf_c, gpt_param(m, P_WTE, 0), a->tokens, N, C);
+        be->gather_rows(be, a->dresidual, gpt_param(m, P_WPE, 0), a->positions, N, C);
+        be->residual_layernorm_forward(be, a->encoded, a->ln1, a->ln1_mean, a->ln1_rstd, a->dbuf_c, a->dresidual,
+                                       gpt_param(m, P_LN1W, 0), gpt_param(m, P_LN1B, 0), N, C);
+    } else {
+        be->encoder_forward(be, a->encoded, a->tokens, gpt_param(m, P_WTE, 0), gpt_param(m, P_WPE, 0), B, T, C);
+        be->layernorm_forward(be, a->ln1, a->ln1_mean, a->ln1_rstd, a->encoded, gpt_param(m, P_LN1W, 0),
+                              gpt_param(m, P_LN1B, 0), N, C);
+    }
     for (int l = 0; l < m->cfg.n_layer; l++) {
         nvtx_push("layer");
         gpt_layer_weights w = gpt_layer(m, l);
@@ -445,13 +465,22 @@ void gpt_backward_body(gpt_model *m, int B, int T) {
         /* Now dresidual is the gradient w.r.t. residual2[l] = residual + attproj[l]. */
         be->matmul_backward(be, a->dbuf_c, g.attprojw, g.attprojb, a->dresidual, x.atty, w.attprojw, NULL, N, C,
                             C);
-        be->attention_backward(be, a->dbuf_3c, a->dbuf_c, x.qkv, x.atty, x.att_lse, B, T, C, NH);
+        if (m->packed)
+            be->attention_backward_packed(be, a->dbuf_3c, a->dbuf_c, x.qkv, x.atty, x.att_lse, a->prefix_len,
+                                          a->seg_start, B, T, C, NH);
+        else
+            be->attention_backward(be, a->dbuf_3c, a->dbuf_c, x.qkv, x.atty, x.att_lse, B, T, C, NH);
         be->matmul_backward(be, a->dbuf_c, g.qkvw, g.qkvb, a->dbuf_3c, x.ln1, w.qkvw, NULL, N, C, 3 * C);
         be->layernorm_backward(be, a->dresidual, g.ln1w, g.ln1b, a->dbuf_c, x.residual, w.ln1w, ln1_mean,
                                ln1_rstd, N, C);
         nvtx_pop();
     }
-    be->encoder_backward(be, grad(m, P_WTE, 0), grad(m, P_WPE, 0), a->dresidual, a->tokens, B, T, C);
+    if (m->packed) { /* scatter-adds by token and by position (ops.h encoder_backward with T = 1) */
+        be->encoder_backward(be, grad(m, P_WTE, 0), a->enc_scratch, a->dresidual, a->tokens, N, 1, C);
+        be->encoder_backward(be, grad(m, P_WPE, 0), a->enc_scratch, a->dresidual, a->positions, N, 1, C);
+    } else {
+        be->encoder_backward(be, grad(m, P_WTE, 0), grad(m, P_WPE, 0), a->dresidual, a->tokens, B, T, C);
+    }
     nvtx_pop();
 }
 
@@ -463,6 +492,27 @@ float gpt_forward_backward(gpt_model *m, int B, int T) {
                                        m->acts.targets, B * T, m->cfg.vocab, m->cfg.vocab_padded);
     gpt_backward_body(m, B, T);
     return gpt_weighted_loss(m, B, T);
+}
+
+int gpt_set_packing(gpt_model *m, const int *positions, const int *seg_start, const int *prefix_len, int B, int T) {
+    exitrl_backend *be = m->backend;
+    if (!positions) {
+        m->packed = 0;
+        return 0;
+    }
+    if (!be->attention_forward_packed || !be->attention_backward_packed) return -1;
+    const size_t BT = (size_t)B * T;
+    for (size_t i = 0; i < BT; i++)
+        if (positions[i] < 0 || positions[i] >= m->cfg.max_seq) {
+            fprintf(stderr, "exitrl: internal error: packed position %d outside [0, %d)\n", positions[i], m->cfg.max_seq);
+            abort();
+        }
+    m->packed = 1;
+    gpt_check_batch(m, B, T);
+    be->upload(be, m->acts.positions, positions, BT * sizeof(int));
+    be->upload(be, m->acts.seg_start, seg_start, BT * sizeof(int));
+    be->upload(be, m->acts.prefix_len, prefix_len, (size_t)B * sizeof(int));
+    return 0;
 }
 
 void gpt_set_grpo_inputs(gpt_model *m, const float *lp_old, const float *lp_ref, const float *adv, int B,

@@ -45,6 +45,10 @@ typedef struct {
     float *loss_weights;            /* [B,T] weight of each token's loss (0 = masked) */
     /* GRPO per-token inputs and outputs [B,T] (see grpo_classifier in ops.h) */
     float *lp_old, *lp_ref, *adv, *lp_new, *loss_tok, *clipped;
+    /* packed rows (gpt_set_packing): wpe row of each token [B,T], ops.h attention_forward_packed's
+     * seg_start [B,T] and prefix_len [B]; enc_scratch [C] takes encoder_backward's unused sum */
+    int *positions, *seg_start, *prefix_len;
+    float *enc_scratch;
 } gpt_acts;
 
 typedef struct {
@@ -66,6 +70,7 @@ typedef struct {
     void *acts_mem;
     gpt_acts acts;
     int grpo_has_ref;   /* the last gpt_set_grpo_inputs gave reference log-probs */
+    int packed;         /* the batch is in packed rows (gpt_set_packing) */
     float *step_vals;   /* optimizer step values in backend memory (ops.h EXITRL_STEP_*) */
     /* gpt_train_step's captured step (backends with graphs): what it was captured for */
     void *step_graph;
@@ -107,6 +112,8 @@ typedef struct {
     void *residual3;                    /* [N, C] block output residual2 + fcproj */
     void *ln_next;                      /* [N, C] LayerNorm of the output with next_lnw / next_lnb */
     float *ln_next_mean, *ln_next_rstd; /* [N] fp32, or NULL */
+    const int *prefix_len, *seg_start; /* [B], [B, T]: packed rows (ops.h attention_forward_packed);
+                                        * NULL: causal */
 } gpt_block_acts;
 
 /* One layer's KV cache for the rollout; NULL in training. */
@@ -179,6 +186,15 @@ typedef struct {
     long tokens;      /* target tokens */
 } gpt_grpo_stats;
 
+/* Packed rows (docs/DESIGN.md §5.6): B sequences of T tokens, each a prefix shared by segments that
+ * continue it; from host memory: positions[B*T] (each token's position, < max_seq: its wpe row),
+ * seg_start[B*T] and prefix_len[B] (ops.h attention_forward_packed). Applies to every forward and
+ * backward until gpt_set_packing(m, NULL, ...) turns it off; T may exceed max_seq (B*T must fit the
+ * capacity, gpt_packed_fits). Returns 0, or -1 when the backend lacks the packed attention ops (then
+ * nothing changes). */
+int gpt_set_packing(gpt_model *m, const int *positions, const int *seg_start, const int *prefix_len, int B, int T);
+/* 1 when B packed rows of T tokens fit the activation capacity. */
+int gpt_packed_fits(const gpt_model *m, int B, int T);
 /* Per-token GRPO inputs from host memory, [B*T] each: log-probs under the sampling policy, under the
  * reference policy (NULL when beta = 0) and advantages. Tokens, targets (-1 = not a completion
  * token) and the aggregation weights come from gpt_set_batch. */

@@ -19,11 +19,15 @@ typedef struct {
     gpt_grpo_params loss;  /* temperature, clip range, KL beta */
     gpt_adamw_params opt;
     int test_fault;        /* GRPO_FAULT_*; 0 in every real run */
+    int share_prefix;      /* 1: completions of one prompt share its rows (packed rows, docs/DESIGN.md
+                            * §5.6) where the backend has the packed attention ops; 0: a row each */
 } grpo_options;
 
 typedef struct {
     float loss, kl, clip_frac, grad_norm;  /* means over the steps; NaN when a value was not finite */
     long tokens;           /* completion tokens trained on (per epoch) */
+    long row_tokens;       /* tokens the forwards ran over, padding included (per epoch): with
+                            * share_prefix each prompt counts once per packed row */
     int steps;             /* optimizer steps of the update (epochs x minibatches) */
     int skipped;           /* of those, skipped for a non-finite value (see grpo_update) */
     const char *skip_reason; /* the first one's: "advantage", "loss", "KL" or "gradient norm"; or NULL */

@@ -27,6 +27,7 @@ int rollout_create(rollout_engine *r, gpt_model *m, int max_B, int max_S) {
     r->max_S = max_S;
     r->max_prefill_rows = DEFAULT_PREFILL_ROWS > max_S ? DEFAULT_PREFILL_ROWS : max_S;
     r->done_check_interval = 8;
+    r->share_prefix = 1;
     size_t C = (size_t)c->d_model, L = (size_t)c->n_layer, BS = (size_t)max_B * max_S, act = exitrl_dtype_size(be->act_dtype);
     size_t rows = (size_t)r->max_prefill_rows > (size_t)max_B ? (size_t)r->max_prefill_rows : (size_t)max_B;
     r->kcache = be->alloc(be, L * BS * C * act);
@@ -155,14 +156,74 @@ static void decode_step(rollout_engine *r, int B, const struct exitrl_sampling *
     emit(r, r->ln, B, sp, seq_offset);
 }
 
+/* Shared prefixes: with share_prefix on, a sequence whose prompt equals the previous sequence's
+ * (same length, same ids) joins its group; each group's prompt is prefilled once. Fills lead[]
+ * with the first sequence of each group ([n_groups + 1], lead[n_groups] = B) and returns n_groups. */
+static int prompt_groups(const rollout_engine *r, const int *host_tok, const int *lens, int B, int *lead) {
+    int n = 0;
+    for (int b = 0; b < B; b++) {
+        const int same = r->share_prefix && b > 0 && lens[b] == lens[b - 1] &&
+                         !memcmp(host_tok + (size_t)b * r->max_S, host_tok + (size_t)(b - 1) * r->max_S,
+                                 sizeof(int) * lens[b]);
+        if (!same) lead[n++] = b;
+    }
+    lead[n] = B;
+    return n;
+}
+
+/* Prefill of a chunk: the prompt of each group g (sequences lead[g] .. lead[g+1]-1) runs once, into
+ * cache slot g, in batches of groups whose padded prompts fit max_prefill_rows; each sequence's
+ * last prompt state goes to r->last. Then, last group first, slot g's prompt rows are copied to the
+ * slots of the group's sequences (slot g <= lead[g], so no slot is overwritten before it is read).
+ * With one sequence per group this is the plain prefill: no copies. */
+static void prefill_chunk(rollout_engine *r, const int *host_tok, const int *lens, int B, const int *lead,
+                          int n_groups, int *ptoks, int *gather) {
+    gpt_model *m = r->model;
+    exitrl_backend *be = m->backend;
+    const int C = m->cfg.d_model, S = r->max_S;
+    for (int g0 = 0; g0 < n_groups;) {
+        int Tp = 0, ng = 0;
+        while (g0 + ng < n_groups) {
+            int t = lens[lead[g0 + ng]] > Tp ? lens[lead[g0 + ng]] : Tp;
+            if ((size_t)(ng + 1) * t > (size_t)r->max_prefill_rows) break;
+            Tp = t;
+            ng++;
+        }
+        for (int g = 0; g < ng; g++) {
+            const int b = lead[g0 + g], len = lens[b];
+            for (int t = 0; t < Tp; t++) ptoks[g * Tp + t] = t < len ? host_tok[(size_t)b * S + t] : TOK_PAD;
+            for (int j = b; j < lead[g0 + g + 1]; j++) gather[j] = g * Tp + len - 1;
+        }
+        const int b_first = lead[g0], n_seq = lead[g0 + ng] - b_first;
+        be->upload(be, r->prefill_tokens, ptoks, sizeof(int) * (size_t)ng * Tp);
+        be->upload(be, r->gather_idx, gather + b_first, sizeof(int) * n_seq);
+        be->encoder_forward(be, r->res, r->prefill_tokens, gpt_param(r->model, P_WTE, 0), gpt_param(r->model, P_WPE, 0), ng, Tp, C);
+        body_forward(r, g0, ng, Tp, NULL);
+        be->gather_rows(be, at(r, r->last, (size_t)b_first * C), r->ln, r->gather_idx, n_seq, C);
+        g0 += ng;
+    }
+    const size_t act = exitrl_dtype_size(be->act_dtype);
+    for (int g = n_groups - 1; g >= 0; g--)
+        for (int b = lead[g]; b < lead[g + 1]; b++) {
+            if (b == g) continue;
+            const size_t bytes = (size_t)lens[b] * C * act;
+            for (int l = 0; l < m->cfg.n_layer; l++) {
+                const size_t layer = (size_t)l * r->max_B * S * C;
+                be->copy(be, at(r, r->kcache, layer + (size_t)b * S * C), at(r, r->kcache, layer + (size_t)g * S * C), bytes);
+                be->copy(be, at(r, r->vcache, layer + (size_t)b * S * C), at(r, r->vcache, layer + (size_t)g * S * C), bytes);
+            }
+        }
+}
+
 /* One chunk of at most max_B sequences whose prompts are in host_tok rows of stride max_S. */
 static void generate_chunk(rollout_engine *r, int *host_tok, const int *lens, int B, int max_new,
                            const struct exitrl_sampling *sp, int seq_offset, int *host_pos, int *host_done) {
     gpt_model *m = r->model;
     exitrl_backend *be = m->backend;
     const int C = m->cfg.d_model, S = r->max_S;
-    int *limit = malloc(sizeof(int) * B), *gather = malloc(sizeof(int) * B), *ptoks = malloc(sizeof(int) * r->max_prefill_rows);
-    if (!limit || !gather || !ptoks) {
+    int *limit = malloc(sizeof(int) * B), *gather = malloc(sizeof(int) * B), *lead = malloc(sizeof(int) * (B + 1));
+    int *ptoks = malloc(sizeof(int) * r->max_prefill_rows);
+    if (!limit || !gather || !lead || !ptoks) {
         fprintf(stderr, "exitrl: out of host memory in rollout\n");
         exit(1);
     }
@@ -178,27 +239,8 @@ static void generate_chunk(rollout_engine *r, int *host_tok, const int *lens, in
     be->zero(be, r->emb, sizeof(float) * (size_t)B * C);
     be->zero(be, r->logprob_buf, sizeof(float) * (size_t)B * S);
 
-    /* Prefill in groups of sequences whose padded prompts fit max_prefill_rows. */
     nvtx_push("prefill");
-    for (int b0 = 0; b0 < B;) {
-        int Tp = 0, nb = 0;
-        while (b0 + nb < B) {
-            int t = lens[b0 + nb] > Tp ? lens[b0 + nb] : Tp;
-            if ((size_t)(nb + 1) * t > (size_t)r->max_prefill_rows) break;
-            Tp = t;
-            nb++;
-        }
-        for (int b = 0; b < nb; b++) {
-            for (int t = 0; t < Tp; t++) ptoks[b * Tp + t] = t < lens[b0 + b] ? host_tok[(size_t)(b0 + b) * S + t] : TOK_PAD;
-            gather[b0 + b] = b * Tp + lens[b0 + b] - 1;
-        }
-        be->upload(be, r->prefill_tokens, ptoks, sizeof(int) * (size_t)nb * Tp);
-        be->upload(be, r->gather_idx, gather + b0, sizeof(int) * nb);
-        be->encoder_forward(be, r->res, r->prefill_tokens, gpt_param(r->model, P_WTE, 0), gpt_param(r->model, P_WPE, 0), nb, Tp, C);
-        body_forward(r, b0, nb, Tp, NULL);
-        be->gather_rows(be, at(r, r->last, (size_t)b0 * C), r->ln, r->gather_idx, nb, C);
-        b0 += nb;
-    }
+    prefill_chunk(r, host_tok, lens, B, lead, prompt_groups(r, host_tok, lens, B, lead), ptoks, gather);
     emit(r, r->last, B, sp, seq_offset);
     nvtx_pop();
 
@@ -217,6 +259,7 @@ static void generate_chunk(rollout_engine *r, int *host_tok, const int *lens, in
     be->download(be, host_done, r->done, sizeof(int) * B);
     free(limit);
     free(gather);
+    free(lead);
     free(ptoks);
 }
 

@@ -1,7 +1,8 @@
 /* Rollout engine: batched generation with a KV cache, on whichever backend runs the model.
  *
  * Prompts of different lengths are prefilled together (right-padded; causal attention keeps the
- * padding out of every real position), then each decode step feeds one token per sequence and
+ * padding out of every real position); consecutive sequences with the same prompt (a GRPO group)
+ * prefill it once and copy its KV rows to each sequence's cache (share_prefix), then each decode step feeds one token per sequence and
  * attends over its KV cache, a plain [layer][sequence][position][channel] array. Sampling runs on
  * the backend with a counter-based RNG keyed by (seed, sequence, position), so a seed gives the same
  * tokens on every run and on both backends. The host looks at the finished flags only every
@@ -17,6 +18,7 @@ typedef struct {
     int max_B, max_S;            /* sequences per chunk, total length (prompt + new) capacity */
     int max_prefill_rows;        /* prefill processes at most this many prompt tokens at once */
     int done_check_interval;     /* decode steps between looks at the finished flags */
+    int share_prefix;            /* 1 (the default): consecutive equal prompts are prefilled once */
     /* backend memory */
     void *kcache, *vcache;       /* [L, max_B, max_S, C] each */
     int *tok_buf;                /* [max_B, max_S] prompt + generated tokens */

@@ -58,7 +58,7 @@ int rl_trainer_init(rl_trainer *t, const exitrl_config *cfg, gpt_model *m) {
                              {(float)(1.0 / cfg->temperature), (float)cfg->clip_eps_low, (float)cfg->clip_eps_high,
                               (float)cfg->kl_beta},
                              {(float)cfg->lr, (float)cfg->beta1, (float)cfg->beta2, (float)cfg->adam_eps,
-                              (float)cfg->weight_decay, (float)cfg->grad_clip}, GRPO_FAULT_NONE};
+                              (float)cfg->weight_decay, (float)cfg->grad_clip}, GRPO_FAULT_NONE, cfg->share_prefix};
     if (cfg->kl_beta > 0 && grpo_reference_init(&t->ref, m)) return 1;
 
     const int n = t->n_prompts * t->group_size, C = m->cfg.d_model;
@@ -92,6 +92,7 @@ int rl_trainer_init(rl_trainer *t, const exitrl_config *cfg, gpt_model *m) {
     int chunk = n < 1024 ? n : 1024;
     if (rollout_create(&t->engine, m, chunk, m->cfg.max_seq) || rollout_output_alloc(&t->rollouts, n, m->cfg.max_seq, C))
         return 1;
+    t->engine.share_prefix = cfg->share_prefix;
     return 0;
 }
 

@@ -109,6 +109,9 @@ static const key_spec keys[] = {
     {"temperature", K_FLOAT, F(temperature), 1e-3, 100, "1", NULL, "sampling temperature of rollouts"},
     {"top_p", K_FLOAT, F(top_p), 1e-6, 1, "1", NULL, "nucleus sampling (1 = off)"},
     {"top_k", K_INT, F(top_k), 0, 1e6, "0", NULL, "top-k sampling (0 = off)"},
+    {"share_prefix", K_INT, F(share_prefix), 0, 1, "1", NULL,
+     "rollouts of one prompt share its prefill, and the GRPO update processes each prompt once for its "
+     "completions (0 = every sequence alone; same results within float rounding)"},
     {"diversity_embed", K_CHOICE, F(diversity_embed), 0, 0, "hidden", "hidden|ngram",
      "embedding for the diversity bonus: mean final hidden state or hashed n-grams"},
     {"feedback", K_INT, F(feedback), 0, 1, "0", NULL, "iteration prompts show the verifier's feedback"},
@@ -376,7 +379,7 @@ enum { RESUME_SAME, RESUME_OVERRIDE, RESUME_COMMAND };
 static int resume_rule(const key_spec *k) {
     static const char *const override[] = {"name", "out_dir", "device", "fp32", "threads", "progress", "steps",
                                             "iterations", "log_every", "eval_every", "ckpt_every", "eval_instances",
-                                            "eval_steps", "eval_samples", "max_skips"};
+                                            "eval_steps", "eval_samples", "max_skips", "share_prefix"};
     if (!strcmp(k->key, "init") || !strcmp(k->key, "resume")) return RESUME_COMMAND;
     for (size_t i = 0; i < sizeof override / sizeof override[0]; i++)
         if (!strcmp(k->key, override[i])) return RESUME_OVERRIDE;

@@ -62,6 +62,7 @@ typedef struct {
     int top_k;
     int diversity_embed;           /* DIVERSITY_*: hidden | ngram */
     int feedback;                  /* iteration prompts show the verifier's feedback */
+    int share_prefix;              /* equal prompts share their prefill and their update rows */
     double staleness, rank_beta;   /* PLR-style extensions, 0 = off */
     int max_skips;                 /* consecutive skipped updates (non-finite values) before train stops */
     /* evaluation (exitrl eval, docs/DESIGN.md §7) */
@@ -83,7 +84,7 @@ int config_load_text(exitrl_config *c, const char *text, size_t len, const char 
 /* --resume: c holds the command line's config (defaults, --config files, --key values), saved the
  * configuration stored in the checkpoint `where`. On return c is saved, except: keys the command
  * line gave that may change on a resume (iterations, steps, log_every, eval_every, ckpt_every,
- * eval_instances, eval_steps, eval_samples, max_skips, out_dir, name, device, fp32, threads,
+ * eval_instances, eval_steps, eval_samples, max_skips, share_prefix, out_dir, name, device, fp32, threads,
  * progress) take the command line's value; init and resume always come from the command line.
  * Any other key the command line gave must equal the saved value, else an error naming the key
  * and both values. Returns 0, or 2 after the message (c unchanged). */

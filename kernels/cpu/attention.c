@@ -1,16 +1,30 @@
 /* Causal multi-head attention, computed row by row with the scores kept in a per-thread scratch
  * row of length T (never a T x T matrix). The backward recomputes the probabilities from q, k and
- * the saved log-sum-exp, as a flash-attention kernel does. */
+ * the saved log-sum-exp, as a flash-attention kernel does. One implementation serves the causal
+ * ops and the packed ones (ops.h attention_forward_packed): query t sees keys [0, e1) and [s2, t],
+ * which for causal rows is [0, t]. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cpu_ops.h"
 
-void cpu_attention_forward(exitrl_backend *be, void *out_, float *lse, const void *qkv_, int B,
-                           int T, int C, int NH) {
-    float *out = out_;
-    const float *qkv = qkv_;
+/* The keys query t of sequence b sees: [0, *e1) and [*s2, t]. */
+static inline void visible(const int *prefix_len, const int *seg_start, int b, int T, int t, int *e1, int *s2) {
+    if (!prefix_len) {
+        *e1 = *s2 = t + 1;
+        return;
+    }
+    const int plen = prefix_len[b], seg = seg_start[(size_t)b * T + t];
+    *e1 = plen < t + 1 ? plen : t + 1;
+    *s2 = seg > *e1 ? seg : *e1;
+}
+/* The first visible key, and the next one after s (s2 when s + 1 reaches e1). */
+#define FIRST_KEY(e1, s2) ((e1) > 0 ? 0 : (s2))
+#define NEXT_KEY(s, e1, s2) ((s) + 1 == (e1) ? (s2) : (s) + 1)
+
+static void attention_forward(float *out, float *lse, const float *qkv, const int *prefix_len,
+                              const int *seg_start, int B, int T, int C, int NH) {
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
     size_t row = 3 * (size_t)C;
@@ -22,8 +36,10 @@ void cpu_attention_forward(exitrl_backend *be, void *out_, float *lse, const voi
             for (int h = 0; h < NH; h++)
                 for (int t = 0; t < T; t++) {
                     const float *q = qkv + ((size_t)b * T + t) * row + h * hs;
+                    int e1, s2;
+                    visible(prefix_len, seg_start, b, T, t, &e1, &s2);
                     float mx = -INFINITY;
-                    for (int s = 0; s <= t; s++) {
+                    for (int s = FIRST_KEY(e1, s2); s <= t; s = NEXT_KEY(s, e1, s2)) {
                         const float *k = qkv + ((size_t)b * T + s) * row + C + h * hs;
                         float d = 0.0f;
 #pragma omp simd reduction(+ : d)
@@ -32,14 +48,14 @@ void cpu_attention_forward(exitrl_backend *be, void *out_, float *lse, const voi
                         if (p[s] > mx) mx = p[s];
                     }
                     float sum = 0.0f;
-                    for (int s = 0; s <= t; s++) {
+                    for (int s = FIRST_KEY(e1, s2); s <= t; s = NEXT_KEY(s, e1, s2)) {
                         p[s] = expf(p[s] - mx);
                         sum += p[s];
                     }
                     float inv = 1.0f / sum;
                     float *o = out + ((size_t)b * T + t) * C + h * hs;
                     memset(o, 0, (size_t)hs * sizeof(float));
-                    for (int s = 0; s <= t; s++) {
+                    for (int s = FIRST_KEY(e1, s2); s <= t; s = NEXT_KEY(s, e1, s2)) {
                         const float *v = qkv + ((size_t)b * T + s) * row + 2 * C + h * hs;
                         float w = p[s] * inv;
 #pragma omp simd
@@ -51,13 +67,22 @@ void cpu_attention_forward(exitrl_backend *be, void *out_, float *lse, const voi
     }
 }
 
+void cpu_attention_forward(exitrl_backend *be, void *out, float *lse, const void *qkv, int B, int T, int C,
+                           int NH) {
+    attention_forward(out, lse, qkv, NULL, NULL, B, T, C, NH);
+}
+
+void cpu_attention_forward_packed(exitrl_backend *be, void *out, float *lse, const void *qkv, const int *prefix_len,
+                                  const int *seg_start, int B, int T, int C, int NH) {
+    attention_forward(out, lse, qkv, prefix_len, seg_start, B, T, C, NH);
+}
+
 /* With P = softmax(S), S = scale * q k^T (causal), O = P v:
  *   dv_s += P_ts dO_t;  dP_ts = dO_t . v_s;  dS_ts = P_ts (dP_ts - dO_t . O_t);
  *   dq_t += scale * dS_ts k_s;  dk_s += scale * dS_ts q_t. */
-void cpu_attention_backward(exitrl_backend *be, void *dqkv_, const void *dout_, const void *qkv_,
-                            const void *out_, const float *lse, int B, int T, int C, int NH) {
-    float *dqkv = dqkv_;
-    const float *dout = dout_, *qkv = qkv_, *out = out_;
+static void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
+                               const float *lse, const int *prefix_len, const int *seg_start, int B, int T, int C,
+                               int NH) {
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
     size_t row = 3 * (size_t)C;
@@ -78,7 +103,9 @@ void cpu_attention_backward(exitrl_backend *be, void *dqkv_, const void *dout_, 
                 float Dt = 0.0f;
 #pragma omp simd reduction(+ : Dt)
                 for (int i = 0; i < hs; i++) Dt += dO[i] * O[i];
-                for (int s = 0; s <= t; s++) {
+                int e1, s2;
+                visible(prefix_len, seg_start, b, T, t, &e1, &s2);
+                for (int s = FIRST_KEY(e1, s2); s <= t; s = NEXT_KEY(s, e1, s2)) {
                     const float *k = qkv + ((size_t)b * T + s) * row + C + h * hs;
                     const float *v = k + C;
                     float *dk = dqkv + ((size_t)b * T + s) * row + C + h * hs;
@@ -100,4 +127,15 @@ void cpu_attention_backward(exitrl_backend *be, void *dqkv_, const void *dout_, 
                 }
             }
         }
+}
+
+void cpu_attention_backward(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv, const void *out,
+                            const float *lse, int B, int T, int C, int NH) {
+    attention_backward(dqkv, dout, qkv, out, lse, NULL, NULL, B, T, C, NH);
+}
+
+void cpu_attention_backward_packed(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
+                                   const void *out, const float *lse, const int *prefix_len, const int *seg_start,
+                                   int B, int T, int C, int NH) {
+    attention_backward(dqkv, dout, qkv, out, lse, prefix_len, seg_start, B, T, C, NH);
 }

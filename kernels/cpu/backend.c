@@ -58,6 +58,8 @@ exitrl_backend *exitrl_backend_cpu_create(void) {
     be->layernorm_backward = cpu_layernorm_backward;
     be->matmul_backward = cpu_matmul_backward;
     be->attention_backward = cpu_attention_backward;
+    be->attention_forward_packed = cpu_attention_forward_packed;
+    be->attention_backward_packed = cpu_attention_backward_packed;
     be->encoder_forward_at = cpu_encoder_forward_at;
     be->kv_cache_store = cpu_kv_cache_store;
     be->attention_decode = cpu_attention_decode;

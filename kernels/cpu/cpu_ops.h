@@ -25,6 +25,11 @@ void cpu_attention_forward(exitrl_backend *be, void *out, float *lse, const void
                            int C, int NH);
 void cpu_attention_backward(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
                             const void *out, const float *lse, int B, int T, int C, int NH);
+void cpu_attention_forward_packed(exitrl_backend *be, void *out, float *lse, const void *qkv,
+                                  const int *prefix_len, const int *seg_start, int B, int T, int C, int NH);
+void cpu_attention_backward_packed(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
+                                   const void *out, const float *lse, const int *prefix_len,
+                                   const int *seg_start, int B, int T, int C, int NH);
 void cpu_classifier_forward_backward(exitrl_backend *be, void *logits, float *losses,
                                      const float *dloss_weights, const int *targets, int N, int V,
                                      int Vp);

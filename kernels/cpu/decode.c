@@ -28,6 +28,10 @@ void cpu_kv_cache_store(exitrl_backend *be, void *kcache, void *vcache, const vo
         }
 }
 
+/* One thread per sequence, reading its cache rows in position order: positions 0..pos[b] of
+ * sequence b are one contiguous block of k (and of v), streamed once from memory for all heads at
+ * once. (Walking the cache head by head instead reads each row in NH strided pieces; once the
+ * batch's cache outgrows the CPU caches, that made the cost per token grow with the batch.) */
 void cpu_attention_decode(exitrl_backend *be, void *out_, const void *qkv_, const void *kcache_,
                           const void *vcache_, const int *pos, int B, int S, int C, int NH) {
     float *out = out_;
@@ -36,30 +40,39 @@ void cpu_attention_decode(exitrl_backend *be, void *out_, const void *qkv_, cons
     float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel
     {
-        float *p = malloc((size_t)S * sizeof(float));
-#pragma omp for collapse(2)
-        for (int b = 0; b < B; b++)
-            for (int h = 0; h < NH; h++) {
-                const float *q = qkv + (size_t)b * 3 * C + h * hs;
-                int n = pos[b] + 1;
-                float mx = -INFINITY;
-                for (int s = 0; s < n; s++) {
-                    const float *k = kc + ((size_t)b * S + s) * C + h * hs;
+        float *p = malloc(((size_t)NH * S + NH) * sizeof(float)); /* scores [NH, S], then 1/sum [NH] */
+        float *inv = p + (size_t)NH * S;
+#pragma omp for schedule(dynamic, 4) /* sequences of a batch differ in length */
+        for (int b = 0; b < B; b++) {
+            const float *q = qkv + (size_t)b * 3 * C;
+            const float *K = kc + (size_t)b * S * C, *V = vc + (size_t)b * S * C;
+            int n = pos[b] + 1;
+            for (int s = 0; s < n; s++)
+                for (int h = 0; h < NH; h++) {
+                    const float *qh = q + h * hs, *k = K + (size_t)s * C + h * hs;
                     float d = 0.0f;
-                    for (int i = 0; i < hs; i++) d += q[i] * k[i];
-                    p[s] = d * scale;
-                    mx = p[s] > mx ? p[s] : mx;
+#pragma omp simd reduction(+ : d)
+                    for (int i = 0; i < hs; i++) d += qh[i] * k[i];
+                    p[(size_t)h * S + s] = d * scale;
                 }
-                float sum = 0.0f;
-                for (int s = 0; s < n; s++) sum += (p[s] = expf(p[s] - mx));
-                float *o = out + (size_t)b * C + h * hs;
-                memset(o, 0, (size_t)hs * sizeof(float));
-                for (int s = 0; s < n; s++) {
-                    const float *v = vc + ((size_t)b * S + s) * C + h * hs;
-                    float w = p[s] / sum;
-                    for (int i = 0; i < hs; i++) o[i] += w * v[i];
-                }
+            for (int h = 0; h < NH; h++) {
+                float *ph = p + (size_t)h * S, mx = -INFINITY, sum = 0.0f;
+                for (int s = 0; s < n; s++) mx = ph[s] > mx ? ph[s] : mx;
+#pragma omp simd reduction(+ : sum)
+                for (int s = 0; s < n; s++) sum += (ph[s] = expf(ph[s] - mx));
+                inv[h] = 1.0f / sum;
             }
+            float *o = out + (size_t)b * C;
+            memset(o, 0, (size_t)C * sizeof(float));
+            for (int s = 0; s < n; s++)
+                for (int h = 0; h < NH; h++) {
+                    const float *v = V + (size_t)s * C + h * hs;
+                    float w = p[(size_t)h * S + s] * inv[h];
+                    float *oh = o + h * hs;
+#pragma omp simd
+                    for (int i = 0; i < hs; i++) oh[i] += w * v[i];
+                }
+        }
         free(p);
     }
 }

@@ -1,10 +1,31 @@
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cpu_ops.h"
 #ifdef EXITRL_HAVE_CBLAS
 #include <cblas.h>
 #endif
+
+#ifndef EXITRL_BLAS_DESC /* CMake defines it; a build without CMake (tools/cudasim) says only this */
+#ifdef EXITRL_HAVE_CBLAS
+#define EXITRL_BLAS_DESC "CBLAS (library not recorded: built without CMake)"
+#else
+#define EXITRL_BLAS_DESC "none"
+#endif
+#endif
+
+void exitrl_cpu_blas_info(char *buf, size_t len) {
+#ifdef EXITRL_HAVE_OPENBLAS_INFO
+    const char *core = openblas_get_corename();
+    /* OpenBLAS falls back to its generic SSE3 kernels on a CPU model it does not know (seen in VMs). */
+    int generic = core && strstr(core, "Prescott") && __builtin_cpu_supports("avx2");
+    snprintf(buf, len, "%s (%s; core %s)%s", EXITRL_BLAS_DESC, openblas_get_config(), core ? core : "?",
+             generic ? "; generic kernels on an AVX2 CPU: OPENBLAS_CORETYPE=Haswell may be faster" : "");
+#else
+    snprintf(buf, len, "%s", EXITRL_BLAS_DESC);
+#endif
+}
 
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
 

@@ -103,8 +103,10 @@ __global__ void attention_rowdot_kernel(float *D, const act_t *dout, const act_t
     }
 }
 
-/* D = rowsum(dO * O) per (b, h, t), into scratch memory; the first step of our backwards. */
-static const float *attention_rowdot(cuda_ctx *ctx, const void *dout, const void *out, int B, int T, int C, int NH) {
+/* D = rowsum(dO * O) per (b, h, t), into scratch memory; the first step of our backwards (these and
+ * the packed ones, attention_packed.cu). */
+extern "C" const float *cuda_attention_rowdot(cuda_ctx *ctx, const void *dout, const void *out, int B, int T, int C,
+                                              int NH) {
     float *D = (float *)cuda_scratch(ctx, SCRATCH_ATT_D, (size_t)B * NH * T * sizeof(float));
     size_t rows = (size_t)B * T * NH;
     unsigned blocks = cuda_blocks_for(rows * 32, 256);
@@ -140,11 +142,11 @@ extern "C" void cuda_attention_backward(exitrl_backend *be, void *dqkv, const vo
     switch (attention_choose(ctx, "attention_backward", 1, B, T, C, NH, ptrs, 4, &plan, &hs)) {
     case RUN_CUDNN: cuda_attention_cudnn_backward(ctx, plan, dqkv, dout, qkv, out, lse, B, T, C, NH); break;
     case RUN_MMA:
-        cuda_attention_mma_backward(ctx, dqkv, dout, qkv, lse, attention_rowdot(ctx, dout, out, B, T, C, NH), B, T, C,
+        cuda_attention_mma_backward(ctx, dqkv, dout, qkv, lse, cuda_attention_rowdot(ctx, dout, out, B, T, C, NH), B, T, C,
                                     NH, hs);
         break;
     case RUN_SIMT:
-        cuda_attention_simt_backward(ctx, dqkv, dout, qkv, lse, attention_rowdot(ctx, dout, out, B, T, C, NH), B, T,
+        cuda_attention_simt_backward(ctx, dqkv, dout, qkv, lse, cuda_attention_rowdot(ctx, dout, out, B, T, C, NH), B, T,
                                      C, NH, hs);
         break;
     }

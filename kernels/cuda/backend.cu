@@ -9,6 +9,7 @@
  *                  attention_mma.cu (tensor cores), attention_simt.cu (CUDA cores) and
  *                  attention_cudnn.cu (cuDNN; its graph building in cudnn_graph.cu, and
  *                  attention_cudnn_stub.cu in a build without cuDNN)
+ *   attention_packed.cu  attention_forward_packed / backward_packed (the shared-prefix GRPO rows)
  *   classifier.cu  classifier_forward_backward, grpo_classifier
  *   decode.cu      the rollout ops: encoder_forward_at, kv_cache_store, attention_decode,
  *                  gather_rows, hidden_accumulate
@@ -488,6 +489,8 @@ extern "C" exitrl_backend *exitrl_backend_cuda_create(int device, int fp32_mode,
     be->layernorm_backward = cuda_layernorm_backward;
     be->matmul_backward = cuda_matmul_backward;
     be->attention_backward = cuda_attention_backward;
+    be->attention_forward_packed = cuda_attention_forward_packed;
+    be->attention_backward_packed = cuda_attention_backward_packed;
     be->encoder_forward_at = cuda_encoder_forward_at;
     be->kv_cache_store = cuda_kv_cache_store;
     be->attention_decode = cuda_attention_decode;

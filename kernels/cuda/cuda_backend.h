@@ -139,6 +139,14 @@ void cuda_attention_forward(exitrl_backend *be, void *out, float *lse, const voi
                             int T, int C, int NH);
 void cuda_attention_backward(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv,
                              const void *out, const float *lse, int B, int T, int C, int NH);
+/* D[b, h, t] = rowsum(dO * O) into scratch memory (SCRATCH_ATT_D), for the attention backwards. */
+const float *cuda_attention_rowdot(cuda_ctx *ctx, const void *dout, const void *out, int B, int T, int C, int NH);
+/* Packed rows (attention_packed.cu; contract in ops.h attention_forward_packed). */
+void cuda_attention_forward_packed(exitrl_backend *be, void *out, float *lse, const void *qkv, const int *prefix_len,
+                                   const int *seg_start, int B, int T, int C, int NH);
+void cuda_attention_backward_packed(exitrl_backend *be, void *dqkv, const void *dout, const void *qkv, const void *out,
+                                    const float *lse, const int *prefix_len, const int *seg_start, int B, int T,
+                                    int C, int NH);
 /* Calls since the backend was created that ran the flash kernels because cuDNN could not take them
  * (no engine or plan for the shape, unsupported head size, misaligned pointer, plan cache full);
  * each such shape is also named once on stderr. T == 1 runs the flash kernels by design and is not
