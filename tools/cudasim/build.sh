@@ -22,7 +22,9 @@ objs=""
 for f in "$O"/src/*.cpp "$S/sim_runtime.cpp"; do b=$(basename "$f" .cpp); $CXX -c "$f" -o "$O/obj/$b.o" & objs="$objs $O/obj/$b.o"; done
 for f in "$R"/kernels/cpu/*.c; do b=cpu_$(basename "$f" .c); $CC -c "$f" -o "$O/obj/$b.o" & objs="$objs $O/obj/$b.o"; done
 wait
-for f in model rng tokenizer rollout; do $CC -DEXITRL_VERSION='"sim"' -DEXITRL_SOURCE_DIR="\"$R\"" -c "$R/host/$f.c" -o "$O/obj/host_$f.o"; done
+for f in model/model model/optimizer model/rng model/tokenizer rl/rollout; do
+    $CC -DEXITRL_VERSION='"sim"' -DEXITRL_SOURCE_DIR="\"$R\"" -c "$R/host/$f.c" -o "$O/obj/host_$(basename "$f").o"
+done
 $CC -c "$R/tests/test_gpu_ops.c" -o "$O/obj/test_gpu_ops.o"
 $CC -c "$R/tests/test_gpu_train_step.c" -o "$O/obj/test_gpu_train_step.o"
 $CC -c "$R/tests/test_gpu_rollout.c" -o "$O/obj/test_gpu_rollout.o"
