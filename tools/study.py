@@ -12,10 +12,11 @@ started over). The table is made from whatever evaluations exist.
   tools/study.py table [--out docs/results]        -> table1.json, table1.md, table1.png
   tools/study.py plan                              what is done, what is left, an estimate
 
-Cost on 2 CPU cores (tiny model, knapsack with feedback, measured with --jobs 2, one core per job):
-a warm start ~15 min, an RL run (300 iterations) ~15 min, an evaluation (K = 16, 512 x 4 chains)
-~6 min; one domain x 3 seeds is ~3 hours and the whole study ~9-10 hours, to be spread over
-sittings (it resumes). `plan` prints the estimate for what is left.
+Cost on 2 CPU cores (tiny model, knapsack with feedback, measured with --jobs 2, one core per job,
+2026-12-07): a warm start 12-14 min, grpo (300 iterations) 8-15 min, exit 25-33 min, an evaluation
+(K = 16, 640 x 4 chains) 6-8 min; knapsack x 3 seeds x (warm, grpo, exit) took 1.7 hours, and the
+whole study (3 domains x 3 seeds x 6 policies) is ~9-10 hours, to be spread over sittings (it
+resumes). `plan` prints the estimate for what is left.
 """
 import argparse
 import concurrent.futures as cf
@@ -46,7 +47,7 @@ RL = {"iterations": 300, "eval_every": 0, "ckpt_every": 100}
 # gave up to 0.0115 on knapsack).
 EVAL = {"eval_steps": 16, "eval_instances": 640, "eval_samples": 4, "temperature": 0.6}
 # Estimated minutes per job on one core (for `plan`).
-MINUTES = {"warm": 15, "rl": 15, "eval": 6}
+MINUTES = {"warm": 14, "rl": 20, "eval": 7}
 
 
 EXE = None  # --exe: the exitrl binary (default build-cpu/exitrl; a copy lets you rebuild while the study runs)
