@@ -14,7 +14,7 @@ started over). The table is made from whatever evaluations exist.
 
 Cost on 2 CPU cores (tiny model, knapsack with feedback, measured with --jobs 2, one core per job,
 2026-12-07): a warm start 12-14 min, grpo (300 iterations) 8-15 min, exit 25-33 min, an evaluation
-(K = 16, 640 x 4 chains) 6-8 min; knapsack x 3 seeds x (warm, grpo, exit) took 1.7 hours, and the
+(K = 16, 640 x 4 chains) 6-8 min; knapsack x 3 seeds x (warm, grpo, exit) took 1.8 hours, and the
 whole study (3 domains x 3 seeds x 6 policies) is ~9-10 hours, to be spread over sittings (it
 resumes). `plan` prints the estimate for what is left.
 """
