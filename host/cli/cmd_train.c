@@ -99,9 +99,9 @@ static int restore(ckpt_reader *r, rl_trainer *t, train_state *st, char *err, si
                          (long long)st->iteration, cfg->iterations);
     if (!rng_state_valid(&st->rng))
         return bad_field(err, err_len, r, "train_state", "field 'rng' is all zero (not a xoshiro256** state)");
-    /* Each iteration takes at most epochs x minibatches optimizer steps (rl_iteration's GRPO update). */
-    const int64_t n = (int64_t)cfg->prompts * cfg->group_size, mb_rows = (n + cfg->minibatches - 1) / cfg->minibatches;
-    const int64_t max_steps = st->iteration * cfg->epochs * ((n + mb_rows - 1) / mb_rows);
+    /* Each iteration's GRPO update takes grpo_update_steps optimizer steps (fewer when skipped). */
+    const int64_t max_steps =
+        st->iteration * grpo_update_steps(cfg->prompts * cfg->group_size, cfg->minibatches, cfg->epochs);
     if (t->model->adam_step > max_steps)
         return bad_field(err, err_len, r, "adam_step", "= %d exceeds the %lld optimizer steps of %lld iterations",
                          t->model->adam_step, (long long)max_steps, (long long)st->iteration);

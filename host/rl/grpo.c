@@ -124,6 +124,11 @@ static void fill_row(const rollout_output *ro, const packed_row *r, const float 
     x->prefix_len[b] = plen;
 }
 
+int grpo_update_steps(int n, int minibatches, int epochs) {
+    const int mb_rows = (n + minibatches - 1) / minibatches;
+    return epochs * ((n + mb_rows - 1) / mb_rows);
+}
+
 int grpo_update(gpt_model *m, const grpo_reference *ref, const rollout_output *ro, int n, const float *adv,
                 const grpo_options *o, grpo_stats *st) {
     const int mb_rows = (n + o->minibatches - 1) / o->minibatches;
@@ -158,7 +163,7 @@ int grpo_update(gpt_model *m, const grpo_reference *ref, const rollout_output *r
     }
     int rc = 0;
     memset(st, 0, sizeof *st);
-    st->steps = o->epochs * ((n + mb_rows - 1) / mb_rows);
+    st->steps = grpo_update_steps(n, o->minibatches, o->epochs);
     int adv_finite = o->test_fault != GRPO_FAULT_ADV;
     for (int i = 0; i < n && adv_finite; i++) adv_finite = isfinite(adv[i]);
     if (!adv_finite) { /* every step would carry it into the weights */

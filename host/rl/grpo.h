@@ -45,6 +45,11 @@ int grpo_reference_init(grpo_reference *ref, gpt_model *m);
 void grpo_reference_update(grpo_reference *ref, gpt_model *m, float alpha);
 void grpo_reference_free(grpo_reference *ref, gpt_model *m);
 
+/* The AdamW steps one update on n completions takes: epochs x the number of minibatches of
+ * ceil(n / minibatches) rows (fewer than `minibatches` when n is not a multiple). n, minibatches,
+ * epochs >= 1. */
+int grpo_update_steps(int n, int minibatches, int epochs);
+
 /* One update on the n completions of `ro` (rows 0..n-1) with advantages adv[n]. The model must
  * have been created with batch capacity >= ceil(n / minibatches) rows of T >= the longest row.
  * ref may be NULL when loss.beta == 0. Numeric faults skip steps, never corrupt the model: a
