@@ -238,6 +238,9 @@ void bench_peer_blas(const char *python, bench_run *run) {
              "\" + MKL\" if torch.backends.mkl.is_available() else \"\", torch.get_num_threads()))' 2>/dev/null",
              python);
     command_line(cmd, run->peer_blas, sizeof run->peer_blas);
+    const char *core = getenv("OPENBLAS_CORETYPE"); /* inherited by the peer, as by our side */
+    size_t n = strlen(run->peer_blas);
+    if (core && n) snprintf(run->peer_blas + n, sizeof run->peer_blas - n, ", OPENBLAS_CORETYPE=%s", core);
 }
 
 /* The model's fp32 weights in host/model/model.h's flat layout, for the PyTorch peer. */

@@ -21,6 +21,7 @@
 
 #include "run/setup.h"
 #include "bench_common.h"
+#include "ops.h"
 #include "run/config.h"
 #include "rl/trainer.h"
 #include "tasks/arith.h"
@@ -267,6 +268,7 @@ static void write_record(FILE *f, const bench_run *run, const exitrl_backend *be
 }
 
 int main(int argc, char **argv) {
+    exitrl_cpu_blas_choose_core(argv); /* before timing anything (see ops.h) */
     bench_program = "bench_exit_iteration";
     bench_opts o;
     parse_args(argc, argv, &o);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bench_common.h"
+#include "ops.h"
 #include "cli/commands.h"
 #include "model/model.h"
 #include "model/model_io.h"
@@ -369,6 +370,7 @@ static int bench_config(exitrl_backend *be, const char *name, const bench_opts *
 }
 
 int main(int argc, char **argv) {
+    exitrl_cpu_blas_choose_core(argv); /* before timing anything (see ops.h) */
     bench_program = "bench_rollout";
     bench_opts o;
     parse_args(argc, argv, &o);

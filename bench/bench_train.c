@@ -255,6 +255,7 @@ static int bench_config(exitrl_backend *be, const char *name, const bench_opts *
 }
 
 int main(int argc, char **argv) {
+    exitrl_cpu_blas_choose_core(argv); /* before timing anything (see ops.h) */
     bench_program = "bench_train";
     bench_opts o;
     parse_args(argc, argv, &o);

@@ -283,6 +283,15 @@ exitrl_backend *exitrl_backend_cpu_create(void);
  * slower), and for OpenBLAS its run-time configuration and the CPU core whose kernels it chose. */
 void exitrl_cpu_blas_info(char *buf, size_t len);
 
+/* Call first in main (argv as main received it). When OpenBLAS fell back to its generic SSE3
+ * kernels on a CPU with AVX2+FMA or AVX-512 (it does on CPU models it does not know, as in VMs; 2.3x
+ * slower on the tiny model's pretraining), sets OPENBLAS_CORETYPE to Haswell or SkylakeX and
+ * re-executes the program, since OpenBLAS reads it only when loaded; child processes (the benches'
+ * PyTorch peers) inherit it. Returns without doing anything when OPENBLAS_CORETYPE is already set
+ * (the user's choice wins), when OpenBLAS chose a real core, without OpenBLAS, or when the exec
+ * fails. exitrl_cpu_blas_info then says that exitrl set it. */
+void exitrl_cpu_blas_choose_core(char **argv);
+
 /* The CUDA backend; NULL (with a reason in `why`, if non-NULL) when it was not compiled in or no
  * GPU is present. fp32_mode selects fp32 activations for tight parity tests. */
 exitrl_backend *exitrl_backend_cuda_create(int device, int fp32_mode, char *why, size_t why_len);

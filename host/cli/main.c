@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "ops.h"
 
 typedef struct {
     const char *name;
@@ -27,6 +28,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    exitrl_cpu_blas_choose_core(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

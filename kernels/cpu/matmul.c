@@ -1,11 +1,16 @@
+#define _POSIX_C_SOURCE 200809L /* setenv, unsetenv, execv */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cpu_ops.h"
 #ifdef EXITRL_HAVE_CBLAS
 #include <cblas.h>
 #endif
+
+#define CHOSEN_ENV "EXITRL_OPENBLAS_FALLBACK" /* set across the re-exec of exitrl_cpu_blas_choose_core */
 
 #ifndef EXITRL_BLAS_DESC /* CMake defines it; a build without CMake (tools/cudasim) says only this */
 #ifdef EXITRL_HAVE_CBLAS
@@ -15,13 +20,48 @@
 #endif
 #endif
 
+#ifdef EXITRL_HAVE_OPENBLAS_INFO
+/* The OpenBLAS core whose kernels suit this CPU when OpenBLAS itself fell back to its generic
+ * SSE3 ones (it does on CPU models it does not know, as in VMs), else NULL. */
+static const char *better_openblas_core(void) {
+    const char *core = openblas_get_corename();
+    if (!core || !strstr(core, "Prescott")) return NULL;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        return "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+    return NULL;
+}
+#endif
+
+void exitrl_cpu_blas_choose_core(char **argv) {
+#ifdef EXITRL_HAVE_OPENBLAS_INFO
+    if (getenv("OPENBLAS_CORETYPE") || getenv(CHOSEN_ENV)) return; /* the user's choice, or done */
+    const char *core = better_openblas_core();
+    if (!core) return;
+    /* OpenBLAS reads OPENBLAS_CORETYPE once, when it is loaded: only a new process image sees it.
+     * CHOSEN_ENV records what OpenBLAS had picked (for exitrl_cpu_blas_info) and stops a loop. */
+    if (setenv("OPENBLAS_CORETYPE", core, 1) || setenv(CHOSEN_ENV, openblas_get_corename(), 1)) return;
+    fflush(NULL);
+    execv("/proc/self/exe", argv);
+    unsetenv("OPENBLAS_CORETYPE"); /* exec failed: go on with the generic kernels, and say so */
+    unsetenv(CHOSEN_ENV);
+#else
+    (void)argv;
+#endif
+}
+
 void exitrl_cpu_blas_info(char *buf, size_t len) {
 #ifdef EXITRL_HAVE_OPENBLAS_INFO
-    const char *core = openblas_get_corename();
-    /* OpenBLAS falls back to its generic SSE3 kernels on a CPU model it does not know (seen in VMs). */
-    int generic = core && strstr(core, "Prescott") && __builtin_cpu_supports("avx2");
-    snprintf(buf, len, "%s (%s; core %s)%s", EXITRL_BLAS_DESC, openblas_get_config(), core ? core : "?",
-             generic ? "; generic kernels on an AVX2 CPU: OPENBLAS_CORETYPE=Haswell may be faster" : "");
+    const char *core = openblas_get_corename(), *better = better_openblas_core(), *was = getenv(CHOSEN_ENV);
+    char note[160] = "";
+    if (was && getenv("OPENBLAS_CORETYPE"))
+        snprintf(note, sizeof note, "; OPENBLAS_CORETYPE=%s set by exitrl (OpenBLAS had picked the generic %s)",
+                 getenv("OPENBLAS_CORETYPE"), was);
+    else if (better)
+        snprintf(note, sizeof note, "; generic kernels on a CPU with %s: OPENBLAS_CORETYPE=%s would be faster",
+                 strcmp(better, "SkylakeX") ? "AVX2" : "AVX-512", better);
+    snprintf(buf, len, "%s (%s; core %s)%s", EXITRL_BLAS_DESC, openblas_get_config(), core ? core : "?", note);
 #else
     snprintf(buf, len, "%s", EXITRL_BLAS_DESC);
 #endif
