@@ -18,11 +18,11 @@ static void test_hand_cases(void) {
     CHECK(score_text(&p, "3 1", fb) == 1.0f, "order does not matter");
     CHECK(score_text(&p, " 1\t3\n", fb) == 1.0f, "any whitespace separates");
     CHECK(score_text(&p, "01 3", fb) == 1.0f, "leading zeros");
-    CHECK(test_near(score_text(&p, "0 1", fb), 50.0 / 90.0) && strcmp(fb, "weight 9/10 value 50/90") == 0,
+    CHECK(test_near(score_text(&p, "0 1", fb), 50.0 / 90.0) && strcmp(fb, "weight 9/10 room 1 value 50/90") == 0,
           "suboptimal: %s", fb);
     CHECK(test_near(score_text(&p, "2", fb), 30.0 / 90.0), "one item");
-    CHECK(score_text(&p, "", fb) == 0.0f && strcmp(fb, "weight 0/10 value 0/90") == 0, "empty set: %s", fb);
-    CHECK(score_text(&p, "0 1 2", fb) == 0.0f && strcmp(fb, "weight 15 over capacity 10") == 0,
+    CHECK(score_text(&p, "", fb) == 0.0f && strcmp(fb, "weight 0/10 room 10 value 0/90") == 0, "empty set: %s", fb);
+    CHECK(score_text(&p, "0 1 2", fb) == 0.0f && strcmp(fb, "weight 15/10 over by 5") == 0,
           "over capacity: %s", fb);
     CHECK(score_text(&p, "1 1", fb) == 0.0f && strcmp(fb, "malformed") == 0, "repeated index");
     CHECK(score_text(&p, "4", fb) == 0.0f, "index out of range");

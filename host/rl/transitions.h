@@ -15,8 +15,8 @@ typedef struct {
 } transition_stats;
 
 /* The same counts split by what the verifier said about the previous attempt: its feedback's class,
- * the text with every digit run replaced by '#' ("weight 20 over capacity 17" -> "weight # over
- * capacity #"). Shows whether a policy acts on its feedback (copies an attempt called optimal, repairs
+ * the text with every digit run replaced by '#' ("weight 20/17 over by 3" -> "weight #/#
+ * over by #"). Shows whether a policy acts on its feedback (copies an attempt called optimal, repairs
  * one called over capacity). Classes keep their first-seen order; once TRANSITION_MAX_CLASSES - 1
  * exist, every further class is counted in a last one named "other". */
 enum { TRANSITION_MAX_CLASSES = 12, TRANSITION_CLASS_CAP = 48 };

@@ -89,16 +89,17 @@ float knapsack_score(const knapsack_problem *p, const char *answer, size_t len, 
     int bad_feedback;
     if (weight > p->capacity) {
         reward = 0.0f;
-        bad_feedback = task_write_feedback(feedback, feedback_cap, "weight %d over capacity %d",
-                                           weight, p->capacity);
+        bad_feedback = task_write_feedback(feedback, feedback_cap, "weight %d/%d over by %d", weight,
+                                           p->capacity, weight - p->capacity);
     } else {
-        /* The feedback says what the attempt lacks: spare capacity and the gap to the best value. */
+        /* The feedback says what the attempt lacks, worked out: the weight to drop or the room left,
+         * and the gap to the best value. */
         reward = (float)value / (float)optimum;
         bad_feedback = value == optimum
                            ? task_write_feedback(feedback, feedback_cap, "weight %d/%d value %d optimal", weight,
                                                  p->capacity, value)
-                           : task_write_feedback(feedback, feedback_cap, "weight %d/%d value %d/%d", weight,
-                                                 p->capacity, value, optimum);
+                           : task_write_feedback(feedback, feedback_cap, "weight %d/%d room %d value %d/%d",
+                                                 weight, p->capacity, p->capacity - weight, value, optimum);
     }
     return bad_feedback ? -1.0f : reward;
 }

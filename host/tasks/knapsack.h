@@ -27,9 +27,9 @@ int knapsack_optimum(const knapsack_problem *p, unsigned char *take);
  * value/optimum for a selection within the capacity (the baseline "worst" is the empty
  * selection, value 0, which is always feasible); 0 for one over the capacity or for anything
  * malformed (not indices, an index out of range, a repeated index). Feedback (what the attempt
- * lacks, with c the capacity and b the best value): "weight <w>/<c> value <v>/<b>", "weight <w>/<c>
- * value <v> optimal", "weight <w> over capacity <c>" or "malformed". Returns -1 if feedback does not
- * fit. */
+ * lacks, worked out, with c the capacity and b the best value): "weight <w>/<c> room <c-w> value
+ * <v>/<b>", "weight <w>/<c> value <v> optimal", "weight <w>/<c> over by <w-c>" or "malformed".
+ * Returns -1 if feedback does not fit. */
 float knapsack_score(const knapsack_problem *p, const char *answer, size_t len, char *feedback,
                      size_t feedback_cap);
 #endif
