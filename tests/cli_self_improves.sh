@@ -27,7 +27,7 @@ WARM_MARGIN=${SELF_IMPROVE_TEST_WARM_MARGIN:-0}
 EXIT_MARGIN=${SELF_IMPROVE_TEST_EXIT_MARGIN:--0.04}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 common=(--seed "$SEED" --threads 2 --progress 0 --out_dir "$tmp")
-"$EXITRL" pretrain --config "$CONF/tiny_cpu.conf" "${common[@]}" --steps 800 --eval_every 0 --ckpt_every 800 \
+"$EXITRL" pretrain --config "$CONF/tiny_cpu.conf" "${common[@]}" --steps 800 --demo_p_shown_correct 0.25 --eval_every 0 --ckpt_every 800 \
     --name warm >"$tmp/log" 2>&1 || { cat "$tmp/log"; echo "FAIL: pretrain"; exit 1; }
 "$EXITRL" train --config "$CONF/tiny_cpu_exit.conf" --init "$tmp/warm/checkpoint.bin" "${common[@]}" \
     --iterations 60 --ckpt_every 60 --name exit >"$tmp/log" 2>&1 || { cat "$tmp/log"; echo "FAIL: train"; exit 1; }

@@ -58,9 +58,9 @@ if ! have_matplotlib; then
     fi
 fi
 echo "== exitrl demo ($mode): multi-step evaluation"
-# Greedy (temperature 1e-3, one chain per instance): the policy's own edits, not sampling luck.
+# Temperature 0.6, as the study (tools/study.py) evaluates; 256 held-out instances x 2 chains.
 "$bin" eval --config "configs/${size}_exit.conf" --runs "runs/${name}_warm,runs/${name}_exit" \
-    --temperature 0.001 --eval_samples 1 --eval_instances 256 --out "runs/${name}_eval.json"
+    --temperature 0.6 --eval_samples 2 --eval_instances 256 --out "runs/${name}_eval.json"
 python3 - "runs/${name}_eval.json" <<'PY'
 import json, sys
 runs = json.load(open(sys.argv[1]))["runs"]
