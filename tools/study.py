@@ -12,11 +12,12 @@ started over). The table is made from whatever evaluations exist.
   tools/study.py table [--out docs/results]        -> table1.json, table1.md, table1.png
   tools/study.py plan                              what is done, what is left, an estimate
 
-Cost on 2 CPU cores (tiny model, knapsack with feedback, measured with --jobs 2, one core per job,
-2026-12-07): a warm start 12-14 min, grpo (300 iterations) 8-15 min, exit 25-33 min, an evaluation
-(K = 16, 640 x 4 chains) 6-8 min; knapsack x 3 seeds x (warm, grpo, exit) took 1.8 hours, and the
-whole study (3 domains x 3 seeds x 6 policies) is ~9-10 hours, to be spread over sittings (it
-resumes). `plan` prints the estimate for what is left.
+Cost on 2 CPU cores (tiny model, --jobs 2, one core per job, measured 2026-12-07 on an Intel Xeon
+with exitrl choosing OpenBLAS's SkylakeX kernels): a warm start 5-7 min, grpo or curriculum (300
+iterations) 1.6-2 min, improve / diverge / exit 3.2-3.4 min, an evaluation (K = 16, 640 x 4
+chains) 2-3.5 min; the knapsack ladder (3 seeds x 6 policies) took 65 minutes, and the whole study
+(3 domains) is ~3 hours, to be spread over sittings (it resumes). `plan` prints the estimate for
+what is left.
 """
 import argparse
 import concurrent.futures as cf
@@ -47,7 +48,7 @@ RL = {"iterations": 300, "eval_every": 0, "ckpt_every": 100}
 # gave up to 0.0115 on knapsack).
 EVAL = {"eval_steps": 16, "eval_instances": 640, "eval_samples": 4, "temperature": 0.6}
 # Estimated minutes per job on one core (for `plan`).
-MINUTES = {"warm": 14, "rl": 20, "eval": 7}
+MINUTES = {"warm": 6, "rl": 3, "eval": 3}
 
 
 EXE = None  # --exe: the exitrl binary (default build-cpu/exitrl; a copy lets you rebuild while the study runs)
