@@ -2,7 +2,7 @@
 # The main job: build exitrl, warm-start a policy on task demonstrations (knapsack on the CPU,
 # arith on a GPU), train it with ExIt, and evaluate multi-step self-improvement on held-out
 # problems: the k=0 and k=K scores of both policies, a JSON table and a PNG plot.
-# With a GPU: the small config on CUDA; without one: the tiny config on the CPU (about 10 minutes
+# With a GPU: the small config on CUDA; without one: the tiny config on the CPU (about 5 minutes
 # on 2 cores). Outputs go to runs/demo_{cpu,gpu}_{warm,exit}/ and runs/demo_{cpu,gpu}_eval.{json,png}.
 # Usage: tools/run_demo.sh [cpu|gpu]   (default: gpu when one is present)
 set -euo pipefail
