@@ -38,13 +38,14 @@ python3 - "$tmp/eval.json" "$WARM_MARGIN" "$EXIT_MARGIN" <<'PY'
 import json, sys
 runs = json.load(open(sys.argv[1]))["runs"]
 margins = [float(sys.argv[2]), float(sys.argv[3])]
-for r in runs:
-    s = r["score"]
+failed = False
+for r, margin in zip(runs, margins):
+    name, s = r["run"].rstrip("/").split("/")[-1], r["score"]
+    delta = s[-1] - s[0]
     print("%-5s k=0..%d: %s  Delta_K %+.4f (se of a score <= %.4f)" % (
-        r["run"].rstrip("/").split("/")[-1], r["K"], " ".join("%.3f" % x for x in s), s[-1] - s[0], max(r["score_se"])))
-bad = [(r, m) for r, m in zip(runs, margins) if not r["score"][-1] - r["score"][0] >= m]
-for r, m in bad:
-    print("FAIL: %s: held-out Delta_K %+.4f is below the margin %+.3f" % (
-        r["run"].rstrip("/").split("/")[-1], r["score"][-1] - r["score"][0], m))
-sys.exit(1 if bad else 0)
+        name, r["K"], " ".join("%.3f" % x for x in s), delta, max(r["score_se"])))
+    if not delta >= margin:
+        print("FAIL: %s: held-out Delta_K %+.4f is below the margin %+.3f" % (name, delta, margin))
+        failed = True
+sys.exit(1 if failed else 0)
 PY
