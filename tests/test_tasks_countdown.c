@@ -186,10 +186,57 @@ static void test_determinism_and_teacher(void) {
     CHECK(fabs(rate - p_default) < 0.04, "default accuracy %.3f, expected %.3f", rate, p_default);
 }
 
+static void improve_case(const countdown_problem *p, const char *prev, const char *want) {
+    task_rng r = task_rng_seeded(1);
+    char out[TASK_ANSWER_CAP];
+    int n = countdown_improve(p, prev, strlen(prev), &r, 1.0f, out, sizeof out);
+    CHECK(n == (int)strlen(want) && strcmp(out, want) == 0, "improve %s: %s, expected %s", prev, out, want);
+}
+
+/* The one-edit teacher: hand-worked best edits of each kind, then over random instances and
+ * attempts it never scores below the attempt, and beats every valid wrong one. */
+static void test_improve(void) {
+    countdown_problem p = {.n = 4, .numbers = {3, 7, 25, 50}, .target = 175};
+    improve_case(&p, "25*7", "25*7");       /* right: kept */
+    improve_case(&p, "25*3", "25*7");       /* a number replaced */
+    improve_case(&p, "25*8", "25*7");       /* 8 is not given: replaced */
+    improve_case(&p, "25*7+3", "25*7");     /* a number dropped with its operator */
+    improve_case(&p, "3*50", "3*50+25");    /* a given number joined */
+    improve_case(&p, "50-25", "(50-25)*7"); /* joined by *, parenthesised */
+    improve_case(&p, "25+7", "25*7");       /* an operator replaced */
+
+    task_rng r = task_rng_seeded(9);
+    task_instance in = {.domain = TASK_DOMAIN_COUNTDOWN, .knobs = {3, 25, 999}};
+    int valid_wrong = 0, better = 0, never_worse = 1;
+    const int N = 2000;
+    for (int i = 0; i < N; i++) {
+        in.seed = (uint64_t)i * 7919 + 1;
+        countdown_problem q;
+        CHECK(countdown_generate(&in, &q) == 0, "generate");
+        char prev[TASK_ANSWER_CAP], out[TASK_ANSWER_CAP];
+        int len = task_countdown.teacher_answer(&in, &r, 0.0f, prev, sizeof prev - 1);
+        if (i % 4 == 0) { /* malformed */
+            prev[len++] = '+';
+            prev[len] = 0;
+        }
+        float q0 = countdown_score(&q, prev, (size_t)len, NULL, 0);
+        int n = countdown_improve(&q, prev, (size_t)len, &r, (float)(i % 3) / 2.0f, out, sizeof out);
+        CHECK(n > 0, "improve returned %d", n);
+        float q1 = countdown_score(&q, out, (size_t)n, NULL, 0);
+        never_worse &= q1 >= q0;
+        valid_wrong += q0 >= 0.1f && q0 < 1.0f;
+        better += q0 >= 0.1f && q0 < 1.0f && q1 > q0;
+    }
+    CHECK(never_worse, "an improvement scored below its attempt");
+    CHECK(valid_wrong > N / 2 && better == valid_wrong, "%d of %d valid wrong attempts improved", better,
+          valid_wrong);
+}
+
 int main(void) {
     test_hand_cases();
     test_parser();
     test_generated_instances();
     test_determinism_and_teacher();
+    test_improve();
     return test_finish("test_tasks_countdown");
 }

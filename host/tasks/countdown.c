@@ -2,6 +2,7 @@
 #include "tasks/countdown.h"
 
 #include <stdio.h>
+#include <string.h>
 
 enum { BUILD_TRIES = 64, WRONG_TRIES = 16 };
 
@@ -190,27 +191,124 @@ static int teacher_answer(const task_instance *inst, task_rng *r, float p_correc
     return n;
 }
 
-/* The teacher improving an attempt: with probability p_correct the solution; else the first of
- * WRONG_TRIES random equations that scores strictly higher than prev (closer to the target), or
- * the solution when none does. Never worse than prev. */
+/* ---- one-edit improvement (countdown_improve) ---- */
+
+/* The search over prev's one-edit neighbours: the best one, and one drawn uniformly from all that
+ * score strictly higher than prev (reservoir sampling: the rng is used only when one does). */
+typedef struct {
+    const countdown_problem *p;
+    task_rng *r;
+    float q0, best_q;           /* prev's reward; the best neighbour's (q0 when none is better) */
+    int n_better;               /* neighbours scoring strictly above q0 */
+    char best[TASK_ANSWER_CAP]; /* the best neighbour (the first found among equals) */
+    char pick[TASK_ANSWER_CAP]; /* a uniformly drawn better neighbour */
+} edit_search;
+
+static void consider(edit_search *s, const char *text, int len) {
+    if (len <= 0 || len >= TASK_ANSWER_CAP) return;
+    float q = countdown_score(s->p, text, (size_t)len, NULL, 0);
+    if (!(q > s->q0)) return;
+    if (q > s->best_q) {
+        s->best_q = q;
+        memcpy(s->best, text, (size_t)len + 1);
+    }
+    if (task_rng_below(s->r, (uint32_t)++s->n_better) == 0) memcpy(s->pick, text, (size_t)len + 1);
+}
+
+/* prev[0..a) + ins + prev[b..len) as a candidate. */
+static void consider_splice(edit_search *s, const char *prev, int len, int a, int b, const char *ins) {
+    char text[TASK_ANSWER_CAP];
+    int n = snprintf(text, sizeof text, "%.*s%s%.*s", a, prev, ins, len - b, prev + b);
+    if (n > 0 && n < (int)sizeof text) consider(s, text, n);
+}
+
+static int is_op(char c) { return c == '+' || c == '-' || c == '*' || c == '/'; }
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* The one-edit neighbours of prev: each number replaced by a given number, each operator by
+ * another, a number dropped with the operator next to it, or a given number joined to the whole
+ * attempt (E+x, E-x, E*x, E/x, x-E, parenthesised where needed). */
+static void search_edits(edit_search *s, const char *prev, int len) {
+    static const char ops[] = "+-*/";
+    char num[24];
+    for (int i = 0; i < len; i++) {
+        if (is_op(prev[i])) {
+            for (int k = 0; k < 4; k++)
+                if (ops[k] != prev[i]) consider_splice(s, prev, len, i, i + 1, (char[2]){ops[k], 0});
+        } else if (is_digit(prev[i]) && (i == 0 || !is_digit(prev[i - 1]))) {
+            int b = i;
+            while (b < len && is_digit(prev[b])) b++;
+            for (int j = 0; j < s->p->n; j++) {
+                if (j > 0 && s->p->numbers[j] == s->p->numbers[j - 1]) continue;
+                snprintf(num, sizeof num, "%lld", (long long)s->p->numbers[j]);
+                consider_splice(s, prev, len, i, b, num);
+            }
+            if (i > 0 && is_op(prev[i - 1])) consider_splice(s, prev, len, i - 1, b, "");
+            if (b < len && is_op(prev[b])) consider_splice(s, prev, len, i, b + 1, "");
+        }
+    }
+    int sum_level = 0; /* whether prev has a + or - that a following * or / would bind into */
+    for (int i = 0; i < len; i++) sum_level |= prev[i] == '+' || prev[i] == '-';
+    const char *open = sum_level ? "(" : "", *close = sum_level ? ")" : "";
+    char text[TASK_ANSWER_CAP];
+    for (int j = 0; j < s->p->n; j++) {
+        if (j > 0 && s->p->numbers[j] == s->p->numbers[j - 1]) continue;
+        long long x = (long long)s->p->numbers[j];
+        const int n_forms = 5;
+        for (int f = 0; f < n_forms; f++) {
+            int n = f == 0   ? snprintf(text, sizeof text, "%.*s+%lld", len, prev, x)
+                    : f == 1 ? snprintf(text, sizeof text, "%.*s-%lld", len, prev, x)
+                    : f == 2 ? snprintf(text, sizeof text, "%s%.*s%s*%lld", open, len, prev, close, x)
+                    : f == 3 ? snprintf(text, sizeof text, "%s%.*s%s/%lld", open, len, prev, close, x)
+                             : snprintf(text, sizeof text, "%lld-%s%.*s%s", x, open, len, prev, close);
+            if (n > 0 && n < (int)sizeof text) consider(s, text, n);
+        }
+    }
+}
+
+int countdown_improve(const countdown_problem *p, const char *prev, size_t prev_len, task_rng *r,
+                      float p_correct, char *buf, size_t cap) {
+    int len = prev_len < TASK_ANSWER_CAP ? (int)prev_len : 0; /* a longer attempt has no neighbours */
+    edit_search s = {.p = p, .r = r};
+    s.q0 = s.best_q = countdown_score(p, prev, prev_len, NULL, 0);
+    if (s.q0 >= 1.0f) { /* already right: keep it */
+        if (prev_len >= cap) return TASK_ERR_FIT;
+        memcpy(buf, prev, prev_len);
+        buf[prev_len] = 0;
+        return (int)prev_len;
+    }
+    search_edits(&s, prev, len);
+    const char *out = NULL;
+    if (s.n_better > 0) {
+        out = task_rng_unit(r) < p_correct ? s.best : s.pick;
+    } else if (task_rng_unit(r) >= p_correct) {
+        /* Nothing one edit away is better (a malformed attempt, or a local optimum): the first
+         * of WRONG_TRIES random equations that scores higher, else the solution. */
+        expr_tree t;
+        for (int i = 0; i < WRONG_TRIES; i++) {
+            t.count = 0;
+            int root = random_expression(&t, r, p->numbers, p->n, (int)task_rng_range(r, 2, p->n));
+            int n = expr_render(&t, root, buf, cap);
+            if (n < 0) return TASK_ERR_FIT;
+            if (countdown_score(p, buf, (size_t)n, NULL, 0) > s.q0) return n;
+        }
+    }
+    if (!out) {
+        int n = expr_render(&p->solution, p->solution_root, buf, cap);
+        return n < 0 ? TASK_ERR_FIT : n;
+    }
+    size_t n = strlen(out);
+    if (n >= cap) return TASK_ERR_FIT;
+    memcpy(buf, out, n + 1);
+    return (int)n;
+}
+
 static int teacher_improve(const task_instance *inst, const char *prev, size_t prev_len, task_rng *r,
                            float p_correct, char *buf, size_t cap) {
     countdown_problem p;
     if (countdown_generate(inst, &p)) return TASK_ERR_ARG;
     if (p_correct < 0) p_correct = teacher_p_correct(inst);
-    if (task_rng_unit(r) >= p_correct) {
-        float q0 = countdown_score(&p, prev, prev_len, NULL, 0);
-        expr_tree t;
-        for (int i = 0; i < WRONG_TRIES; i++) {
-            t.count = 0;
-            int root = random_expression(&t, r, p.numbers, p.n, (int)task_rng_range(r, 2, p.n));
-            int n = expr_render(&t, root, buf, cap);
-            if (n < 0) return TASK_ERR_FIT;
-            if (countdown_score(&p, buf, (size_t)n, NULL, 0) > q0) return n;
-        }
-    }
-    int n = expr_render(&p.solution, p.solution_root, buf, cap);
-    return n < 0 ? TASK_ERR_FIT : n;
+    return countdown_improve(&p, prev, prev_len, r, p_correct, buf, cap);
 }
 
 const task_domain task_countdown = {

@@ -30,4 +30,14 @@ int countdown_generate(const task_instance *inst, countdown_problem *p);
  * Returns -1 if feedback does not fit in feedback_cap. */
 float countdown_score(const countdown_problem *p, const char *answer, size_t len, char *feedback,
                       size_t feedback_cap);
+/* The teacher's next attempt after prev[0..prev_len) (any bytes), one edit away where one helps,
+ * so that steps compose: prev itself when it is right; else, among prev's one-edit neighbours
+ * (a number replaced by a given number, an operator by another, a number dropped with the
+ * operator next to it, or a given number joined to the whole attempt by an operator), the best one
+ * with probability p_correct and a uniformly drawn strictly better one otherwise; when no
+ * neighbour is better (a malformed attempt, a local optimum), the solution with probability
+ * p_correct, else a random equation better than prev, else the solution. Never scores below prev.
+ * Writes NUL-terminated text into buf[cap]; returns its length, or TASK_ERR_FIT. */
+int countdown_improve(const countdown_problem *p, const char *prev, size_t prev_len, task_rng *r,
+                      float p_correct, char *buf, size_t cap);
 #endif

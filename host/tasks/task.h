@@ -72,9 +72,9 @@ struct task_domain {
                           size_t cap);
     /* Optional (NULL: improve demonstrations of a wrong attempt target a fresh teacher_answer).
      * The teacher's next attempt after a wrong or suboptimal one, prev[0..prev_len) (any bytes),
-     * strictly better than prev when prev is well formed: knapsack makes one local-search move
-     * (hill climbing, so that steps compose), countdown gives the solution with probability
-     * p_correct, else a closer equation. Same returns as teacher_answer. */
+     * strictly better than prev when prev is well formed: knapsack makes one local-search move,
+     * countdown one edit of the equation (hill climbing, so that steps compose). Same returns as
+     * teacher_answer. */
     int (*teacher_improve)(const task_instance *inst, const char *prev, size_t prev_len, task_rng *rng,
                            float p_correct, char *buf, size_t cap);
     /* The teacher's default accuracy for this instance; lower for harder knobs. */
