@@ -23,6 +23,7 @@ int rollout_create(rollout_engine *r, gpt_model *m, int max_B, int max_S) {
         return -1;
     }
     r->model = m;
+    if (be->rollout_chunk > 0 && max_B > be->rollout_chunk) max_B = be->rollout_chunk;
     r->max_B = max_B;
     r->max_S = max_S;
     r->max_prefill_rows = DEFAULT_PREFILL_ROWS > max_S ? DEFAULT_PREFILL_ROWS : max_S;

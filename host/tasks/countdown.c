@@ -79,48 +79,64 @@ int countdown_generate(const task_instance *inst, countdown_problem *p) {
     return 0;
 }
 
-/* Whether every number of the expression is a distinct given number (a sub-multiset). */
-static int uses_given_numbers(const countdown_problem *p, const expr_result *e) {
-    if (e->n_numbers > p->n) return 0;
-    int used[COUNTDOWN_MAX_NUMBERS] = {0};
-    for (int i = 0; i < e->n_numbers; i++) {
+/* Matches the expression's numbers against the given ones, each given number at most once:
+ * used[j] = 1 for the given numbers matched. Returns how many of the expression's numbers found
+ * no given number left (0: a sub-multiset of the given numbers). */
+static int match_numbers(const countdown_problem *p, const expr_result *e, int used[COUNTDOWN_MAX_NUMBERS]) {
+    int missing = e->n_numbers > EXPR_MAX_NUMBERS ? e->n_numbers - EXPR_MAX_NUMBERS : 0;
+    for (int j = 0; j < p->n; j++) used[j] = 0;
+    for (int i = 0; i < e->n_numbers && i < EXPR_MAX_NUMBERS; i++) {
         int found = 0;
         for (int j = 0; j < p->n && !found; j++)
             if (!used[j] && p->numbers[j] == e->numbers[i]) used[j] = found = 1;
-        if (!found) return 0;
+        missing += !found;
     }
-    return 1;
+    return missing;
+}
+
+/* ", unused 8 19" (the given numbers the attempt left out), or ", all used". 0, or -1 if cap is short. */
+static int write_unused(const countdown_problem *p, const int used[COUNTDOWN_MAX_NUMBERS], char *buf, size_t cap) {
+    size_t len = 0;
+    for (int j = 0; j < p->n; j++) {
+        if (used[j]) continue;
+        int k = snprintf(buf + len, cap - len, len ? " %lld" : ", unused %lld", (long long)p->numbers[j]);
+        if (k < 0 || (size_t)k >= cap - len) return -1;
+        len += (size_t)k;
+    }
+    if (len == 0) snprintf(buf, cap, ", all used");
+    return 0;
 }
 
 float countdown_score(const countdown_problem *p, const char *answer, size_t len, char *feedback,
                       size_t feedback_cap) {
     expr_result e;
     expr_parse(answer, len, &e);
+    int used[COUNTDOWN_MAX_NUMBERS];
+    char unused[48];
     float reward;
     int bad_feedback;
+    /* The feedback says what the attempt lacks in terms the policy can act on: which way it
+     * misses, and which given numbers are left to use (never a number it may not write). */
     if (e.status == EXPR_SYNTAX) {
         reward = 0.0f;
         bad_feedback = task_write_feedback(feedback, feedback_cap, "malformed");
-    } else if (!uses_given_numbers(p, &e)) {
+    } else if (match_numbers(p, &e, used) > 0) {
         reward = 0.05f;
-        bad_feedback = task_write_feedback(feedback, feedback_cap, "uses numbers not given");
+        bad_feedback = write_unused(p, used, unused, sizeof unused) ||
+                       task_write_feedback(feedback, feedback_cap, "numbers not given%s", unused);
     } else if (e.status != EXPR_OK) {
         reward = 0.05f;
         bad_feedback = task_write_feedback(
             feedback, feedback_cap, e.status == EXPR_BAD_DIVISION ? "inexact division" : "overflow");
+    } else if (e.value == p->target) {
+        reward = 1.0f;
+        bad_feedback = task_write_feedback(feedback, feedback_cap, "correct");
     } else {
-        /* The feedback says what the attempt lacks: how far, and which way, it misses the target. */
-        if (e.value == p->target) {
-            reward = 1.0f;
-            bad_feedback = task_write_feedback(feedback, feedback_cap, "value %lld, correct", (long long)e.value);
-        } else {
-            double t = (double)p->target, dist = (double)e.value - t;
-            double closeness = 1.0 - (dist < 0 ? -dist : dist) / (t > 1.0 ? t : 1.0);
-            reward = (float)(0.1 + 0.4 * (closeness > 0.0 ? closeness : 0.0));
-            long long miss = (long long)e.value - p->target;
-            bad_feedback = task_write_feedback(feedback, feedback_cap, "value %lld, %lld %s target", (long long)e.value,
-                                               miss < 0 ? -miss : miss, miss < 0 ? "below" : "above");
-        }
+        double t = (double)p->target, dist = (double)e.value - t;
+        double closeness = 1.0 - (dist < 0 ? -dist : dist) / (t > 1.0 ? t : 1.0);
+        reward = (float)(0.1 + 0.4 * (closeness > 0.0 ? closeness : 0.0));
+        bad_feedback = write_unused(p, used, unused, sizeof unused) ||
+                       task_write_feedback(feedback, feedback_cap, "too %s%s", dist < 0 ? "low" : "high", unused);
     }
     return bad_feedback ? -1.0f : reward;
 }

@@ -25,8 +25,10 @@ int countdown_generate(const task_instance *inst, countdown_problem *p);
  *                                       than given), divides inexactly or by zero, or overflows
  *   0                                   not an expression
  * so any valid equation beats any invalid one and closer values earn more.
- * Feedback (what the attempt lacks): "value <v>, correct", "value <v>, <d> below target", "value <v>,
- * <d> above target", "uses numbers not given", "inexact division", "overflow" or "malformed".
+ * Feedback (what the attempt lacks, in terms a policy can act on: which way it misses and which
+ * given numbers it left out, never a number it may not write): "correct", "too low, unused 7 25",
+ * "too high, all used", "numbers not given, unused 3 50", "inexact division", "overflow" or
+ * "malformed" (the unused numbers in ascending order, each given number matched at most once).
  * Returns -1 if feedback does not fit in feedback_cap. */
 float countdown_score(const countdown_problem *p, const char *answer, size_t len, char *feedback,
                       size_t feedback_cap);

@@ -60,6 +60,10 @@ exitrl_backend *exitrl_backend_cpu_create(void) {
     be->attention_backward = cpu_attention_backward;
     be->attention_forward_packed = cpu_attention_forward_packed;
     be->attention_backward_packed = cpu_attention_backward_packed;
+    /* Measured (tiny model, 2 cores): decoding 256 sequences at once gave 14% fewer tokens/s than
+     * 64 at once, whose KV cache (33 MB at 128 positions) stays in the caches; 16 or 32 at once
+     * were slower again (smaller matrix products). */
+    be->rollout_chunk = 64;
     be->encoder_forward_at = cpu_encoder_forward_at;
     be->kv_cache_store = cpu_kv_cache_store;
     be->attention_decode = cpu_attention_decode;
