@@ -23,7 +23,6 @@ int rollout_create(rollout_engine *r, gpt_model *m, int max_B, int max_S) {
         return -1;
     }
     r->model = m;
-    if (be->rollout_chunk > 0 && max_B > be->rollout_chunk) max_B = be->rollout_chunk;
     r->max_B = max_B;
     r->max_S = max_S;
     r->max_prefill_rows = DEFAULT_PREFILL_ROWS > max_S ? DEFAULT_PREFILL_ROWS : max_S;
@@ -264,6 +263,17 @@ static void generate_chunk(rollout_engine *r, int *host_tok, const int *lens, in
     free(ptoks);
 }
 
+/* Sequences decoded together: max_B, or fewer where the backend asks for the KV cache of a chunk
+ * (need_S positions) to stay within decode_cache_bytes and 64 sequences' fits (ops.h). */
+static int decode_chunk(const rollout_engine *r, int need_S) {
+    const gpt_model *m = r->model;
+    size_t per_seq = 2 * (size_t)m->cfg.n_layer * need_S * m->cfg.d_model * exitrl_dtype_size(m->backend->act_dtype);
+    size_t budget = m->backend->decode_cache_bytes;
+    if (budget == 0 || 64 * per_seq > budget) return r->max_B;
+    size_t fit = budget / (64 * per_seq) * 64;
+    return fit < (size_t)r->max_B ? (int)fit : r->max_B;
+}
+
 int rollout_output_alloc(rollout_output *o, int B, int S, int C) {
     memset(o, 0, sizeof *o);
     o->B = B, o->S = S, o->C = C;
@@ -327,9 +337,10 @@ int rollout_generate(rollout_engine *r, const int *prompts, const int *prompt_le
         free(host_tok), free(host_lp), free(host_emb), free(host_pos), free(host_done);
         return snprintf(err, err_len, "out of host memory for rollouts"), -1;
     }
+    int chunk = decode_chunk(r, need_S);
     nvtx_push("rollout");
-    for (int c0 = 0; c0 < B; c0 += r->max_B) {
-        int nb = B - c0 < r->max_B ? B - c0 : r->max_B;
+    for (int c0 = 0; c0 < B; c0 += chunk) {
+        int nb = B - c0 < chunk ? B - c0 : chunk;
         for (size_t i = 0; i < (size_t)nb * S; i++) host_tok[i] = TOK_PAD;
         for (int b = 0; b < nb; b++)
             memcpy(host_tok + (size_t)b * S, prompts + (size_t)(c0 + b) * prompt_stride, sizeof(int) * prompt_lens[c0 + b]);

@@ -15,8 +15,8 @@
 
 typedef struct {
     gpt_model *model;            /* the policy whose current weights generate */
-    int max_B, max_S;            /* sequences per chunk (at most the backend's rollout_chunk), total
-                                  * length (prompt + new) capacity */
+    int max_B, max_S;            /* sequences per chunk (fewer where the backend's decode_cache_bytes
+                                  * asks), total length (prompt + new) capacity */
     int max_prefill_rows;        /* prefill processes at most this many prompt tokens at once */
     int done_check_interval;     /* decode steps between looks at the finished flags */
     int share_prefix;            /* 1 (the default): consecutive equal prompts are prefilled once */
@@ -48,8 +48,7 @@ typedef struct {
     int C;
 } rollout_output;
 
-/* Allocates the KV cache and workspaces for chunks of up to max_B sequences (fewer where the
- * backend's rollout_chunk is smaller) of total length up to
+/* Allocates the KV cache and workspaces for chunks of up to max_B sequences of total length up to
  * max_S (<= the model's max_seq). Returns 0, or -1 with a message. */
 int rollout_create(rollout_engine *r, gpt_model *m, int max_B, int max_S);
 void rollout_destroy(rollout_engine *r);
