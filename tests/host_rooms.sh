@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../host"
 declare -A uses=(
-    [model]="" [run]="model" [tasks]="model" [rl]="model run tasks" [eval]="model rl tasks"
-    [pretrain]="model run tasks eval" [cli]="model run tasks rl eval pretrain"
+    [model]="" [dist]="model" [run]="model dist" [tasks]="model" [rl]="model run tasks dist" [eval]="model rl tasks dist"
+    [pretrain]="model run tasks eval dist" [cli]="model run tasks rl eval pretrain dist"
 )
 bad=0
 for room in */; do

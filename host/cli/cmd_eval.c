@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "dist/dist.h"
 #include "model/model_io.h"
 #include "run/setup.h"
 #include "eval/task_eval.h"
@@ -29,12 +30,12 @@ static void usage(FILE *f) {
             "eval_instances, eval_samples, temperature, max_new_tokens, feedback, seed, device.\n");
 }
 
-/* Mean of "mean_step" over a run's metrics.jsonl (the depth of the tasks it trained on). */
 /* The steps pooled by the verdict on the previous attempt: JSON objects into f, and a table on stderr. */
 static void print_by_feedback(FILE *f, const transition_classes *c) {
     long total = 0;
     for (int i = 0; i < c->n_classes; i++) total += c->stats[i].n;
-    if (c->n_classes) fprintf(stderr, "  by the feedback on the previous attempt (steps 1..K pooled):\n");
+    FILE *table = dist_is_root() ? stderr : NULL; /* one table, from rank 0 */
+    if (c->n_classes && table) fprintf(table, "  by the feedback on the previous attempt (steps 1..K pooled):\n");
     for (int i = 0; i < c->n_classes; i++) {
         const transition_stats *t = &c->stats[i];
         double copy = transition_share(t, t->copies), up = transition_share(t, t->improved),
@@ -43,11 +44,13 @@ static void print_by_feedback(FILE *f, const transition_classes *c) {
                    "\"worse\": %.6f, \"unchanged\": %.6f, \"right_wrong\": %.6f, \"wrong_right\": %.6f}",
                 i ? "," : "", c->name[i], t->n, (double)t->n / (double)total, copy, up, down, same, transition_share(t, t->right_wrong),
                 transition_share(t, t->wrong_right));
-        fprintf(stderr, "    %-36s share %.3f | up %.3f down %.3f same %.3f | copy %.3f\n", c->name[i], (double)t->n / (double)total, up, down, same,
-                copy);
+        if (table)
+            fprintf(table, "    %-36s share %.3f | up %.3f down %.3f same %.3f | copy %.3f\n", c->name[i],
+                    (double)t->n / (double)total, up, down, same, copy);
     }
 }
 
+/* Mean of "mean_step" over a run's metrics.jsonl (the depth of the tasks it trained on). */
 static double mean_training_depth(const char *run) {
     char path[700], line[8192];
     snprintf(path, sizeof path, "%s/metrics.jsonl", run);
@@ -89,8 +92,9 @@ static int eval_run(const char *run, const exitrl_config *cfg, const task_domain
         fprintf(stderr, "exitrl: %s\n", err);
         goto out;
     }
-    fprintf(stderr, "exitrl eval: %s (%d instances x %d samples, K = %d)\n", run, cfg->eval_instances,
-            cfg->eval_samples, cfg->eval_steps);
+    if (dist_is_root())
+        fprintf(stderr, "exitrl eval: %s (%d instances x %d samples, K = %d%s)\n", run, cfg->eval_instances,
+                cfg->eval_samples, cfg->eval_steps, dist_note());
     task_eval_options o = {cfg->eval_instances, cfg->eval_samples, cfg->eval_steps, cfg->max_new_tokens,
                            cfg->feedback, (float)cfg->temperature, (uint64_t)cfg->seed, show, stdout};
     task_eval_steps_result res;
@@ -124,7 +128,8 @@ static int eval_run(const char *run, const exitrl_config *cfg, const task_domain
             res.score[K] - res.score[0]);
     print_by_feedback(json, &res.by_feedback);
     fprintf(json, "]}");
-    fprintf(stderr, "  %s: score %.4f at k=0 -> %.4f at k=%d (Delta_K %+.4f), net corrections %+.4f per chain\n",
+    if (dist_is_root())
+        fprintf(stderr, "  %s: score %.4f at k=0 -> %.4f at k=%d (Delta_K %+.4f), net corrections %+.4f per chain\n",
             run, res.score[0], res.score[K], K, res.score[K] - res.score[0], net);
     task_eval_steps_free(&res);
     rc = 0;
@@ -176,7 +181,9 @@ int cmd_eval(int argc, char **argv) {
     }
     char tmp[700];
     snprintf(tmp, sizeof tmp, "%s.tmp", out);
-    FILE *json = fopen(tmp, "w");
+    /* Every rank computes the same results (task_eval_steps gathers them); rank 0 writes them, the
+     * others write into a temporary file that vanishes. */
+    FILE *json = dist_is_root() ? fopen(tmp, "w") : tmpfile();
     if (!json) {
         fprintf(stderr, "exitrl eval: cannot write %s\n", tmp);
         return 1;
@@ -192,9 +199,10 @@ int cmd_eval(int argc, char **argv) {
     }
     fprintf(json, "\n  ]\n}\n");
     if (fclose(json) || rc) {
-        remove(tmp);
+        if (dist_is_root()) remove(tmp);
         return rc ? rc : 1;
     }
+    if (!dist_is_root()) return 0;
     if (rename(tmp, out)) {
         fprintf(stderr, "exitrl eval: cannot write %s\n", out);
         return 1;

@@ -6,6 +6,7 @@
 #endif
 
 #include "cli/commands.h"
+#include "dist/dist.h"
 #include "run/config.h"
 #include "model/model.h"
 #include "run/setup.h"
@@ -35,6 +36,7 @@ int cmd_info(int argc, char **argv) {
     char buf[4096];
     exitrl_cpu_blas_info(buf, sizeof buf);
     printf("BLAS: %s\n", buf);
+    printf("MPI: %s%s\n", dist_library(), dist_size() > 1 ? dist_note() : "");
     exitrl_cuda_info(buf, sizeof buf);
     fputs(buf, stdout);
     printf("GPU available: %s\n", exitrl_cuda_available() ? "yes" : "no");

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "dist/dist.h"
 #include "run/config.h"
 #include "model/model_io.h"
 #include "pretrain/source.h"
@@ -53,7 +54,8 @@ typedef struct {
     pretrain_state state;
     FILE *metrics;
     const char *dir;
-    int *tokens, *targets;     /* [B*T] the batch being built */
+    int *tokens, *targets;     /* [B*T] the (global) batch being built */
+    float *weights;            /* [B/ranks * T] loss weights of this rank's rows (several ranks) */
     gpt_adamw_params opt;
     double t_start;
 } pretrain_run;
@@ -65,9 +67,26 @@ static int pretrain_step(void *ctx, char *text, size_t text_len) {
     double t0 = now_seconds();
     p->opt.lr = (float)lr_at(cfg, (int)p->state.step);
     p->source->batch(p->source, &p->state.data_rng, p->tokens, p->targets, B, T);
-    gpt_set_batch(p->model, p->tokens, p->targets, NULL, B, T);
-    float norm = 0.0f;
-    float loss = gpt_train_step(p->model, B, T, &p->opt, &norm);
+    float norm = 0.0f, loss;
+    if (dist_size() == 1) {
+        gpt_set_batch(p->model, p->tokens, p->targets, NULL, B, T);
+        loss = gpt_train_step(p->model, B, T, &p->opt, &norm);
+    } else {
+        /* Every rank drew the whole global batch (same stream); each trains on its rows, with the
+         * loss weights of the global batch, so the summed gradient is the one-process gradient. */
+        int64_t lo, hi, n_targets = 0;
+        dist_share(B, &lo, &hi);
+        for (int64_t i = 0; i < (int64_t)B * T; i++) n_targets += p->targets[i] >= 0;
+        const int64_t rows = hi - lo;
+        for (int64_t i = 0; i < rows * T; i++)
+            p->weights[i] = p->targets[lo * T + i] >= 0 ? 1.0f / (float)(n_targets ? n_targets : 1) : 0.0f;
+        gpt_set_batch(p->model, p->tokens + lo * T, p->targets + lo * T, p->weights, (int)rows, T);
+        gpt_zero_grad(p->model);
+        loss = gpt_forward_backward(p->model, (int)rows, T);
+        dist_sum_grads(p->model, "pretrain gradients");
+        dist_sum_f32(&loss, 1, "pretrain loss");
+        norm = gpt_update(p->model, &p->opt);
+    }
     p->state.step++;
     double dt = now_seconds() - t0, tok_rate = B * T / dt;
     if (!isfinite(loss) || !isfinite(norm)) {
@@ -196,18 +215,26 @@ int cmd_pretrain(int argc, char **argv) {
                                               (float)cfg.weight_decay, (float)cfg.grad_clip}};
     char dir[600];
     int exit_code = 1;
-    if (!be || gpt_create(&m, be, &mc, B, T)) goto out;
+    if (B % dist_size()) {
+        fprintf(stderr, "exitrl pretrain: batch_size %d is not divisible by the %d ranks (each rank trains on an "
+                        "equal share of the global batch)\n", B, dist_size());
+        exit_code = 2;
+        goto out;
+    }
+    if (!be || gpt_create(&m, be, &mc, B / dist_size(), T)) goto out;
     rc = pretrain_load(&cfg, &ck, &m, &p.state);
     ckpt_close(&ck);
     if (rc || run_open(&cfg, dir, sizeof dir, &p.metrics)) goto out;
     p.dir = dir;
-    fprintf(stderr, "exitrl pretrain: %s backend, %zu parameters (L=%d H=%d C=%d), batch %d x %d, %s, "
-                    "steps %lld..%d -> %s\n",
-            be->name, m.num_params, mc.n_layer, mc.n_head, mc.d_model, B, T, src.describe, (long long)p.state.step,
-            cfg.steps, dir);
+    if (dist_is_root())
+        fprintf(stderr, "exitrl pretrain: %s backend, %zu parameters (L=%d H=%d C=%d), batch %d x %d%s, %s, "
+                        "steps %lld..%d -> %s\n",
+                be->name, m.num_params, mc.n_layer, mc.n_head, mc.d_model, B, T, dist_note(), src.describe,
+                (long long)p.state.step, cfg.steps, dir);
     p.tokens = malloc(sizeof(int) * B * T);
     p.targets = malloc(sizeof(int) * B * T);
-    if (!p.tokens || !p.targets) {
+    p.weights = malloc(sizeof(float) * B * T);
+    if (!p.tokens || !p.targets || !p.weights) {
         fprintf(stderr, "exitrl: out of host memory for the batch\n");
         goto out;
     }
@@ -215,13 +242,14 @@ int cmd_pretrain(int argc, char **argv) {
     run_loop_hooks hooks = {"pretrain", "step", &p.state.step, cfg.steps, cfg.eval_every, cfg.ckpt_every, 1,
                             cfg.progress, &p, pretrain_step, pretrain_evaluate, pretrain_save, p.metrics};
     exit_code = run_loop(&hooks, dir);
-    if (exit_code == 0)
+    if (exit_code == 0 && dist_is_root())
         fprintf(stderr, "exitrl pretrain: done, %lld steps in %.1fs; checkpoint %s/checkpoint.bin\n",
                 (long long)p.state.step, now_seconds() - p.t_start, dir);
 out:
     ckpt_close(&ck);
     free(p.tokens);
     free(p.targets);
+    free(p.weights);
     if (p.metrics) fclose(p.metrics);
     gpt_destroy(&m);
     if (be) be->destroy(be);

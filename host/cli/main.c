@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "dist/dist.h"
 #include "ops.h"
 
 typedef struct {
@@ -27,8 +28,7 @@ static void usage(FILE *f) {
     fprintf(f, "\n'exitrl <command> --help' describes a command and its options.\n");
 }
 
-int main(int argc, char **argv) {
-    exitrl_cpu_blas_choose_core(argv);
+static int run_command(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -46,4 +46,12 @@ int main(int argc, char **argv) {
     fprintf(stderr, "exitrl: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;
+}
+
+int main(int argc, char **argv) {
+    exitrl_cpu_blas_choose_core(argv);
+    if (dist_init(&argc, &argv)) return 1;
+    int rc = run_command(argc, argv);
+    dist_finalize();
+    return rc;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist/dist.h"
 #include "rl/completion.h"
 #include "rl/transitions.h"
 #include "rl/rollout.h"
@@ -191,9 +192,17 @@ int task_eval_steps(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS], g
                                  o->seed};
     int rc = 0;
     for (int k = 0; k <= K && rc == 0; k++) {
-        /* Each step draws fresh random numbers: sequence ids are offset by the step. */
-        rc = step_all(d, m, ch, n, k, o->max_new, o->feedback, &sp, k * n);
-        if (rc) break;
+        /* Each step draws fresh random numbers: sequence ids are offset by the step. Each rank steps
+         * its share of the chains (sequence ids stay global, so the samples are those of one
+         * process), then every rank gets all chains and computes the same statistics. */
+        int64_t lo, hi;
+        dist_share(n, &lo, &hi);
+        rc = hi > lo ? step_all(d, m, ch + lo, (int)(hi - lo), k, o->max_new, o->feedback, &sp, k * n + (int)lo) : 0;
+        if (dist_or(rc != 0, "evaluation step")) {
+            rc = -1;
+            break;
+        }
+        dist_allgather(ch, sizeof *ch, n, "evaluation chains");
         double s = 0, solved = 0, valid = 0;
         transition_stats ts = {0};
         for (int i = 0; i < n; i++) {
@@ -235,6 +244,7 @@ int task_eval_steps(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS], g
         out->unchanged[k] = transition_share(&ts, ts.unchanged);
         out->copy_rate[k] = transition_share(&ts, ts.copies);
         out->edit_mean[k] = ts.n ? ts.edit_sum / ts.n : 0.0;
+        if (!dist_is_root()) continue; /* the progress lines come from rank 0 */
         if (k == 0)
             fprintf(stderr, "  eval step %d/%d: score %.4f (se %.4f) solved %.4f valid %.3f\n", k, K, out->score[k],
                     out->score_se[k], out->solved[k], out->valid[k]);
@@ -245,7 +255,7 @@ int task_eval_steps(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS], g
                     out->wrong_right[k], out->wrong_wrong[k], out->improved[k], out->worse[k], out->unchanged[k],
                     out->copy_rate[k], out->edit_mean[k]);
     }
-    if (rc == 0 && n_show > 0) print_chains(o->show_to ? o->show_to : stdout, d, ch, o->n_samples, shown, n_show, K);
+    if (rc == 0 && n_show > 0 && dist_is_root()) print_chains(o->show_to ? o->show_to : stdout, d, ch, o->n_samples, shown, n_show, K);
     free(ch);
     free(prev);
     free(shown);

@@ -10,9 +10,11 @@
 double heldout_loss(pretrain_source *s, batch_fn make_batch, gpt_model *m, int B, int T, int n_batches,
                     uint64_t seed) {
     int *tokens = malloc(sizeof(int) * B * T), *targets = malloc(sizeof(int) * B * T);
-    if (!tokens || !targets) {
+    float *weights = malloc(sizeof(float) * B * T);
+    if (!tokens || !targets || !weights) {
         free(tokens);
         free(targets);
+        free(weights);
         return -1.0;
     }
     rng_state r;
@@ -20,12 +22,22 @@ double heldout_loss(pretrain_source *s, batch_fn make_batch, gpt_model *m, int B
     double sum = 0.0;
     for (int i = 0; i < n_batches; i++) {
         make_batch(s, &r, tokens, targets, B, T);
-        gpt_set_batch(m, tokens, targets, NULL, B, T);
-        gpt_forward(m, B, T);
-        sum += gpt_weighted_loss(m, B, T);
+        /* The batch's mean loss, in chunks of the model's capacity (a data-parallel rank holds a
+         * share of the batch size). */
+        long n_targets = 0;
+        for (long j = 0; j < (long)B * T; j++) n_targets += targets[j] >= 0;
+        for (long j = 0; j < (long)B * T; j++) weights[j] = targets[j] >= 0 ? 1.0f / (float)(n_targets ? n_targets : 1) : 0.0f;
+        for (int r0 = 0; r0 < B; r0 += m->max_B) {
+            int rows = B - r0 < m->max_B ? B - r0 : m->max_B;
+            size_t off = (size_t)r0 * T;
+            gpt_set_batch(m, tokens + off, targets + off, weights + off, rows, T);
+            gpt_forward(m, rows, T);
+            sum += gpt_weighted_loss(m, rows, T);
+        }
     }
     free(tokens);
     free(targets);
+    free(weights);
     return sum / n_batches;
 }
 

@@ -4,21 +4,36 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist/dist.h"
 #include "model/model_io.h"
 #include "run/interrupt.h"
 #include "run/run_log.h"
 
 int run_open(const exitrl_config *cfg, char *dir, size_t dir_len, FILE **metrics) {
-    if (run_dir_create(cfg->out_dir, cfg->name, dir, dir_len)) return -1;
-    config_save_in_run(cfg, dir);
-    *metrics = metrics_open(dir);
-    return *metrics ? 0 : -1;
+    int failed = 0;
+    *metrics = NULL;
+    if (dist_is_root()) {
+        failed = run_dir_create(cfg->out_dir, cfg->name, dir, dir_len) != 0;
+        if (!failed) {
+            config_save_in_run(cfg, dir);
+            *metrics = metrics_open(dir);
+            failed = *metrics == NULL;
+        }
+    } else { /* the other ranks name the same directory and write nothing there */
+        snprintf(dir, dir_len, "%s/%s", cfg->out_dir, cfg->name);
+    }
+    return dist_or(failed, "run directory") ? -1 : 0;
 }
+
+/* What the ranks agree on after each step (dist_or): rank 0 alone writes, every rank may be
+ * interrupted, and all stop together. */
+enum { STOP_LOG_FAILED = 1, STOP_INTERRUPTED = 2, STOP_SAVE_FAILED = 4 };
 
 int run_loop(const run_loop_hooks *h, const char *dir) {
     interrupt_install();
+    const int root = dist_is_root();
     progress_line prog;
-    progress_init(&prog, h->progress);
+    progress_init(&prog, root ? h->progress : 0);
     char label[64];
     snprintf(label, sizeof label, "%s %s", h->command, h->unit);
     int exit_code = 0;
@@ -29,29 +44,34 @@ int run_loop(const run_loop_hooks *h, const char *dir) {
         const int last = done == h->total;
         progress_update(&prog, label, done, h->total, text);
         int log_failed = h->metrics && metrics_check(h->metrics, dir);
-        if (!log_failed && h->evaluate &&
+        if (root && !log_failed && h->evaluate &&
             ((h->eval_every && done % h->eval_every == 0) || (last && h->eval_at_end))) {
             progress_finish(&prog);
             h->evaluate(h->ctx);
             log_failed = h->metrics && metrics_check(h->metrics, dir);
         }
-        if ((h->ckpt_every && done % h->ckpt_every == 0) || last || interrupt_requested() || log_failed) {
-            if (h->save(h->ctx, dir)) {
+        int stop = dist_or((log_failed ? STOP_LOG_FAILED : 0) | (interrupt_requested() ? STOP_INTERRUPTED : 0),
+                           "stop flags");
+        if ((h->ckpt_every && done % h->ckpt_every == 0) || last || stop) {
+            int save_failed = root && h->save(h->ctx, dir);
+            if (dist_or(save_failed ? STOP_SAVE_FAILED : 0, "checkpoint written")) {
                 exit_code = 1;
                 break;
             }
         }
-        if (log_failed) {
-            fprintf(stderr, "exitrl: stopped at %s %lld because metrics.jsonl cannot be written; checkpoint "
-                            "saved in %s/checkpoint.bin\n", h->unit, (long long)done, dir);
+        if (stop & STOP_LOG_FAILED) {
+            if (root)
+                fprintf(stderr, "exitrl: stopped at %s %lld because metrics.jsonl cannot be written; checkpoint "
+                                "saved in %s/checkpoint.bin\n", h->unit, (long long)done, dir);
             exit_code = 1;
             break;
         }
-        if (interrupt_requested()) {
+        if (stop & STOP_INTERRUPTED) {
             progress_finish(&prog);
-            fprintf(stderr, "exitrl: interrupted at %s %lld; checkpoint saved in %s/checkpoint.bin "
-                            "(continue with --resume %s/checkpoint.bin)\n",
-                    h->unit, (long long)done, dir, dir);
+            if (root)
+                fprintf(stderr, "exitrl: interrupted at %s %lld; checkpoint saved in %s/checkpoint.bin "
+                                "(continue with --resume %s/checkpoint.bin)\n",
+                        h->unit, (long long)done, dir, dir);
             exit_code = 130;
             break;
         }

@@ -9,7 +9,12 @@
  * Checkpoints are written atomically (model/checkpoint.h), so a kill at any moment leaves either
  * the previous checkpoint or the new one. A failed write (disk full, file-size limit, a bad
  * directory) is an error naming the path and the reason, and leaves the previous checkpoint as it
- * was; a metrics line that cannot be written stops the run too (after a checkpoint attempt). */
+ * was; a metrics line that cannot be written stops the run too (after a checkpoint attempt).
+ *
+ * Across MPI ranks (dist/dist.h) every rank runs the loop in lockstep: only rank 0 prints
+ * progress, evaluates and saves; after each step the ranks agree (one dist_or) on stopping, so an
+ * interrupt, a failed metrics line or a failed checkpoint on any rank stops all of them at the same
+ * step. The step hook does its own collectives. */
 #ifndef EXITRL_RUN_LOOP_H
 #define EXITRL_RUN_LOOP_H
 #include <stdint.h>
@@ -39,8 +44,9 @@ typedef struct {
     FILE *metrics;         /* the run's metrics.jsonl, checked after each step and evaluation */
 } run_loop_hooks;
 
-/* Creates <out_dir>/<name>/, writes config.txt there and opens metrics.jsonl for appending.
- * Returns 0, or -1 after a message (nothing to close then). */
+/* Creates <out_dir>/<name>/, writes config.txt there and opens metrics.jsonl for appending (rank 0;
+ * the other ranks get the path and *metrics = NULL, which the jsonl writers skip). Returns 0, or
+ * -1 on every rank after rank 0's message (nothing to close then). */
 int run_open(const exitrl_config *cfg, char *dir, size_t dir_len, FILE **metrics);
 
 /* Runs steps until *done == total, an error or an interrupt. Returns the exit code: 0 done,

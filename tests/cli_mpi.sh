@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Data parallelism over MPI (host/dist): 2 ranks against 1 process on the same global batch.
+# - pretrain: the same metrics (losses, gradient norms, held-out eval) within a relative 1e-5;
+# - a checkpoint of the 2-rank run resumes in 1 process and continues the 1-process curve;
+# - eval: the same JSON as one process;
+# - ranks with different configurations stop at start with a message, not train;
+# - a rank killed mid-run ends the run (mpirun names the rank) and the last checkpoint loads.
+# Exits 77 (SKIP) without mpirun or when exitrl was built without MPI.
+set -u
+EXITRL="$1"
+command -v mpirun >/dev/null || { echo "SKIP: no mpirun (Debian: apt-get install openmpi-bin libopenmpi-dev)"; exit 77; }
+"$EXITRL" info | grep -q '^MPI: none' && { echo "SKIP: exitrl was built without MPI"; exit 77; }
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+mpi=(mpirun --oversubscribe -x OMP_NUM_THREADS=1 -x OMP_WAIT_POLICY=passive)
+[ "$(id -u)" = 0 ] && mpi+=(--allow-run-as-root)
+small=(--task knapsack --n_layer 1 --n_head 2 --d_model 32 --max_seq 96 --batch_size 8 --seq_len 96 --log_every 1
+       --eval_every 6 --eval_instances 8 --threads 1 --progress 0 --out_dir "$tmp")
+
+# Numeric fields of two metrics.jsonl files (timings aside) agree within a relative tol, line by line
+# (or from line $4 of the first file on).
+same_metrics() {
+    python3 - "$1" "$2" "$3" "${4:-0}" <<'PY'
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])][int(sys.argv[4]):]
+b = [json.loads(l) for l in open(sys.argv[2])]
+tol = float(sys.argv[3])
+skip = {"tokens_per_s", "step_ms", "elapsed_s"}
+if len(a) != len(b):
+    sys.exit(f"{len(a)} lines against {len(b)}")
+worst = 0.0
+for x, y in zip(a, b):
+    if x.keys() != y.keys():
+        sys.exit(f"different fields: {sorted(x)} vs {sorted(y)}")
+    for k in x:
+        if k in skip or not isinstance(x[k], (int, float)):
+            continue
+        d = abs(x[k] - y[k]) / max(abs(x[k]), 1e-6)
+        worst = max(worst, d)
+        if d > tol:
+            sys.exit(f"step {x.get('step')}: {k} {x[k]} vs {y[k]} (relative {d:.2e} > {tol})")
+print(f"{len(a)} lines agree (largest relative difference {worst:.2e})")
+PY
+}
+
+# ---- pretrain: 1 process vs 2 ranks ----
+"$EXITRL" pretrain "${small[@]}" --steps 12 --name one >"$tmp/log" 2>&1 || { fail "1-process pretrain"; cat "$tmp/log"; }
+"${mpi[@]}" -np 2 "$EXITRL" pretrain "${small[@]}" --steps 12 --name two >"$tmp/log" 2>&1 ||
+    { fail "2-rank pretrain"; cat "$tmp/log"; }
+grep -q "2 MPI ranks" "$tmp/log" || fail "the 2-rank start-up line does not say '2 MPI ranks'"
+[ "$(grep -c 'exitrl pretrain: done' "$tmp/log")" = 1 ] || fail "the done line should come from rank 0 alone"
+same_metrics "$tmp/one/metrics.jsonl" "$tmp/two/metrics.jsonl" 1e-5 || fail "2-rank pretrain metrics differ"
+
+# ---- a 2-rank checkpoint resumes in 1 process on the same curve ----
+"${mpi[@]}" -np 2 "$EXITRL" pretrain "${small[@]}" --steps 6 --name half >"$tmp/log" 2>&1 ||
+    { fail "2-rank pretrain (6 steps)"; cat "$tmp/log"; }
+"$EXITRL" pretrain --resume "$tmp/half/checkpoint.bin" --steps 12 --out_dir "$tmp" --name resumed --progress 0 \
+    >"$tmp/log" 2>&1 || { fail "resume of the 2-rank checkpoint"; cat "$tmp/log"; }
+# one/metrics.jsonl: steps 1..6 and the eval at 6 (7 lines), then steps 7..12 and the eval at 12.
+same_metrics "$tmp/one/metrics.jsonl" "$tmp/resumed/metrics.jsonl" 1e-5 7 || fail "the resumed run left the curve"
+
+# ---- eval: the same JSON ----
+ev=(--runs "$tmp/one" --task knapsack --feedback 1 --eval_steps 2 --eval_instances 7 --eval_samples 3
+    --temperature 0.6 --max_new_tokens 16 --threads 1)
+"$EXITRL" eval "${ev[@]}" --out "$tmp/e1.json" >"$tmp/log" 2>&1 || { fail "1-process eval"; cat "$tmp/log"; }
+"${mpi[@]}" -np 2 "$EXITRL" eval "${ev[@]}" --out "$tmp/e2.json" >"$tmp/log" 2>&1 || { fail "2-rank eval"; cat "$tmp/log"; }
+cmp -s "$tmp/e1.json" "$tmp/e2.json" || { fail "2-rank eval JSON differs"; diff "$tmp/e1.json" "$tmp/e2.json" | head; }
+
+# ---- ranks that disagree on the configuration stop before training ----
+"${mpi[@]}" -np 1 "$EXITRL" pretrain "${small[@]}" --steps 3 --name seeds --seed 1 : \
+    -np 1 "$EXITRL" pretrain "${small[@]}" --steps 3 --name seeds --seed 2 >"$tmp/log" 2>&1 &&
+    fail "ranks with different seeds trained"
+grep -q "ranks disagree on the configuration" "$tmp/log" || { fail "no message about the disagreement"; cat "$tmp/log"; }
+[ -e "$tmp/seeds/checkpoint.bin" ] && fail "a checkpoint was written by disagreeing ranks"
+
+# ---- a rank killed mid-run ends the run; the last checkpoint loads ----
+"${mpi[@]}" -np 2 "$EXITRL" pretrain "${small[@]}" --steps 100000 --ckpt_every 5 --eval_every 0 --name killed \
+    >"$tmp/killed.log" 2>&1 &
+job=$!
+for _ in $(seq 600); do [ -e "$tmp/killed/checkpoint.bin" ] && break; sleep 0.1; done
+# The ranks are the children of mpirun (exitrl may have re-executed itself: its comm is then "exe").
+victim=$(pgrep -P "$(pgrep -f -- "^mpirun .*--name killed" | head -1)" | tail -1)
+if [ -z "$victim" ]; then
+    fail "no exitrl rank found to kill"
+else
+    kill -9 "$victim"
+    for _ in $(seq 300); do kill -0 "$job" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$job" 2>/dev/null; then
+        fail "the run went on after a rank was killed"
+        kill -9 "$job" 2>/dev/null
+    fi
+    wait "$job" && fail "mpirun exited 0 after a rank was killed"
+    grep -q "rank [01]" "$tmp/killed.log" || { fail "mpirun's message does not name the rank"; cat "$tmp/killed.log"; }
+    "$EXITRL" eval --runs "$tmp/killed" --task knapsack --eval_steps 1 --eval_instances 2 --eval_samples 1 \
+        --out "$tmp/k.json" --threads 1 >"$tmp/log" 2>&1 || { fail "the last checkpoint does not load"; cat "$tmp/log"; }
+fi
+
+[ "$fails" = 0 ] && echo "cli_mpi: all checks passed"
+exit "$fails"
