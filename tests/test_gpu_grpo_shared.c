@@ -55,7 +55,7 @@ static void update(exitrl_backend *be, const float *w, const float *ref_w, const
     CHECK(grpo_reference_init(&ref, &m) == 0, "reference");
     gpt_load_params(&m, w);
     grpo_options o = {GRPO_AGG_GRPO, 1, 1, 20, {1.0f, 0.1f, 0.1f, 0.05f}, {1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f},
-                      GRPO_FAULT_NONE, share};
+                      GRPO_FAULT_NONE, share, 0, 0};
     CHECK(grpo_update(&m, &ref, ro, N, adv, &o, st) == 0, "grpo_update on %s (share %d)", be->name, share);
     *grads = dev_read(be, m.grads, sizeof(float) * m.num_params);
     grpo_reference_free(&ref, &m);

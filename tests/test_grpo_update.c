@@ -67,7 +67,7 @@ int main(void) {
     for (int i = 0; i < 4; i++) before[i] = completion_logprob(&m, &ro, i);
 
     float adv[4] = {1.0f, -1.0f, -1.0f, 1.0f};
-    grpo_options o = {GRPO_AGG_GRPO, 1, 1, 8, {1.0f, 0.2f, 0.2f, 0.0f}, {0.0f, 0.9f, 0.95f, 1e-8f, 0.0f, 0.0f}, GRPO_FAULT_NONE, 0};
+    grpo_options o = {GRPO_AGG_GRPO, 1, 1, 8, {1.0f, 0.2f, 0.2f, 0.0f}, {0.0f, 0.9f, 0.95f, 1e-8f, 0.0f, 0.0f}, GRPO_FAULT_NONE, 0, 0, 0};
     grpo_stats st, st_small;
     /* With lr 0 the weights stay put and the accumulated gradients can be compared: micro-batches
      * of one row must add up to the full batch's gradient. */

@@ -202,7 +202,7 @@ static void test_update_shared(gpt_model *gen) {
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         grpo_options o = {cases[c].agg, 1, cases[c].minibatches, NEW, {1.0f, 0.1f, 0.1f, 0.05f},
-                          {1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f}, GRPO_FAULT_NONE, 0};
+                          {1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f}, GRPO_FAULT_NONE, 0, 0, 0};
         float *g1, *g0;
         grpo_stats s1, s0;
         run_update(be, w, ref_w, &ro, adv, o, 1, cases[c].cap_B, cases[c].cap_T, &g1, &s1);

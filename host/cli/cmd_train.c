@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "dist/dist.h"
 #include "rl/trainer.h"
 #include "model/model_io.h"
 #include "run/run_log.h"
@@ -233,17 +234,17 @@ static int train_step(void *ctx, char *text, size_t text_len) {
     r->state->rng = r->trainer->rng;
     log_iteration(r->metrics, r->state->iteration, &s, r->trainer);
     r->skips_in_row = s.update.skipped ? r->skips_in_row + 1 : 0;
-    if (s.update.skipped) {
+    if (s.update.skipped && dist_is_root()) /* every rank skipped the same steps */
         fprintf(stderr, "\nexitrl train: iteration %lld: non-finite %s; %d of %d update steps skipped (weights and "
                         "optimizer state unchanged)\n",
                 (long long)number, s.update.skip_reason, s.update.skipped, s.update.steps);
-        if (r->skips_in_row >= r->cfg->max_skips) {
+    if (s.update.skipped && r->skips_in_row >= r->cfg->max_skips) {
+        if (dist_is_root())
             fprintf(stderr, "exitrl train: stopping after %d iterations in a row with skipped updates (max_skips = %d); "
                             "nothing was saved since, so the last checkpoint in %s/checkpoint.bin is intact. Try a "
                             "lower lr or a grad_clip.\n",
                     r->skips_in_row, r->cfg->max_skips, r->dir);
-            return 1;
-        }
+        return 1;
     }
     task_buffer_stats bs;
     task_buffer_get_stats(&r->trainer->buffer, &bs);
@@ -345,15 +346,16 @@ int cmd_train(int argc, char **argv) {
 
     char dir[600];
     if (run_open(&cfg, dir, sizeof dir, &metrics)) goto out;
-    fprintf(stderr, "exitrl train: method %s on %s, %s backend, %zu parameters, P=%d G=%d, iterations %lld..%d -> %s\n",
-            config_choice_name("method", cfg.method), cfg.task, be->name, m.num_params, cfg.prompts, cfg.group_size, (long long)st.iteration,
-            cfg.iterations, dir);
+    if (dist_is_root())
+        fprintf(stderr, "exitrl train: method %s on %s, %s backend, %zu parameters, P=%d G=%d%s, iterations %lld..%d -> %s\n",
+                config_choice_name("method", cfg.method), cfg.task, be->name, m.num_params, cfg.prompts, cfg.group_size,
+                dist_note(), (long long)st.iteration, cfg.iterations, dir);
     run.cfg = &cfg, run.trainer = &t, run.state = &st, run.metrics = metrics, run.dir = dir;
-    if (st.iteration == 0 && cfg.eval_every) train_evaluate(&run);
+    if (st.iteration == 0 && cfg.eval_every && dist_is_root()) train_evaluate(&run);
     run_loop_hooks hooks = {"train", "iteration", &st.iteration, cfg.iterations, cfg.eval_every, cfg.ckpt_every,
                             cfg.eval_every != 0, cfg.progress, &run, train_step, train_evaluate, train_save, metrics};
     exit_code = run_loop(&hooks, dir);
-    if (exit_code == 0) fprintf(stderr, "exitrl train: done; checkpoint %s/checkpoint.bin\n", dir);
+    if (exit_code == 0 && dist_is_root()) fprintf(stderr, "exitrl train: done; checkpoint %s/checkpoint.bin\n", dir);
 out:
     ckpt_close(&ck);
     if (metrics) fclose(metrics);

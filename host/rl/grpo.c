@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist/dist.h"
 #include "model/nvtx.h"
 #include "model/tokenizer.h"
 
@@ -132,6 +133,7 @@ int grpo_update_steps(int n, int minibatches, int epochs) {
 int grpo_update(gpt_model *m, const grpo_reference *ref, const rollout_output *ro, int n, const float *adv,
                 const grpo_options *o, grpo_stats *st) {
     const int mb_rows = (n + o->minibatches - 1) / o->minibatches;
+    const int lo = o->rank_hi > 0 ? o->rank_lo : 0, hi = o->rank_hi > 0 ? o->rank_hi : n;
     const long cap = (long)m->max_B * m->max_T; /* tokens of activation capacity */
     const int share = o->share_prefix && m->backend->attention_forward_packed && m->backend->attention_backward_packed;
     int T = 1;
@@ -182,7 +184,9 @@ int grpo_update(gpt_model *m, const grpo_reference *ref, const rollout_output *r
                 wt[i] = o->aggregation == GRPO_AGG_GRPO ? 1.0f / ((float)rows * ro->gen_len[i])
                       : o->aggregation == GRPO_AGG_DAPO ? 1.0f / (float)tokens
                                                         : 1.0f / ((float)rows * o->max_new_tokens);
-            const int n_rows = plan_rows(ro, r0, rows, share, cap, pr);
+            /* This rank's completions of the minibatch (all of them in one process). */
+            const int own0 = r0 > lo ? r0 : lo, own1 = r0 + rows < hi ? r0 + rows : hi;
+            const int n_rows = own1 > own0 ? plan_rows(ro, own0, own1 - own0, share, cap, pr) : 0;
             gpt_zero_grad(m);
             float step_loss = 0.0f, step_kl = 0.0f;
             for (int k0 = 0, k1; k0 < n_rows; k0 = k1) {
@@ -218,12 +222,19 @@ int grpo_update(gpt_model *m, const grpo_reference *ref, const rollout_output *r
                 st->row_tokens += (long)urows * uT;
                 step_loss += gs.loss;
                 step_kl += gs.kl * gs.tokens;
-                st->loss += gs.loss;
-                st->kl += gs.kl * gs.tokens;
                 st->clip_frac += gs.clip_frac * gs.tokens;
                 st->tokens += gs.tokens;
             }
-            if (rc) break;
+            if (dist_or(rc != 0, "GRPO micro-batches")) {
+                rc = -1;
+                break;
+            }
+            float sums[2] = {step_loss, step_kl}; /* the minibatch's, over every rank's rows */
+            dist_sum_f32(sums, 2, "GRPO loss and KL");
+            step_loss = sums[0], step_kl = sums[1];
+            dist_sum_grads(m, "GRPO gradients");
+            st->loss += step_loss;
+            st->kl += step_kl;
             if (o->test_fault == GRPO_FAULT_GRAD) {
                 const float nan = NAN;
                 m->backend->upload(m->backend, m->grads, &nan, sizeof nan);
@@ -238,6 +249,9 @@ int grpo_update(gpt_model *m, const grpo_reference *ref, const rollout_output *r
         }
     nvtx_pop();
     gpt_set_packing(m, NULL, NULL, NULL, 0, 0);
+    double counts[3] = {st->clip_frac, (double)st->tokens, (double)st->row_tokens};
+    dist_sum_f64(counts, 3, "GRPO statistics");
+    st->clip_frac = (float)counts[0], st->tokens = (long)counts[1], st->row_tokens = (long)counts[2];
     if (st->tokens) {
         st->kl /= st->tokens;
         st->clip_frac /= st->tokens;

@@ -21,6 +21,10 @@ typedef struct {
     int test_fault;        /* GRPO_FAULT_*; 0 in every real run */
     int share_prefix;      /* 1: completions of one prompt share its rows (packed rows, docs/DESIGN.md
                             * §5.6) where the backend has the packed attention ops; 0: a row each */
+    int rank_lo, rank_hi;  /* data parallelism (dist/dist.h): this rank trains on completions
+                            * [rank_lo, rank_hi) of each minibatch's rows, the loss weights stay those
+                            * of the whole minibatch, and gradients and statistics are summed over
+                            * ranks before each step; rank_hi = 0: all n (one process) */
 } grpo_options;
 
 typedef struct {

@@ -7,6 +7,7 @@
 
 #include "rl/completion.h"
 #include "rl/ngram_embed.h"
+#include "dist/dist.h"
 #include "model/nvtx.h"
 #include "run/run_log.h"
 #include "model/tokenizer.h"
@@ -58,7 +59,7 @@ int rl_trainer_init(rl_trainer *t, const exitrl_config *cfg, gpt_model *m) {
                              {(float)(1.0 / cfg->temperature), (float)cfg->clip_eps_low, (float)cfg->clip_eps_high,
                               (float)cfg->kl_beta},
                              {(float)cfg->lr, (float)cfg->beta1, (float)cfg->beta2, (float)cfg->adam_eps,
-                              (float)cfg->weight_decay, (float)cfg->grad_clip}, GRPO_FAULT_NONE, cfg->share_prefix};
+                              (float)cfg->weight_decay, (float)cfg->grad_clip}, GRPO_FAULT_NONE, cfg->share_prefix, 0, 0};
     if (cfg->kl_beta > 0 && grpo_reference_init(&t->ref, m)) return 1;
 
     const int n = t->n_prompts * t->group_size, C = m->cfg.d_model;
@@ -273,6 +274,33 @@ static void update_buffer(rl_trainer *t, uint64_t it, rl_iter_stats *st) {
     }
 }
 
+/* Rollouts of this rank's prompt slots (every slot in one process; groups never span ranks), then
+ * every rank gets all of them (sequence ids stay global: the samples are those of one process). */
+static int generate(rl_trainer *t, const struct exitrl_sampling *sp) {
+    const int G = t->group_size, S = t->rollouts.S, C = t->rollouts.C;
+    int64_t lo, hi;
+    dist_share(t->n_prompts, &lo, &hi);
+    const size_t r0 = (size_t)lo * G;
+    rollout_output view = t->rollouts; /* this rank's rows of the output */
+    view.tokens += r0 * S, view.logprobs += r0 * S, view.embed += r0 * C;
+    view.prompt_len += r0, view.gen_len += r0, view.hit_eos += r0;
+    view.B = (int)(hi - lo) * G;
+    char err[256] = "";
+    int failed = view.B > 0 && rollout_generate(&t->engine, t->prompts + r0 * t->prompt_cap, t->prompt_lens + r0,
+                                                 t->prompt_cap, view.B, t->cfg->max_new_tokens, sp, (int)r0, &view,
+                                                 err, sizeof err);
+    if (failed) fprintf(stderr, "exitrl: rollout failed%s: %s\n", dist_note(), err);
+    if (dist_or(failed, "rollouts")) return -1;
+    rollout_output *o = &t->rollouts;
+    dist_allgather(o->tokens, sizeof(int) * G * S, t->n_prompts, "rollout tokens");
+    dist_allgather(o->logprobs, sizeof(float) * G * S, t->n_prompts, "rollout log-probs");
+    dist_allgather(o->embed, sizeof(float) * G * C, t->n_prompts, "rollout embeddings");
+    dist_allgather(o->prompt_len, sizeof(int) * G, t->n_prompts, "rollout prompt lengths");
+    dist_allgather(o->gen_len, sizeof(int) * G, t->n_prompts, "rollout lengths");
+    dist_allgather(o->hit_eos, sizeof(int) * G, t->n_prompts, "rollout EOS flags");
+    return 0;
+}
+
 int rl_iteration(rl_trainer *t, uint64_t it, rl_iter_stats *st) {
     memset(st, 0, sizeof *st);
     const int n = t->n_prompts * t->group_size;
@@ -285,10 +313,7 @@ int rl_iteration(rl_trainer *t, uint64_t it, rl_iter_stats *st) {
     double t1 = now_seconds();
     struct exitrl_sampling sp = {(float)t->cfg->temperature, t->cfg->top_k, (float)t->cfg->top_p, 0, TOK_EOS,
                                  (uint64_t)t->cfg->seed * 0x100000001B3ULL + it};
-    char err[256];
-    if (rollout_generate(&t->engine, t->prompts, t->prompt_lens, t->prompt_cap, n, t->cfg->max_new_tokens, &sp, 0, &t->rollouts,
-                         err, sizeof err)) {
-        fprintf(stderr, "exitrl: rollout failed: %s\n", err);
+    if (generate(t, &sp)) {
         nvtx_pop();
         return -1;
     }
@@ -297,6 +322,9 @@ int rl_iteration(rl_trainer *t, uint64_t it, rl_iter_stats *st) {
     double t3 = now_seconds();
     score_and_advantage(t, it);
     double t4 = now_seconds();
+    int64_t lo, hi; /* this rank's prompt slots: it trains on their completions */
+    dist_share(t->n_prompts, &lo, &hi);
+    t->grpo_opt.rank_lo = (int)lo * t->group_size, t->grpo_opt.rank_hi = dist_size() > 1 ? (int)hi * t->group_size : 0;
     if (grpo_update(t->model, t->cfg->kl_beta > 0 ? &t->ref : NULL, &t->rollouts, n, t->adv, &t->grpo_opt, &st->update)) {
         nvtx_pop();
         return -1;
