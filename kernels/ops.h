@@ -77,6 +77,8 @@ static inline void exitrl_step_vals_set(float vals[EXITRL_STEP_NVALS], float lr,
     vals[EXITRL_STEP_SCALE] = 1.0f;
 }
 
+enum { EXITRL_COMM_ID_BYTES = 128 }; /* the id comm_unique_id writes (an NCCL unique id) */
+
 struct exitrl_backend {
     const char *name;        /* "cpu" or "cuda" */
     exitrl_dtype act_dtype;  /* dtype of activations and of the compute copy of the weights */
@@ -275,6 +277,17 @@ struct exitrl_backend {
     void *(*graph_capture_end)(exitrl_backend *be);
     void (*graph_launch)(exitrl_backend *be, void *graph);
     void (*graph_destroy)(exitrl_backend *be, void *graph);
+
+    /* ---- collectives across processes (optional; NULL on backends without them, e.g. the CPU,
+     * whose gradients host/dist sums through host memory with MPI) ----
+     * Data parallelism (host/dist/dist.h): one rank makes an id (comm_unique_id, into
+     * id[EXITRL_COMM_ID_BYTES]), the host broadcasts it, and every rank joins the communicator of
+     * `size` ranks as `rank` (comm_init, collective: every rank calls it). allreduce_sum_f32
+     * replaces buf[0..n) (backend memory) by its sum over the ranks, on the backend's stream, in the
+     * order of the ops before it. Each returns 0, or -1 with a reason in why. */
+    int (*comm_unique_id)(exitrl_backend *be, void *id, char *why, size_t why_len);
+    int (*comm_init)(exitrl_backend *be, const void *id, int rank, int size, char *why, size_t why_len);
+    int (*allreduce_sum_f32)(exitrl_backend *be, float *buf, size_t n, char *why, size_t why_len);
 
     /* Releases the backend's context and the struct itself. */
     void (*destroy)(exitrl_backend *be);

@@ -64,7 +64,7 @@ static int pretrain_step(void *ctx, char *text, size_t text_len) {
     pretrain_run *p = ctx;
     const exitrl_config *cfg = p->cfg;
     const int B = cfg->batch_size, T = cfg->seq_len;
-    double t0 = now_seconds();
+    double t0 = now_seconds(), comm0 = dist_comm_seconds();
     p->opt.lr = (float)lr_at(cfg, (int)p->state.step);
     p->source->batch(p->source, &p->state.data_rng, p->tokens, p->targets, B, T);
     float norm = 0.0f, loss;
@@ -104,6 +104,7 @@ static int pretrain_step(void *ctx, char *text, size_t text_len) {
         jsonl_num(&j, "grad_norm", norm);
         jsonl_num(&j, "tokens_per_s", tok_rate);
         jsonl_num(&j, "step_ms", dt * 1e3);
+        if (dist_size() > 1) jsonl_num(&j, "comm_ms", (dist_comm_seconds() - comm0) * 1e3);
         jsonl_num(&j, "elapsed_s", now_seconds() - p->t_start);
         jsonl_end(&j);
     }

@@ -178,6 +178,7 @@ static void log_iteration(FILE *metrics, int64_t it, const rl_iter_stats *s, con
     jsonl_num(&j, "t_score", s->t_score);
     jsonl_num(&j, "t_update", s->t_update);
     jsonl_num(&j, "t_buffer", s->t_buffer);
+    if (dist_size() > 1) jsonl_num(&j, "comm_ms", s->comm_seconds * 1e3); /* the gradient all-reduces */
     jsonl_end(&j);
 }
 
@@ -229,7 +230,9 @@ static int train_step(void *ctx, char *text, size_t text_len) {
     rl_iter_stats s;
     const int64_t number = r->state->iteration + 1;
     r->trainer->grpo_opt.test_fault = number >= r->fault_from && number <= r->fault_to ? r->fault : GRPO_FAULT_NONE;
+    const double comm0 = dist_comm_seconds();
     if (rl_iteration(r->trainer, (uint64_t)r->state->iteration, &s)) return 1;
+    s.comm_seconds = dist_comm_seconds() - comm0;
     r->state->iteration++;
     r->state->rng = r->trainer->rng;
     log_iteration(r->metrics, r->state->iteration, &s, r->trainer);

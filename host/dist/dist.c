@@ -3,12 +3,20 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #ifdef EXITRL_HAVE_MPI
 #include <mpi.h>
 #endif
 
-static int g_rank = 0, g_size = 1, g_mpi = 0;
+static int g_rank = 0, g_size = 1, g_local_rank = 0, g_mpi = 0;
+static double g_comm_seconds; /* time spent in collectives (dist_comm_seconds) */
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 /* Whether a launcher (mpirun, srun) started this process as one rank of a job. */
 static int launched_by_mpi(void) {
@@ -28,6 +36,15 @@ static void check(int rc, const char *call, const char *what) {
 }
 #endif
 
+/* Ends every rank after a backend collective failed (a rank whose id call failed may print nothing). */
+static void fail_backend(const char *call, const char *what, const char *why) {
+    fprintf(stderr, "exitrl: rank %d of %d: %s (%s) failed: %s\n", g_rank, g_size, call, what, why[0] ? why : "on another rank");
+#ifdef EXITRL_HAVE_MPI
+    if (g_mpi) MPI_Abort(MPI_COMM_WORLD, 1);
+#endif
+    exit(1);
+}
+
 int dist_init(int *argc, char ***argv) {
     if (!launched_by_mpi()) return 0;
 #ifdef EXITRL_HAVE_MPI
@@ -41,6 +58,11 @@ int dist_init(int *argc, char ***argv) {
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     check(MPI_Comm_rank(MPI_COMM_WORLD, &g_rank), "MPI_Comm_rank", "start-up");
     check(MPI_Comm_size(MPI_COMM_WORLD, &g_size), "MPI_Comm_size", "start-up");
+    MPI_Comm node; /* the ranks on this machine: this rank's place among them picks its GPU */
+    check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node),
+          "MPI_Comm_split_type", "start-up");
+    check(MPI_Comm_rank(node, &g_local_rank), "MPI_Comm_rank", "start-up");
+    MPI_Comm_free(&node);
     return 0;
 #else
     (void)argc, (void)argv;
@@ -73,6 +95,7 @@ const char *dist_library(void) {
 }
 
 int dist_rank(void) { return g_rank; }
+int dist_local_rank(void) { return g_local_rank; }
 int dist_size(void) { return g_size; }
 int dist_is_root(void) { return g_rank == 0; }
 const char *dist_note(void) {
@@ -176,7 +199,26 @@ void dist_allgather(void *buf, size_t item_bytes, int64_t n, const char *what) {
 
 void dist_sum_grads(gpt_model *m, const char *what) {
     if (g_size == 1) return;
+    const double t0 = now();
     exitrl_backend *be = m->backend;
+    char why[256] = "";
+    if (be->allreduce_sum_f32 && be->comm_init && be->comm_unique_id) {
+        /* On the device (NCCL): the communicator is made on first use, bootstrapped over MPI. */
+        static exitrl_backend *joined; /* the backend whose communicator is up */
+        if (joined != be) {
+            unsigned char id[EXITRL_COMM_ID_BYTES] = {0};
+            int failed = g_rank == 0 && be->comm_unique_id(be, id, why, sizeof why);
+            if (dist_or(failed, "communicator id")) fail_backend("comm_unique_id", what, why);
+            dist_bcast(id, sizeof id, "communicator id");
+            if (be->comm_init(be, id, g_rank, g_size, why, sizeof why)) fail_backend("comm_init", what, why);
+            joined = be;
+        }
+        if (be->allreduce_sum_f32(be, m->grads, m->num_params, why, sizeof why))
+            fail_backend("allreduce_sum_f32", what, why);
+        be->sync(be); /* so that the time below is the collective's */
+        g_comm_seconds += now() - t0;
+        return;
+    }
     float *host = malloc(sizeof(float) * m->num_params);
     if (!host) {
         fprintf(stderr, "exitrl: rank %d: out of host memory for %zu gradients\n", g_rank, m->num_params);
@@ -186,7 +228,10 @@ void dist_sum_grads(gpt_model *m, const char *what) {
     dist_sum_f32(host, m->num_params, what);
     be->upload(be, m->grads, host, sizeof(float) * m->num_params);
     free(host);
+    g_comm_seconds += now() - t0;
 }
+
+double dist_comm_seconds(void) { return g_comm_seconds; }
 
 void dist_share(int64_t n, int64_t *lo, int64_t *hi) {
     *lo = n * g_rank / g_size;

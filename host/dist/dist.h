@@ -30,6 +30,7 @@ void dist_finalize(void);
 
 int dist_rank(void);    /* this process's rank, 0..size-1 */
 int dist_size(void);    /* number of ranks (1 without MPI) */
+int dist_local_rank(void); /* this rank's place among the ranks on its machine: its GPU's index */
 int dist_is_root(void); /* rank 0: the rank that writes files and progress */
 const char *dist_note(void);
 /* The MPI library this build uses ("Open MPI v4.1.4, ..."), or "none (built without MPI)". */
@@ -48,9 +49,13 @@ int dist_check_same(const void *bytes, size_t n, const char *what);
 /* buf holds n items of item_bytes, of which this rank filled its dist_share; afterwards every rank
  * holds all n (each share from its owner). */
 void dist_allgather(void *buf, size_t item_bytes, int64_t n, const char *what);
-/* m->grads = their sum over ranks (every rank then holds the same gradient). Through host memory
- * (MPI_Allreduce on fp32); the CUDA backend's NCCL path is not written yet. */
+/* m->grads = their sum over ranks (every rank then holds the same gradient): with the backend's
+ * collectives where it has them (the CUDA backend built with NCCL: the communicator is made on the
+ * first call, its id broadcast over MPI), else through host memory (MPI_Allreduce on fp32). */
 void dist_sum_grads(gpt_model *m, const char *what);
+/* Seconds spent in dist_sum_grads so far (the gradient all-reduce and its copies): the metrics'
+ * comm_ms. */
+double dist_comm_seconds(void);
 /* The share [*lo, *hi) of n items that this rank owns: contiguous, in rank order, sizes differing
  * by at most one. */
 void dist_share(int64_t n, int64_t *lo, int64_t *hi);

@@ -27,6 +27,7 @@ typedef struct {
     int inserted, rejected, too_deep;
     long gen_tokens;
     double t_plan, t_rollout, t_reward, t_score, t_update, t_buffer;
+    double comm_seconds;         /* of which in the gradient all-reduces across ranks (set by the caller) */
     grpo_stats update;
     transition_stats improve; /* improve steps: each completion against the attempt it was shown */
 } rl_iter_stats;

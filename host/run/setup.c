@@ -9,6 +9,8 @@
 #include <omp.h>
 #endif
 
+#include "dist/dist.h"
+
 #ifndef EXITRL_HAVE_CUDA
 exitrl_backend *exitrl_backend_cuda_create(int device, int fp32_mode, char *why, size_t why_len) {
     (void)device;
@@ -26,13 +28,13 @@ exitrl_backend *backend_open(const char *device, int fp32_mode) {
     char why[256] = "";
     if (strcmp(device, "cpu") == 0) return exitrl_backend_cpu_create();
     if (strcmp(device, "cuda") == 0) {
-        exitrl_backend *be = exitrl_backend_cuda_create(0, fp32_mode, why, sizeof why);
+        exitrl_backend *be = exitrl_backend_cuda_create(dist_local_rank(), fp32_mode, why, sizeof why);
         if (!be) fprintf(stderr, "exitrl: --device cuda: %s\n", why);
         return be;
     }
     if (strcmp(device, "auto") == 0) {
         if (exitrl_cuda_available()) {
-            exitrl_backend *be = exitrl_backend_cuda_create(0, fp32_mode, why, sizeof why);
+            exitrl_backend *be = exitrl_backend_cuda_create(dist_local_rank(), fp32_mode, why, sizeof why);
             if (be) return be;
             fprintf(stderr, "exitrl: CUDA backend unavailable (%s); using the CPU backend\n", why);
         }

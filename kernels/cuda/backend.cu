@@ -277,6 +277,7 @@ static void cu_graph_destroy(exitrl_backend *be, void *graph) {
 
 static void ctx_release(cuda_ctx *ctx) {
     if (ctx->stream) cudaStreamSynchronize(ctx->stream);
+    cuda_comm_release(ctx);
     cuda_matmul_plans_destroy(ctx);
     cuda_attention_cudnn_release(ctx);
     for (int i = 0; i < CUDA_NUM_SCRATCH; i++)
@@ -509,6 +510,11 @@ extern "C" exitrl_backend *exitrl_backend_cuda_create(int device, int fp32_mode,
         be->graph_launch = cu_graph_launch;
         be->graph_destroy = cu_graph_destroy;
     }
+#ifdef EXITRL_HAVE_NCCL
+    be->comm_unique_id = cuda_comm_unique_id;
+    be->comm_init = cuda_comm_init;
+    be->allreduce_sum_f32 = cuda_allreduce_sum_f32;
+#endif
     be->destroy = cu_destroy;
     return be;
 

@@ -70,6 +70,7 @@ typedef struct cuda_ctx {
     int *dev_err;              /* device int[4]: first bad input a kernel saw (codes above) */
     void *scratch[CUDA_NUM_SCRATCH];
     size_t scratch_bytes[CUDA_NUM_SCRATCH];
+    void *nccl_comm;           /* owned by collectives.cu: the NCCL communicator (comm_init) */
 } cuda_ctx;
 
 #define CUDA_CTX(be) ((cuda_ctx *)(be)->ctx)
@@ -174,6 +175,15 @@ void cuda_attention_simt_backward(cuda_ctx *ctx, void *dqkv, const void *dout, c
  * shape; the first misaligned pointer or full plan cache of this backend). ptrs are the call's
  * act tensors (they must be 16-byte aligned). forward / backward run a plan that plan returned,
  * with the arguments of the ops in ops.h. */
+/* collectives.cu (ops.h "collectives"; built with NCCL only, EXITRL_HAVE_NCCL): the three members,
+ * and the release of the communicator (a no-op without NCCL), called when the backend goes. */
+#ifdef EXITRL_HAVE_NCCL
+int cuda_comm_unique_id(exitrl_backend *be, void *id, char *why, size_t why_len);
+int cuda_comm_init(exitrl_backend *be, const void *id, int rank, int size, char *why, size_t why_len);
+int cuda_allreduce_sum_f32(exitrl_backend *be, float *buf, size_t n, char *why, size_t why_len);
+#endif
+void cuda_comm_release(cuda_ctx *ctx);
+
 int cuda_attention_cudnn_init(cuda_ctx *ctx, char *why, size_t why_len);
 void cuda_attention_cudnn_release(cuda_ctx *ctx);
 int cuda_attention_cudnn_available(char *why, size_t why_len);
