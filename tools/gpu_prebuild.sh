@@ -16,7 +16,8 @@
 # cuBLASLt, cuDNN when found) in its own folder (build-prebuilt/), with three changes that make it
 # run elsewhere: the CPU code targets x86-64-v3 (AVX2, FMA) instead of -march=native, which could
 # use instructions the device's CPU lacks; OpenBLAS is left out (EXITRL_BLAS=OFF: the GPU programs
-# use it only for CPU reference results, and the device may not have it); source paths in messages
+# use it only for CPU reference results, and the device may not have it), and so are MPI and NCCL
+# (EXITRL_MPI=OFF, EXITRL_NCCL=OFF: one GPU, and the device may lack libmpi); source paths in messages
 # are made relative (-ffile-prefix-map). The benchmarks find their peers through
 # bench_source_dir() (bench/bench_common.c: $EXITRL_SOURCE_DIR, else the source tree they were built
 # from while it exists, else the folder above their own). The binaries keep their symbols (a
@@ -133,6 +134,7 @@ t0=$(date +%s)
 echo "gpu_prebuild: configuring $build"
 mkdir -p "$build" || exit 1
 nice -n "$niceness" cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DEXITRL_CUDA=ON -DEXITRL_BLAS=OFF \
+    -DEXITRL_MPI=OFF -DEXITRL_NCCL=OFF \
     -DCMAKE_C_COMPILER_LAUNCHER="$self;--cc-launcher" \
     -DCMAKE_C_FLAGS="-ffile-prefix-map=$root/=" -DCMAKE_CUDA_FLAGS_INIT="-Xcompiler=-ffile-prefix-map=$root/=" \
     -DCMAKE_SKIP_BUILD_RPATH=OFF -DCMAKE_BUILD_RPATH_USE_ORIGIN=ON -DCMAKE_BUILD_RPATH='$ORIGIN/../lib' \
