@@ -10,7 +10,7 @@
 #endif
 
 static int g_rank = 0, g_size = 1, g_local_rank = 0, g_mpi = 0;
-static double g_comm_seconds; /* time spent in collectives (dist_comm_seconds) */
+static double g_comm_seconds; /* time spent in dist_sum_grads (dist_comm_seconds) */
 
 static double now(void) {
     struct timespec ts;
