@@ -13,9 +13,10 @@ started over). The table is made from whatever evaluations exist.
   tools/study.py plan                              what is done, what is left, an estimate
 
 Cost on 2 CPU cores (tiny model, --jobs 2, one core per job, measured 2026-12-07 on an Intel Xeon
-with exitrl choosing OpenBLAS's SkylakeX kernels): a warm start 5-7 min, grpo or curriculum (300
-iterations) 1.6-2 min, improve / diverge / exit 3.2-3.4 min, an evaluation (K = 16, 640 x 4
-chains) 2-3.5 min; the knapsack ladder (3 seeds x 6 policies) took 65 minutes, and the whole study
+with exitrl choosing OpenBLAS's SkylakeX kernels): a warm start 5-7 min (countdown's 3000 steps:
+9 min), grpo or curriculum (300 iterations) 1-2 min, improve / diverge / exit 1.6-3.4 min, an
+evaluation (K = 16, 640 x 4 chains) 1-3.5 min; the knapsack ladder (3 seeds x 6 policies) took 65
+minutes, the countdown ladder 55 minutes, and the whole study
 (3 domains) is ~3 hours, to be spread over sittings (it resumes). `plan` prints the estimate for
 what is left.
 """
