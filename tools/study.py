@@ -47,11 +47,12 @@ DOMAINS = {
 }
 WARM = {"steps": 1500, "demo_targets": "improve", "demo_p_shown_correct": 0.5}
 RL = {"iterations": 300, "eval_every": 0, "ckpt_every": 100}
-# 640 x 4 chains: the largest standard error of a score (clustered over instances) is <= 0.01 (512 x 4
-# gave up to 0.0115 on knapsack).
-EVAL = {"eval_steps": 16, "eval_instances": 640, "eval_samples": 4, "temperature": 0.6}
+# 1024 x 4 chains, so that the largest standard error of a score (clustered over instances) is about
+# 0.0095 or less: 640 x 4 gave 0.0092-0.0120 (docs/results/table1.md, max se), and it falls as
+# 1 / sqrt(instances). An evaluation whose JSON has other settings counts as not done (`run` redoes it).
+EVAL = {"eval_steps": 16, "eval_instances": 1024, "eval_samples": 4, "temperature": 0.6}
 # Estimated minutes per job on one core (for `plan`).
-MINUTES = {"warm": 6, "rl": 3, "eval": 3}
+MINUTES = {"warm": 6, "rl": 3, "eval": 4}
 
 
 EXE = None  # --exe: the exitrl binary (default build-cpu/exitrl; a copy lets you rebuild while the study runs)
@@ -85,7 +86,13 @@ def stop_children(signum, frame):
 
 
 def job_done(job):
-    return os.path.exists(job["done"])
+    if job["kind"] != "eval":
+        return os.path.exists(job["done"])
+    try:  # an evaluation is done when its JSON has the current EVAL settings
+        e = load_eval(job["done"])
+    except (OSError, ValueError, KeyError, IndexError):
+        return False
+    return (e["instances"], e["samples"], e["K"]) == (EVAL["eval_instances"], EVAL["eval_samples"], EVAL["eval_steps"])
 
 
 # exitrl writes checkpoint.bin every ckpt_every steps, so a run counts as finished only when this
@@ -251,7 +258,9 @@ def cmd_table(args):
                         for key in ("share", "improved", "worse", "copy_rate", "right_wrong", "wrong_right")}})
             rows.append(row)
     os.makedirs(args.out, exist_ok=True)
-    meta = {"warm": WARM, "rl": RL, "eval": EVAL, "domains": {d: DOMAINS[d] for d in args.domains},
+    found = sorted({r["instances"] for r in rows}) # what the evaluations used, which EVAL may not be yet
+    meta = {"warm": WARM, "rl": RL, "eval": {**EVAL, "eval_instances": found[0] if len(found) == 1 else found},
+            "domains": {d: DOMAINS[d] for d in args.domains},
             "seeds": args.seeds, "runs": args.runs}
     with open(os.path.join(args.out, "table1.json"), "w") as f:
         json.dump({"settings": meta, "rows": rows}, f, indent=1)
@@ -272,10 +281,11 @@ def fmt(ms, signed=False, one=False):
 
 def write_markdown(path, rows, meta):
     e = meta["eval"]
+    shapes = " or ".join(sorted({f"{r['instances']} held-out instances x {r['samples']} chains" for r in rows}))
     lines = ["# Table 1 analog: multi-step self-improvement on held-out instances", "",
              "Written by `tools/study.py table` from the evaluations under "
-             f"`{meta['runs']}`; mean ± std over seeds. Each evaluation: {e['eval_instances']} held-out instances x "
-             f"{e['eval_samples']} chains, K = {e['eval_steps']}, temperature {e['temperature']}. "
+             f"`{meta['runs']}`; mean ± std over seeds. Each evaluation: {shapes}, K = {e['eval_steps']}, "
+             f"temperature {e['temperature']}. "
              "Delta_K = score(K) - score(0); net corrections = sum over steps of (wrong->right - right->wrong) per "
              "chain; R->W, W->R (reward 1 lost / reached), up, down (reward rose / fell) and copies are per-step "
              "shares averaged over the K steps; max se is the largest "
