@@ -2,9 +2,9 @@
 # Data parallelism over MPI (host/dist): 2 ranks against 1 process on the same global batch.
 # - pretrain: the same metrics (losses, gradient norms, held-out eval) within a relative 1e-5;
 # - a checkpoint of the 2-rank run resumes in 1 process and continues the 1-process curve;
-# - train (ExIt, the method with every moving part): the same metrics within a relative 1e-4, and
-#   the same task buffer and RNG state in the checkpoint (byte for byte); a 2-rank train checkpoint
-#   resumes in 1 process on the 1-process curve;
+# - train (ExIt, the method with every moving part, then the other rungs of the ladder): the same
+#   metrics within a relative 1e-4, and the same task buffer (and for ExIt RNG state) in the
+#   checkpoint, byte for byte; a 2-rank train checkpoint resumes in 1 process on the 1-process curve;
 # - eval: the same JSON as one process;
 # - ranks with different configurations stop at start with a message, not train;
 # - a rank killed mid-run ends the run (mpirun names the rank) and the last checkpoint loads.
@@ -85,6 +85,16 @@ for section in exit_buffer train_state; do
     a=$(python3 "$(dirname "$0")/ckpt_mutate.py" list "$tmp/rl1/checkpoint.bin" | grep "^$section ")
     b=$(python3 "$(dirname "$0")/ckpt_mutate.py" list "$tmp/rl2/checkpoint.bin" | grep "^$section ")
     [ -n "$a" ] && [ "$a" = "$b" ] || fail "checkpoint section $section differs: '$a' vs '$b'"
+done
+# The other rungs of the ladder (no buffer; base tasks by learnability; improve / diverge steps).
+for method in grpo curriculum improve diverge; do
+    m=(--init "$tmp/warm/checkpoint.bin" "${rl[@]}" --method $method --iterations 4)
+    "$EXITRL" train "${m[@]}" --name "${method}1" >"$tmp/log" 2>&1 || { fail "1-process $method"; cat "$tmp/log"; }
+    "${mpi[@]}" -np 2 "$EXITRL" train "${m[@]}" --name "${method}2" >"$tmp/log" 2>&1 || { fail "2-rank $method"; cat "$tmp/log"; }
+    same_metrics "$tmp/${method}1/metrics.jsonl" "$tmp/${method}2/metrics.jsonl" 1e-4 || fail "2-rank $method metrics differ"
+    a=$(python3 "$(dirname "$0")/ckpt_mutate.py" list "$tmp/${method}1/checkpoint.bin" | grep "^exit_buffer ")
+    b=$(python3 "$(dirname "$0")/ckpt_mutate.py" list "$tmp/${method}2/checkpoint.bin" | grep "^exit_buffer ")
+    [ -n "$a" ] && [ "$a" = "$b" ] || fail "$method: checkpoint section exit_buffer differs: '$a' vs '$b'"
 done
 "${mpi[@]}" -np 2 "$EXITRL" train --init "$tmp/warm/checkpoint.bin" "${rl[@]}" --iterations 3 --name rl_half \
     >"$tmp/log" 2>&1 || { fail "2-rank train (3 iterations)"; cat "$tmp/log"; }
