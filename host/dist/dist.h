@@ -12,8 +12,8 @@
  *   rank 0 alone and atomically (model/checkpoint.h), so the last one stays loadable.
  * - Only rank 0 writes files (metrics, checkpoints, plots) and progress lines: commands ask
  *   dist_is_root().
- * - Sums are over ranks in rank order for doubles (MPI_SUM); float sums may differ from a
- *   one-process sum in the last bits (summation order), which the tests' tolerances state. */
+ * - Sums over ranks (MPI_SUM) add in an order of MPI's choosing, so they may differ from a
+ *   one-process sum in the last bits; tests/cli_mpi.sh states the tolerances. */
 #ifndef EXITRL_DIST_H
 #define EXITRL_DIST_H
 #include <stddef.h>
@@ -32,9 +32,9 @@ int dist_rank(void);    /* this process's rank, 0..size-1 */
 int dist_size(void);    /* number of ranks (1 without MPI) */
 int dist_local_rank(void); /* this rank's place among the ranks on its machine: its GPU's index */
 int dist_is_root(void); /* rank 0: the rank that writes files and progress */
-const char *dist_note(void);
-/* The MPI library this build uses ("Open MPI v4.1.4, ..."), or "none (built without MPI)". */
-const char *dist_library(void); /* ", 2 MPI ranks" for start-up lines; "" for one process */
+const char *dist_note(void); /* ", 2 MPI ranks" for start-up lines; "" for one process */
+/* The MPI library this build uses ("Open MPI v4.1.4"), or "none (built without MPI)". */
+const char *dist_library(void);
 
 /* In place: buf[i] = sum over ranks of buf[i]. */
 void dist_sum_f32(float *buf, size_t n, const char *what);
