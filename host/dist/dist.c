@@ -105,14 +105,22 @@ const char *dist_note(void) {
     return note;
 }
 
-void dist_sum_f32(float *buf, size_t n, const char *what) {
 #ifdef EXITRL_HAVE_MPI
+/* In place: buf[0..n) of `type` (elem bytes each) summed over ranks, in pieces (MPI counts are int). */
+static void sum_in_place(void *buf, size_t n, size_t elem, MPI_Datatype type, const char *what) {
     if (!g_mpi || g_size == 1) return;
-    for (size_t off = 0; off < n;) { /* MPI counts are int */
+    for (size_t off = 0; off < n;) {
         int count = n - off > (size_t)(1 << 30) ? 1 << 30 : (int)(n - off);
-        check(MPI_Allreduce(MPI_IN_PLACE, buf + off, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce", what);
+        check(MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * elem, count, type, MPI_SUM, MPI_COMM_WORLD),
+              "MPI_Allreduce", what);
         off += (size_t)count;
     }
+}
+#endif
+
+void dist_sum_f32(float *buf, size_t n, const char *what) {
+#ifdef EXITRL_HAVE_MPI
+    sum_in_place(buf, n, sizeof *buf, MPI_FLOAT, what);
 #else
     (void)buf, (void)n, (void)what;
 #endif
@@ -120,12 +128,7 @@ void dist_sum_f32(float *buf, size_t n, const char *what) {
 
 void dist_sum_f64(double *buf, size_t n, const char *what) {
 #ifdef EXITRL_HAVE_MPI
-    if (!g_mpi || g_size == 1) return;
-    for (size_t off = 0; off < n;) {
-        int count = n - off > (size_t)(1 << 30) ? 1 << 30 : (int)(n - off);
-        check(MPI_Allreduce(MPI_IN_PLACE, buf + off, count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce", what);
-        off += (size_t)count;
-    }
+    sum_in_place(buf, n, sizeof *buf, MPI_DOUBLE, what);
 #else
     (void)buf, (void)n, (void)what;
 #endif
