@@ -33,6 +33,7 @@ typedef struct {
     int batches[MAX_BATCHES], n_batches;
     int prompt_len, new_tokens, reps, warmup, threads, peer, hf, quick;
     int group, no_share; /* sequences per distinct prompt; 1: share_prefix off in the engine */
+    int no_panels;       /* 1: the engine's use_panels off (decode multiplies by the weights as they are) */
 } bench_opts;
 
 static const char ABOUT[] =
@@ -78,6 +79,8 @@ static void parse_args(int argc, char **argv, bench_opts *o) {
                                                    "(default 1: every prompt differs)"),
         {"--no-share", NULL, BENCH_FLAG, &o->no_share, 1, NULL,
          "prefill every sequence's prompt itself (the engine's share_prefix off)"},
+        {"--no-panels", NULL, BENCH_FLAG, &o->no_panels, 1, NULL,
+         "decode on the weights as they are (the engine's use_panels off; ops.h panel_weight)"},
         BENCH_OPT_INT("--reps", "N", &o->reps, 1, "timed runs per measurement (default 3)"),
         BENCH_OPT_INT("--warmup", "N", &o->warmup, 0, "untimed runs first (default 1)"),
         BENCH_OPT_THREADS(&o->threads),
@@ -213,6 +216,7 @@ static double run_ours(gpt_model *m, int B, const int *prompts, const bench_opts
     const int S = o->prompt_len + o->new_tokens;
     if (rollout_create(&r, m, B, S)) return -1;
     r.share_prefix = !o->no_share;
+    r.use_panels = !o->no_panels;
     if (rollout_output_alloc(&out, B, S, m->cfg.d_model)) {
         rollout_destroy(&r);
         return -1;
@@ -254,7 +258,7 @@ typedef struct {
     const char *backend, *config;
     const bench_opts *o;
     size_t params;
-    int B;
+    int B, panels; /* panels: the backend offers the panel layout (ops.h) */
     double load, value, time_ms;
     long gen_tokens;
 } record;
@@ -264,10 +268,10 @@ static void write_record(const record *r, const char *peer, double peer_value, c
     FILE *f = r->out;
     bench_json_head(f, "rollout", r->run, r->backend, NULL, r->config);
     fprintf(f, ",\"params\":%zu,\"batch\":%d,\"prompt_len\":%d,\"new_tokens\":%d,\"gen_tokens\":%ld,"
-            "\"group\":%d,\"share_prefix\":%d,\"temperature\":1,\"reps\":%d,\"threads\":%d,\"loadavg_1m\":%.2f,"
+            "\"group\":%d,\"share_prefix\":%d,\"panels\":%d,\"temperature\":1,\"reps\":%d,\"threads\":%d,\"loadavg_1m\":%.2f,"
             "\"time_ms\":%.3f,\"value\":%.2f,\"unit\":\"tokens/s\"",
             r->params, r->B, r->o->prompt_len, r->o->new_tokens, r->gen_tokens, r->o->group, !r->o->no_share,
-            r->o->reps, r->o->threads, r->load, r->time_ms, r->value);
+            !r->o->no_panels && r->panels, r->o->reps, r->o->threads, r->load, r->time_ms, r->value);
     if (peer) fprintf(f, ",\"peer\":\"%s\",\"peer_value\":%.2f,\"ratio\":%.4f%s", peer, peer_value,
                       r->value / peer_value, extra ? extra : "");
     fprintf(f, "}\n");
@@ -408,7 +412,7 @@ int main(int argc, char **argv) {
            o.new_tokens, o.group, o.no_share ? "off" : "on", o.reps, o.warmup, load);
     bench_warn_load(load, "low");
     printf("%-10s %5s %10s %9s   peers: tokens/s (ours / peer)\n", "config", "batch", "tok/s", "ms");
-    record rec = {.out = out, .run = &run, .backend = be->name, .o = &o};
+    record rec = {.out = out, .run = &run, .backend = be->name, .o = &o, .panels = be->panel_weight != NULL};
     int rc = 0;
     char list[256];
     snprintf(list, sizeof list, "%s", o.configs);

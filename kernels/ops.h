@@ -169,6 +169,21 @@ struct exitrl_backend {
                                       const void *out, const float *lse, const int *prefix_len,
                                       const int *seg_start, int B, int T, int C, int NH);
 
+    /* ---- weights in panels for decode steps (optional, default NULL: decode steps call
+     * matmul_forward on the weights as they are; all three members or none) ----
+     * A backend whose matrix products re-lay out the weight matrix on every call (the CPU's
+     * CBLAS packs w into panels each time) may offer a layout of its own: a rollout lays each
+     * weight out once, when it starts (the weights do not change during it), and its decode steps
+     * multiply by that copy. The layout is the backend's own; the host only sizes and passes it. */
+    /* Bytes of backend memory that w[OC,C] needs in the layout. */
+    size_t (*panel_weight_bytes)(exitrl_backend *be, int C, int OC);
+    /* dst (panel_weight_bytes(C, OC) bytes) = w[OC,C] (act dtype) in the layout. */
+    void (*panel_weight)(exitrl_backend *be, void *dst, const void *w, int C, int OC);
+    /* matmul_forward with the weight given as panel_weight's copy of it; the same contract
+     * otherwise, results equal to matmul_forward's up to float rounding. */
+    void (*matmul_forward_panels)(exitrl_backend *be, void *out, void *pre_gelu, const void *inp,
+                                  const void *wpanels, const void *bias, int N, int C, int OC);
+
     /* ---- rollouts (KV-cache generation) ----
      * The KV cache of one layer is a plain [B, S, C] array per k and v (S = the batch's total
      * length capacity). tok_buf[B, S] holds each sequence's prompt and generated tokens; pos[B] is

@@ -186,8 +186,9 @@ static void test_residual_layernorm(exitrl_backend *be) {
 
 /* ---- matmul ---- */
 
-/* One shape, with or without bias, with or without the GELU epilogue. */
-static void test_matmul(exitrl_backend *be, int N, int C, int OC, int use_bias, int use_gelu) {
+/* One shape, with or without bias, with or without the GELU epilogue; with panels, the weight is laid
+ * out by panel_weight and multiplied by matmul_forward_panels (ops.h), against the same reference. */
+static void test_matmul(exitrl_backend *be, int N, int C, int OC, int use_bias, int use_gelu, int panels) {
     size_t nin = (size_t)N * C, nw = (size_t)OC * C, nout = (size_t)N * OC;
     float *x = test_floats(nin), *w = test_floats(nw), *bias = test_floats(OC);
     float *out = test_floats(nout), *pre = test_floats(nout);
@@ -214,15 +215,22 @@ static void test_matmul(exitrl_backend *be, int N, int C, int OC, int use_bias, 
     void *d_bias = use_bias ? dev_upload(be, bias, OC * sizeof(float)) : NULL;
     void *d_out = dev_zeros(be, nout * sizeof(float));
     void *d_pre = use_gelu ? dev_zeros(be, nout * sizeof(float)) : NULL;
-    be->matmul_forward(be, d_out, d_pre, d_x, d_w, d_bias, N, C, OC);
+    if (panels) {
+        void *d_wp = dev_zeros(be, be->panel_weight_bytes(be, C, OC));
+        be->panel_weight(be, d_wp, d_w, C, OC);
+        be->matmul_forward_panels(be, d_out, d_pre, d_x, d_wp, d_bias, N, C, OC);
+        be->free(be, d_wp);
+    } else {
+        be->matmul_forward(be, d_out, d_pre, d_x, d_w, d_bias, N, C, OC);
+    }
     dev_download(be, out, d_out, nout * sizeof(float));
     char what[96];
-    snprintf(what, sizeof what, "matmul N=%d C=%d OC=%d%s%s out", N, C, OC, use_bias ? " +bias" : "",
-             use_gelu ? " +gelu" : "");
+    snprintf(what, sizeof what, "matmul%s N=%d C=%d OC=%d%s%s out", panels ? "_panels" : "", N, C, OC,
+             use_bias ? " +bias" : "", use_gelu ? " +gelu" : "");
     CHECK_CLOSE(what, out, want, tol, nout);
     if (use_gelu) {
         dev_download(be, pre, d_pre, nout * sizeof(float));
-        snprintf(what, sizeof what, "matmul N=%d C=%d OC=%d pre_gelu", N, C, OC);
+        snprintf(what, sizeof what, "matmul%s N=%d C=%d OC=%d pre_gelu", panels ? "_panels" : "", N, C, OC);
         CHECK_CLOSE(what, pre, want_pre, tol_pre, nout);
         be->free(be, d_pre);
     }
@@ -325,11 +333,18 @@ int main(void) {
     test_residual_layernorm(be);
     /* The small odd shape, and one large enough for blocked / BLAS paths. */
     for (int bias = 0; bias <= 1; bias++) {
-        test_matmul(be, 10, 12, 7, bias, 0);
-        test_matmul(be, 67, 96, 131, bias, 0);
+        test_matmul(be, 10, 12, 7, bias, 0, 0);
+        test_matmul(be, 67, 96, 131, bias, 0, 0);
     }
-    test_matmul(be, 10, 12, 7, 1, 1);
-    test_matmul(be, 67, 96, 131, 1, 1);
+    test_matmul(be, 10, 12, 7, 1, 1, 0);
+    test_matmul(be, 67, 96, 131, 1, 1, 0);
+    /* Panels: every row count of a tile and a partial one after full tiles (1..17 rows), output
+     * channels that do not fill the last panel, and the decode shapes of the small model. */
+    for (int n = 1; n <= 17; n += 4) test_matmul(be, n, 12, 7, 1, 0, 1);
+    for (int n = 2; n <= 18; n += 4) test_matmul(be, n, 40, 33, 0, 1, 1);
+    test_matmul(be, 67, 96, 131, 1, 1, 1);
+    test_matmul(be, 64, 384, 1152, 1, 0, 1);
+    test_matmul(be, 64, 1536, 384, 1, 0, 1);
     test_attention(be, 2, 5, 12, 3);
     test_attention(be, 1, 37, 32, 2);
     test_classifier_keeps_logits(be);

@@ -109,6 +109,25 @@ int main(void) {
     CHECK(rollout_create(&r6, &m, 6, 40) == 0, "create 6");
     CHECK(rollout_generate(&r6, prompts, lens, 16, B, NEW, &samp, 0, &out, err, sizeof err) == 0, "%s", err);
     CHECK(memcmp(first, out.tokens, sizeof(int) * B * out.S) == 0, "chunking changed the samples");
+    /* Decode steps on the weights as they are (use_panels off) sample the same tokens, and after
+     * the weights change, the next generation follows them (the panel copy is laid out anew). */
+    rollout_engine plain;
+    CHECK(rollout_create(&plain, &m, 6, 40) == 0, "create plain");
+    plain.use_panels = 0;
+    CHECK(rollout_generate(&plain, prompts, lens, 16, B, NEW, &samp, 0, &out, err, sizeof err) == 0, "%s", err);
+    CHECK(memcmp(first, out.tokens, sizeof(int) * B * out.S) == 0, "panels changed the samples");
+    float *orig = dev_read(be, m.master, sizeof(float) * m.num_params), *w2 = dev_read(be, m.master, sizeof(float) * m.num_params);
+    for (size_t i = 0; i < m.param_sizes[P_FCW]; i++) w2[m.param_offsets[P_FCW] + i] *= -1.5f;
+    gpt_load_params(&m, w2);
+    int *changed = malloc(sizeof(int) * B * out.S);
+    CHECK(rollout_generate(&plain, prompts, lens, 16, B, NEW, &samp, 0, &out, err, sizeof err) == 0, "%s", err);
+    memcpy(changed, out.tokens, sizeof(int) * B * out.S);
+    CHECK(rollout_generate(&r6, prompts, lens, 16, B, NEW, &samp, 0, &out, err, sizeof err) == 0, "%s", err);
+    CHECK(memcmp(changed, out.tokens, sizeof(int) * B * out.S) == 0, "panels kept the old weights");
+    CHECK(memcmp(first, changed, sizeof(int) * B * out.S) != 0, "the weight change changed no sample");
+    gpt_load_params(&m, orig);
+    free(orig), free(w2), free(changed);
+    rollout_destroy(&plain);
     struct exitrl_sampling other = samp;
     other.seed = 99;
     CHECK(rollout_generate(&r6, prompts, lens, 16, B, NEW, &other, 0, &out, err, sizeof err) == 0, "%s", err);

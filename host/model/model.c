@@ -320,11 +320,21 @@ gpt_layer_weights gpt_layer(const gpt_model *m, int l) {
     };
 }
 
+/* matmul_forward, or matmul_forward_panels when the weight's panel copy is given. */
+static void matmul(exitrl_backend *be, const void *wpanels, void *out, void *pre_gelu, const void *inp,
+                   const void *w, const void *bias, int N, int C, int OC) {
+    if (wpanels)
+        be->matmul_forward_panels(be, out, pre_gelu, inp, wpanels, bias, N, C, OC);
+    else
+        be->matmul_forward(be, out, pre_gelu, inp, w, bias, N, C, OC);
+}
+
 void gpt_block_forward(gpt_model *m, const gpt_layer_weights *w, const gpt_block_acts *a,
                        const gpt_block_cache *cache, int B, int T) {
     exitrl_backend *be = m->backend;
     const int C = m->cfg.d_model, NH = m->cfg.n_head, N = B * T;
-    be->matmul_forward(be, a->qkv, NULL, a->ln1, w->qkvw, w->qkvb, N, C, 3 * C);
+    const gpt_layer_panels *p = cache && cache->start_pos ? cache->panels : NULL;
+    matmul(be, p ? p->qkvw : NULL, a->qkv, NULL, a->ln1, w->qkvw, w->qkvb, N, C, 3 * C);
     if (cache) be->kv_cache_store(be, cache->k, cache->v, a->qkv, cache->start_pos, B, T, cache->S, C);
     if (cache && cache->start_pos)
         be->attention_decode(be, a->atty, a->qkv, cache->k, cache->v, cache->start_pos, B, cache->S, C, NH);
@@ -332,11 +342,11 @@ void gpt_block_forward(gpt_model *m, const gpt_layer_weights *w, const gpt_block
         be->attention_forward_packed(be, a->atty, a->att_lse, a->qkv, a->prefix_len, a->seg_start, B, T, C, NH);
     else
         be->attention_forward(be, a->atty, a->att_lse, a->qkv, B, T, C, NH);
-    be->matmul_forward(be, a->attproj, NULL, a->atty, w->attprojw, w->attprojb, N, C, C);
+    matmul(be, p ? p->attprojw : NULL, a->attproj, NULL, a->atty, w->attprojw, w->attprojb, N, C, C);
     be->residual_layernorm_forward(be, a->residual2, a->ln2, a->ln2_mean, a->ln2_rstd, a->residual, a->attproj,
                                    w->ln2w, w->ln2b, N, C);
-    be->matmul_forward(be, a->fch_gelu, a->fch, a->ln2, w->fcw, w->fcb, N, C, 4 * C);
-    be->matmul_forward(be, a->fcproj, NULL, a->fch_gelu, w->fcprojw, w->fcprojb, N, 4 * C, C);
+    matmul(be, p ? p->fcw : NULL, a->fch_gelu, a->fch, a->ln2, w->fcw, w->fcb, N, C, 4 * C);
+    matmul(be, p ? p->fcprojw : NULL, a->fcproj, NULL, a->fch_gelu, w->fcprojw, w->fcprojb, N, 4 * C, C);
     /* The next layer's LayerNorm (or the final one) is fused with this residual add. */
     be->residual_layernorm_forward(be, a->residual3, a->ln_next, a->ln_next_mean, a->ln_next_rstd, a->residual2,
                                    a->fcproj, w->next_lnw, w->next_lnb, N, C);

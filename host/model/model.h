@@ -116,6 +116,11 @@ typedef struct {
                                         * NULL: causal */
 } gpt_block_acts;
 
+/* One layer's matrix weights in the backend's panel layout (ops.h panel_weight), for decode steps. */
+typedef struct {
+    const void *qkvw, *attprojw, *fcw, *fcprojw;
+} gpt_layer_panels;
+
 /* One layer's KV cache for the rollout; NULL in training. */
 typedef struct {
     void *k, *v;                        /* [B, S, C] each */
@@ -123,6 +128,8 @@ typedef struct {
     const int *start_pos;               /* [B] (backend memory): a decode step (T = 1) writes row b at
                                          * start_pos[b] and attends over the cache; NULL: a prefill
                                          * writes positions 0..T-1 and attends causally within them */
+    const gpt_layer_panels *panels;     /* this layer's weights laid out for decode steps (used only
+                                         * with start_pos), or NULL: multiply by the weights as they are */
 } gpt_block_cache;
 
 /* The weights of layer l. */

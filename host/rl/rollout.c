@@ -28,6 +28,7 @@ int rollout_create(rollout_engine *r, gpt_model *m, int max_B, int max_S) {
     r->max_prefill_rows = DEFAULT_PREFILL_ROWS > max_S ? DEFAULT_PREFILL_ROWS : max_S;
     r->done_check_interval = 8;
     r->share_prefix = 1;
+    r->use_panels = 1;
     size_t C = (size_t)c->d_model, L = (size_t)c->n_layer, BS = (size_t)max_B * max_S, act = exitrl_dtype_size(be->act_dtype);
     size_t rows = (size_t)r->max_prefill_rows > (size_t)max_B ? (size_t)r->max_prefill_rows : (size_t)max_B;
     r->kcache = be->alloc(be, L * BS * C * act);
@@ -64,8 +65,9 @@ void rollout_destroy(rollout_engine *r) {
     if (!r->model) return;
     exitrl_backend *be = r->model->backend;
     if (r->decode_graph) be->graph_destroy(be, r->decode_graph);
+    free(r->layer_panels);
     void *ptrs[] = {r->kcache, r->vcache, r->tok_buf, r->logprob_buf, r->pos, r->done, r->limit,
-                    r->gather_idx, r->prefill_tokens, r->emb, r->ws};
+                    r->gather_idx, r->prefill_tokens, r->emb, r->ws, r->panel_buf};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
         if (ptrs[i]) be->free(be, ptrs[i]);
     memset(r, 0, sizeof *r);
@@ -84,6 +86,44 @@ int sampling_validate(const struct exitrl_sampling *sp, char *err, size_t err_le
     return -1;
 }
 
+/* Lays the current weights out in the backend's panel layout for this generation's decode steps
+ * (allocating the copy at first use). Returns 1 when decode steps use it, 0 when they multiply by
+ * the weights as they are (switched off, a backend without the layout, or no memory for it). */
+static int lay_out_panels(rollout_engine *r) {
+    gpt_model *m = r->model;
+    exitrl_backend *be = m->backend;
+    if (!r->use_panels || !be->panel_weight) return 0;
+    const int C = m->cfg.d_model, L = m->cfg.n_layer, Vp = m->cfg.vocab_padded;
+    const size_t qkv = be->panel_weight_bytes(be, C, 3 * C), proj = be->panel_weight_bytes(be, C, C),
+                 fc = be->panel_weight_bytes(be, C, 4 * C), fcproj = be->panel_weight_bytes(be, 4 * C, C),
+                 layer = qkv + proj + fc + fcproj;
+    if (!r->panel_buf) {
+        r->layer_panels = malloc(sizeof(gpt_layer_panels) * L);
+        r->panel_buf = r->layer_panels ? be->alloc(be, L * layer + be->panel_weight_bytes(be, C, Vp)) : NULL;
+        if (!r->panel_buf) { /* the backend said so; decode on the weights as they are */
+            free(r->layer_panels);
+            r->layer_panels = NULL;
+            r->use_panels = 0;
+            return 0;
+        }
+        for (int l = 0; l < L; l++) {
+            char *base = (char *)r->panel_buf + (size_t)l * layer;
+            r->layer_panels[l] = (gpt_layer_panels){base, base + qkv, base + qkv + proj, base + qkv + proj + fc};
+        }
+        r->wte_panels = (char *)r->panel_buf + (size_t)L * layer;
+    }
+    for (int l = 0; l < L; l++) {
+        const gpt_layer_weights w = gpt_layer(m, l);
+        const gpt_layer_panels *p = &r->layer_panels[l];
+        be->panel_weight(be, (void *)p->qkvw, w.qkvw, C, 3 * C);
+        be->panel_weight(be, (void *)p->attprojw, w.attprojw, C, C);
+        be->panel_weight(be, (void *)p->fcw, w.fcw, C, 4 * C);
+        be->panel_weight(be, (void *)p->fcprojw, w.fcprojw, 4 * C, C);
+    }
+    be->panel_weight(be, (void *)r->wte_panels, gpt_param(m, P_WTE, 0), C, Vp);
+    return 1;
+}
+
 /* Runs the transformer body over N rows already embedded in r->res and leaves the final
  * LayerNorm's output in r->ln. Prefill (start_pos NULL) stores rows [B, T] into the cache from
  * position 0 and attends causally within the rows; a decode step (T = 1) stores each row at
@@ -99,7 +139,8 @@ static void body_forward(rollout_engine *r, int b0, int B, int T, const int *sta
                               .fch_gelu = r->fchg, .fcproj = r->proj, .residual3 = r->res, .ln_next = r->ln};
     for (int l = 0; l < L; l++) {
         size_t cache_off = ((size_t)l * r->max_B + b0) * S * C;
-        const gpt_block_cache cache = {at(r, r->kcache, cache_off), at(r, r->vcache, cache_off), S, start_pos};
+        const gpt_block_cache cache = {at(r, r->kcache, cache_off), at(r, r->vcache, cache_off), S, start_pos,
+                                       r->panels_ready ? &r->layer_panels[l] : NULL};
         const gpt_layer_weights w = gpt_layer(m, l);
         gpt_block_forward(m, &w, &a, &cache, B, T);
     }
@@ -111,7 +152,10 @@ static void emit(rollout_engine *r, const void *hidden, int B, const struct exit
     gpt_model *m = r->model;
     exitrl_backend *be = m->backend;
     const int C = m->cfg.d_model;
-    be->matmul_forward(be, r->logits, NULL, hidden, gpt_param(r->model, P_WTE, 0), NULL, B, C, m->cfg.vocab_padded);
+    if (r->panels_ready)
+        be->matmul_forward_panels(be, r->logits, NULL, hidden, r->wte_panels, NULL, B, C, m->cfg.vocab_padded);
+    else
+        be->matmul_forward(be, r->logits, NULL, hidden, gpt_param(r->model, P_WTE, 0), NULL, B, C, m->cfg.vocab_padded);
     be->hidden_accumulate(be, r->emb, hidden, r->done, B, C);
     be->sample_step(be, r->logits, sp, r->tok_buf, r->logprob_buf, r->pos, r->done, r->limit, B, r->max_S,
                     m->cfg.vocab, m->cfg.vocab_padded, seq_offset);
@@ -339,6 +383,7 @@ int rollout_generate(rollout_engine *r, const int *prompts, const int *prompt_le
     }
     int chunk = decode_chunk(r, need_S);
     nvtx_push("rollout");
+    r->panels_ready = lay_out_panels(r);
     for (int c0 = 0; c0 < B; c0 += chunk) {
         int nb = B - c0 < chunk ? B - c0 : chunk;
         for (size_t i = 0; i < (size_t)nb * S; i++) host_tok[i] = TOK_PAD;
@@ -362,6 +407,7 @@ int rollout_generate(rollout_engine *r, const int *prompts, const int *prompt_le
         }
     }
     nvtx_pop();
+    r->panels_ready = 0; /* the weights may change before the next generation lays them out again */
     free(host_tok), free(host_lp), free(host_emb), free(host_pos), free(host_done);
     return 0;
 }

@@ -6,7 +6,8 @@
  * attends over its KV cache, a plain [layer][sequence][position][channel] array. Sampling runs on
  * the backend with a counter-based RNG keyed by (seed, sequence, position), so a seed gives the same
  * tokens on every run and on both backends. The host looks at the finished flags only every
- * `done_check_interval` steps. The engine reads the model's current weights directly: no copies. */
+ * `done_check_interval` steps. The engine reads the model's current weights when a generation
+ * starts; on backends with a panel layout (ops.h) it multiplies by a copy laid out then. */
 #ifndef EXITRL_ROLLOUT_H
 #define EXITRL_ROLLOUT_H
 #include <stddef.h>
@@ -20,6 +21,14 @@ typedef struct {
     int max_prefill_rows;        /* prefill processes at most this many prompt tokens at once */
     int done_check_interval;     /* decode steps between looks at the finished flags */
     int share_prefix;            /* 1 (the default): consecutive equal prompts are prefilled once */
+    int use_panels;              /* 1 (the default; ignored on backends without panel_weight): each
+                                  * rollout_generate lays the weights out once in the backend's panel
+                                  * layout (ops.h) and its decode steps multiply by that copy */
+    void *panel_buf;             /* backend memory, allocated at first use: every layer's four
+                                  * matrices, then wte, in panel layout */
+    gpt_layer_panels *layer_panels; /* [L] host array: pointers into panel_buf */
+    const void *wte_panels;      /* the classifier's weight (wte) in panel_buf */
+    int panels_ready;            /* panel_buf holds this generation's weights */
     /* backend memory */
     void *kcache, *vcache;       /* [L, max_B, max_S, C] each */
     int *tok_buf;                /* [max_B, max_S] prompt + generated tokens */

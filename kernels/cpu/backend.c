@@ -52,6 +52,9 @@ exitrl_backend *exitrl_backend_cpu_create(void) {
     be->layernorm_forward = cpu_layernorm_forward;
     be->residual_layernorm_forward = cpu_residual_layernorm_forward;
     be->matmul_forward = cpu_matmul_forward;
+    be->panel_weight_bytes = cpu_panel_weight_bytes;
+    be->panel_weight = cpu_panel_weight;
+    be->matmul_forward_panels = cpu_matmul_forward_panels;
     be->attention_forward = cpu_attention_forward;
     be->classifier_forward_backward = cpu_classifier_forward_backward;
     be->encoder_backward = cpu_encoder_backward;

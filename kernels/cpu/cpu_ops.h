@@ -27,6 +27,12 @@ void cpu_layernorm_backward(exitrl_backend *be, void *dinp, float *dw, float *db
                             int N, int C);
 void cpu_matmul_forward(exitrl_backend *be, void *out, void *pre_gelu, const void *inp,
                         const void *w, const void *bias, int N, int C, int OC);
+/* Bias add and GELU of cpu_matmul_forward after the product is in pre_gelu (or out). */
+void cpu_matmul_epilogue(exitrl_backend *be, void *out, void *pre_gelu, const void *bias, int N, int OC);
+size_t cpu_panel_weight_bytes(exitrl_backend *be, int C, int OC);
+void cpu_panel_weight(exitrl_backend *be, void *dst, const void *w, int C, int OC);
+void cpu_matmul_forward_panels(exitrl_backend *be, void *out, void *pre_gelu, const void *inp,
+                               const void *wpanels, const void *bias, int N, int C, int OC);
 void cpu_matmul_backward(exitrl_backend *be, void *dinp, float *dweight, float *dbias, void *dout,
                          const void *inp, const void *w, const void *pre_gelu, int N, int C,
                          int OC);

@@ -103,12 +103,12 @@ static void gemm_nt(float *out, const float *inp, const float *w, int N, int C, 
 #endif
 }
 
-void cpu_matmul_forward(exitrl_backend *be, void *out_, void *pre_gelu_, const void *inp,
-                        const void *w, const void *bias_, int N, int C, int OC) {
+void cpu_matmul_epilogue(exitrl_backend *be, void *out_, void *pre_gelu_, const void *bias_, int N, int OC) {
+    (void)be;
     float *out = out_, *pre = pre_gelu_;
     const float *bias = bias_;
     float *acc = pre ? pre : out;
-    gemm_nt(acc, inp, w, N, C, OC);
+    if (!bias && !pre) return;
 #pragma omp parallel for
     for (int n = 0; n < N; n++) {
         float *a = acc + (size_t)n * OC, *o = out + (size_t)n * OC;
@@ -119,6 +119,12 @@ void cpu_matmul_forward(exitrl_backend *be, void *out_, void *pre_gelu_, const v
             for (int j = 0; j < OC; j++) o[j] = cpu_gelu(a[j]);
         }
     }
+}
+
+void cpu_matmul_forward(exitrl_backend *be, void *out, void *pre_gelu, const void *inp,
+                        const void *w, const void *bias, int N, int C, int OC) {
+    gemm_nt(pre_gelu ? pre_gelu : out, inp, w, N, C, OC);
+    cpu_matmul_epilogue(be, out, pre_gelu, bias, N, OC);
 }
 
 void cpu_matmul_backward(exitrl_backend *be, void *dinp_, float *dweight, float *dbias, void *dout_,
