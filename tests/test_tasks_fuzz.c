@@ -1,19 +1,27 @@
 /* Bounded fuzzing of every domain's answer parser/verifier: 200k inputs per domain (random bytes,
- * random strings over the answer alphabet, and mutations of teacher answers), each copied into a
- * heap buffer of exactly its length with no NUL after it, so that an AddressSanitizer build
+ * random strings over the answer alphabet, random sequences of answer tokens such as ledger's tool
+ * names, accounts and ';', and mutations of teacher answers), each copied into a heap buffer of
+ * exactly its length with no NUL after it, so that an AddressSanitizer build
  * (-DEXITRL_SANITIZE=ON) catches any read past len. Every reward must lie in [0,1] and every
- * feedback must be a NUL-terminated string within its buffer. */
+ * feedback must be a NUL-terminated string within its buffer. The ledger environment's
+ * ledger_execute is also fuzzed directly, from random states with random results buffers. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "tasks/expr.h"
+#include "tasks/ledger.h"
 #include "tasks/task.h"
 #include "test_util.h"
 
 enum { INPUTS_PER_DOMAIN = 200000, MAX_LEN = 48 /* of generated strings */,
        BUF_LEN = 2 * TASK_ANSWER_CAP /* of mutated answers */ };
 
-static const char alphabet[] = "0123456789+-*/()= \n\t,:x";
+/* arith, countdown and knapsack answers; ledger's tools (add sub mov get), accounts and ';' */
+static const char alphabet[] = "0123456789+-*/()= \n\t,:xabcdegmostuvz;";
+/* whole answer tokens, so that random sequences often parse as ledger calls */
+static const char *const tokens[] = {"add ", "sub ", "mov ", "get ", "a ", "b ", "c ", "d ", "e ", "z ", "A ",
+                                     "5", "12 ", "999", "1000", "0", "07", "-3", "; ", ";", " ", "\n", "ab", "+"};
+enum { N_TOKENS = (int)(sizeof tokens / sizeof tokens[0]) };
 
 static size_t random_input(task_rng *r, char *buf, const task_domain *d, const task_instance *in) {
     uint32_t kind = task_rng_below(r, 20);
@@ -23,9 +31,20 @@ static size_t random_input(task_rng *r, char *buf, const task_domain *d, const t
         for (size_t i = 0; i < len; i++) buf[i] = (char)task_rng_below(r, 256);
         return len;
     }
-    if (kind < 12) { /* strings over the characters answers are made of */
+    if (kind < 9) { /* strings over the characters answers are made of */
         len = task_rng_below(r, MAX_LEN + 1);
         for (size_t i = 0; i < len; i++) buf[i] = alphabet[task_rng_below(r, sizeof alphabet - 1)];
+        return len;
+    }
+    if (kind < 12) { /* sequences of answer tokens, up to MAX_LEN bytes */
+        len = 0;
+        for (int k = (int)task_rng_below(r, 13); k > 0; k--) {
+            const char *t = tokens[task_rng_below(r, N_TOKENS)];
+            size_t n = strlen(t);
+            if (len + n > MAX_LEN) break;
+            memcpy(buf + len, t, n);
+            len += n;
+        }
         return len;
     }
     /* a teacher answer (right or wrong) with a few mutations, or none */
@@ -143,8 +162,59 @@ static void fuzz_long_inputs(void) {
     free(s);
 }
 
+/* ledger_execute from random valid states (2..5 accounts, balances up to the limit) with random
+ * results buffers: a known return code; a malformed, failed-to-fit or invalid call leaves the state
+ * alone; a run keeps the state valid and reports as many failures as its results say "error". */
+static void fuzz_ledger_execute(void) {
+    const task_domain *d = &task_ledger;
+    task_instance inst;
+    int32_t k[TASK_MAX_KNOBS];
+    char why[160], buf[BUF_LEN], results[LEDGER_RESULT_CAP + 8];
+    task_knobs_default(d, k);
+    k[LEDGER_KNOB_TOOLS] = 3;
+    if (task_draw(d, k, TASK_SPLIT_TRAIN, 7, 0, &inst, why, sizeof why)) {
+        CHECK(0, "%s", why);
+        return;
+    }
+    task_rng r = task_rng_seeded(0x1ED6E2);
+    int bad = 0, ran = 0, malformed = 0, short_buf = 0;
+    for (int t = 0; t < 100000; t++) {
+        ledger_state s0 = {.n = 2 + (int)task_rng_below(&r, LEDGER_MAX_ACCOUNTS - 1)}, s;
+        for (int i = 0; i < s0.n; i++)
+            s0.balance[i] = task_rng_below(&r, 4) ? (int)task_rng_below(&r, 30) : LEDGER_MAX_BALANCE - (int)task_rng_below(&r, 5);
+        size_t len = random_input(&r, buf, d, &inst);
+        char *exact = malloc(len ? len : 1);
+        memcpy(exact, buf, len);
+        size_t cap = task_rng_below(&r, 4) ? sizeof results : task_rng_below(&r, 40);
+        memset(results, 'Z', sizeof results);
+        s = s0;
+        int rc = ledger_execute(&s, exact, len, results, cap);
+        int unchanged = memcmp(&s, &s0, sizeof s) == 0;
+        int terminated = cap == 0 || memchr(results, 0, cap) != NULL;
+        if (rc == LEDGER_ERR_MALFORMED) {
+            malformed++;
+            bad += !unchanged || !terminated || strncmp(results, "error: ", 7) != 0;
+        } else if (rc == TASK_ERR_FIT) {
+            short_buf++;
+            bad += !unchanged || (cap > 0 && results[0] != 0) || cap >= LEDGER_RESULT_CAP;
+        } else if (rc >= 0 && rc <= LEDGER_MAX_CALLS) {
+            ran++;
+            int errors = 0;
+            for (const char *p = results; (p = strstr(p, "error: ")) != NULL; p++) errors++;
+            bad += !terminated || !ledger_state_valid(&s) || errors != rc;
+        } else {
+            bad++;
+        }
+        free(exact);
+    }
+    printf("ledger_execute fuzz: ran %d, malformed %d, results too short %d\n", ran, malformed, short_buf);
+    CHECK(bad == 0, "ledger_execute: %d runs broke its contract", bad);
+    CHECK(ran > 5000 && malformed > 10000 && short_buf > 1000, "ran %d malformed %d short %d", ran, malformed, short_buf);
+}
+
 int main(void) {
     for (int i = 0; i < task_domain_count(); i++) fuzz_domain(task_domain_at(i));
     fuzz_long_inputs();
+    fuzz_ledger_execute();
     return test_finish("test_tasks_fuzz");
 }

@@ -8,9 +8,9 @@
 #include "test_util.h"
 
 static void test_registry(void) {
-    CHECK(task_domain_count() == 3, "count %d", task_domain_count());
-    const char *names[] = {"arith", "countdown", "knapsack"};
-    for (int i = 0; i < 3; i++) {
+    CHECK(task_domain_count() == 4, "count %d", task_domain_count());
+    const char *names[] = {"arith", "countdown", "knapsack", "ledger"};
+    for (int i = 0; i < 4; i++) {
         const task_domain *d = task_domain_find(names[i]);
         CHECK(d && strcmp(d->name, names[i]) == 0, "find %s", names[i]);
         CHECK(d && task_domain_by_id(d->id) == d, "by_id %s", names[i]);
@@ -20,7 +20,7 @@ static void test_registry(void) {
               task_domain_find(NULL) == NULL,
           "unknown names");
     CHECK(task_domain_by_id(0) == NULL && task_domain_by_id(99) == NULL, "unknown ids");
-    CHECK(task_domain_at(-1) == NULL && task_domain_at(3) == NULL, "out of range");
+    CHECK(task_domain_at(-1) == NULL && task_domain_at(4) == NULL, "out of range");
 }
 
 static void test_knobs(void) {
@@ -208,5 +208,7 @@ int main(void) {
     test_disjoint("countdown", "", 1000);
     test_disjoint("countdown", "n=2,max=5", 1); /* a few dozen possible problems */
     test_disjoint("knapsack", "", 1000);
+    test_disjoint("ledger", "", 1000); /* partitioned by the first turn (initial state + request) */
+    test_disjoint("ledger", "accounts=2,tools=1", 500);
     return test_finish("test_tasks_splits");
 }

@@ -31,6 +31,14 @@ int main(void) {
     expect("knapsack", "0 0", 0);       /* repeated index */
     expect("knapsack", "99", 0);        /* out of range */
     expect("knapsack", "0,2", 0);
+    expect("ledger", "add a 5", 1);
+    expect("ledger", " mov a c 4 ; get b\n", 1);
+    expect("ledger", "add z 5", 1);      /* an unknown account parses; the score reports the error */
+    expect("ledger", "sub a 999", 1);    /* insufficient funds is an error at execution, not syntax */
+    expect("ledger", "add a 0", 0);      /* amounts are 1..999 */
+    expect("ledger", "add a 5;", 0);     /* an empty call */
+    expect("ledger", "deposit 5 to a", 0);
+    expect("ledger", "", 0);
     task_instance bad = {0};
     bad.domain = TASK_DOMAIN_ARITH;     /* knobs all zero: out of range */
     CHECK(task_arith.well_formed(&bad, "1", 1) == -1, "invalid instance not reported");

@@ -269,7 +269,7 @@ static int train_save(void *ctx, const char *dir) {
 /* The train-specific rules a parsed config must follow. Returns 0, or 2 after a message. */
 static int check_config(const exitrl_config *cfg) {
     if (!strcmp(cfg->task, "none")) {
-        fprintf(stderr, "exitrl train: config key 'task' must name a domain (arith, countdown, knapsack)\n");
+        fprintf(stderr, "exitrl train: config key 'task' must name a domain (arith, countdown, knapsack, ledger)\n");
         return 2;
     }
     if (cfg->max_new_tokens > BUFFER_ANSWER_CAP) {

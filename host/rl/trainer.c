@@ -28,7 +28,7 @@ int rl_trainer_init(rl_trainer *t, const exitrl_config *cfg, gpt_model *m) {
     t->domain = task_domain_find(cfg->task);
     char why[256];
     if (!t->domain) {
-        fprintf(stderr, "exitrl train: config key 'task' must name a domain (arith, countdown, knapsack)\n");
+        fprintf(stderr, "exitrl train: config key 'task' must name a domain (arith, countdown, knapsack, ledger)\n");
         return 2;
     }
     if (task_knobs_parse(t->domain, cfg->task_knobs, t->knobs, why, sizeof why)) {

@@ -42,7 +42,7 @@ static const key_spec keys[] = {
     {"max_seq", K_INT, F(max_seq), 0, 65536, "0", NULL, "context length (0 = preset)"},
     GROUP(CONFIG_GROUP_DATA, "data, tasks and checkpoints"),
     {"data", K_STR, F(data), 0, 0, "", NULL, "text file for next-token pretraining"},
-    {"task", K_ENUM, F(task), 0, 0, "none", "none|arith|countdown|knapsack",
+    {"task", K_ENUM, F(task), 0, 0, "none", "none|arith|countdown|knapsack|ledger",
      "task domain (warm start, RL and evaluation)"},
     {"task_knobs", K_STR, F(task_knobs), 0, 0, "", NULL,
      "task difficulty knobs, e.g. 'ops=3,max=20' (empty = the domain's defaults)"},

@@ -30,7 +30,7 @@ typedef struct {
     int n_layer, n_head, d_model, max_seq; /* 0 = the preset's value */
     /* data */
     char data[CONFIG_STR_MAX];     /* text file for plain next-token pretraining */
-    char task[32];                 /* none | arith | countdown | knapsack */
+    char task[32];                 /* none | arith | countdown | knapsack | ledger */
     char task_knobs[CONFIG_STR_MAX]; /* difficulty knobs, "name=value,..." ("" = defaults) */
     double demo_p_improve, demo_p_diverge, demo_p_feedback, teacher_p_correct;
     int demo_targets;              /* TASK_DEMO_* (tasks/task.h): fresh | improve */

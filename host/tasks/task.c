@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const task_domain *const domains[] = {&task_arith, &task_countdown, &task_knapsack};
+static const task_domain *const domains[] = {&task_arith, &task_countdown, &task_knapsack, &task_ledger};
 enum { N_DOMAINS = (int)(sizeof domains / sizeof domains[0]) };
 
 int task_domain_count(void) { return N_DOMAINS; }

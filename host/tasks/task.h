@@ -30,7 +30,7 @@ enum {
     TASK_DRAW_TRIES = 4096   /* seeds tried before task_draw gives up on a split */
 };
 
-enum { TASK_DOMAIN_ARITH = 1, TASK_DOMAIN_COUNTDOWN = 2, TASK_DOMAIN_KNAPSACK = 3 };
+enum { TASK_DOMAIN_ARITH = 1, TASK_DOMAIN_COUNTDOWN = 2, TASK_DOMAIN_KNAPSACK = 3, TASK_DOMAIN_LEDGER = 4 };
 enum { TASK_SPLIT_TRAIN = 0, TASK_SPLIT_HELDOUT = 1 };
 enum { TASK_PROMPT_BASE = 0, TASK_PROMPT_IMPROVE = 1, TASK_PROMPT_DIVERGE = 2 };
 /* Return codes of the rendering functions besides a length. */
@@ -52,7 +52,7 @@ typedef struct {
 
 typedef struct task_domain task_domain;
 struct task_domain {
-    const char *name; /* "arith", "countdown", "knapsack" */
+    const char *name; /* "arith", "countdown", "knapsack", "ledger" */
     uint32_t id;      /* TASK_DOMAIN_* */
     int n_knobs;
     task_knob knobs[TASK_MAX_KNOBS];
@@ -87,6 +87,7 @@ struct task_domain {
 extern const task_domain task_arith;
 extern const task_domain task_countdown;
 extern const task_domain task_knapsack;
+extern const task_domain task_ledger; /* tasks/ledger.h: the first turn of a multi-turn episode */
 
 /* ---- registry ---- */
 int task_domain_count(void);
