@@ -28,6 +28,17 @@ void cpu_kv_cache_store(exitrl_backend *be, void *kcache, void *vcache, const vo
         }
 }
 
+/* Rows ahead of the one in use whose cache lines are requested early (prefetch): the hardware
+ * prefetchers stop at every 4 KB page, under three rows of the small model's cache. Timed alone
+ * (small model's shapes, 64 sequences of 97 positions, 6 layers, 2 threads): distance 0 3.1-3.7 ms
+ * a step, 4 2.7-2.8 ms, 8 2.8-2.9 ms, 16 3.3-3.4 ms. */
+#define PREFETCH_ROWS 4
+
+/* Requests the cache lines of row[0..C) (a plain hint: no fault, no effect on results). */
+static inline void prefetch_row(const float *row, int C) {
+    for (int i = 0; i < C; i += 16) __builtin_prefetch(row + i);
+}
+
 /* One thread per sequence, reading its cache rows in position order: positions 0..pos[b] of
  * sequence b are one contiguous block of k (and of v), streamed once from memory for all heads at
  * once. (Walking the cache head by head instead reads each row in NH strided pieces; once the
@@ -47,7 +58,8 @@ void cpu_attention_decode(exitrl_backend *be, void *out_, const void *qkv_, cons
             const float *q = qkv + (size_t)b * 3 * C;
             const float *K = kc + (size_t)b * S * C, *V = vc + (size_t)b * S * C;
             int n = pos[b] + 1;
-            for (int s = 0; s < n; s++)
+            for (int s = 0; s < n; s++) {
+                if (s + PREFETCH_ROWS < n) prefetch_row(K + (size_t)(s + PREFETCH_ROWS) * C, C);
                 for (int h = 0; h < NH; h++) {
                     const float *qh = q + h * hs, *k = K + (size_t)s * C + h * hs;
                     float d = 0.0f;
@@ -55,6 +67,7 @@ void cpu_attention_decode(exitrl_backend *be, void *out_, const void *qkv_, cons
                     for (int i = 0; i < hs; i++) d += qh[i] * k[i];
                     p[(size_t)h * S + s] = d * scale;
                 }
+            }
             for (int h = 0; h < NH; h++) {
                 float *ph = p + (size_t)h * S, mx = -INFINITY, sum = 0.0f;
                 for (int s = 0; s < n; s++) mx = ph[s] > mx ? ph[s] : mx;
@@ -64,7 +77,8 @@ void cpu_attention_decode(exitrl_backend *be, void *out_, const void *qkv_, cons
             }
             float *o = out + (size_t)b * C;
             memset(o, 0, (size_t)C * sizeof(float));
-            for (int s = 0; s < n; s++)
+            for (int s = 0; s < n; s++) {
+                if (s + PREFETCH_ROWS < n) prefetch_row(V + (size_t)(s + PREFETCH_ROWS) * C, C);
                 for (int h = 0; h < NH; h++) {
                     const float *v = V + (size_t)s * C + h * hs;
                     float w = p[(size_t)h * S + s] * inv[h];
@@ -72,6 +86,7 @@ void cpu_attention_decode(exitrl_backend *be, void *out_, const void *qkv_, cons
 #pragma omp simd
                     for (int i = 0; i < hs; i++) oh[i] += w * v[i];
                 }
+            }
         }
         free(p);
     }

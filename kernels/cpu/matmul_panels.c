@@ -31,6 +31,7 @@
 #define MR 4
 #endif
 #define NR (2 * VL) /* output channels per panel */
+#define PANEL_PREFETCH 16 /* rows; a hint only (past the panel's end it is harmless) */
 typedef float vfloat __attribute__((vector_size(VL * sizeof(float)), aligned(sizeof(float))));
 
 static int panels(int OC) { return (OC + NR - 1) / NR; }
@@ -57,13 +58,20 @@ void cpu_panel_weight(exitrl_backend *be, void *dst, const void *w_, int C, int 
     }
 }
 
-/* out[0..mr, 0..nc) (row stride ldo) = inp[0..mr, :C] (row stride C) @ one panel; mr <= MR is a
- * constant in every inlined copy, so the sums stay in registers. */
+/* out[0..mr, 0..nc) (row stride ldo) = bias[0..nc) + inp[0..mr, :C] (row stride C) @ one panel
+ * (bias holds NR values); mr <= MR is a constant in every inlined copy, so the sums stay in
+ * registers. */
 static inline __attribute__((always_inline)) void tile(float *out, int ldo, const float *inp, const float *panel,
-                                                       int C, int nc, const int mr) {
-    vfloat lo[MR], hi[MR];
-    for (int i = 0; i < mr; i++) lo[i] = hi[i] = (vfloat){0};
+                                                       const float *bias, int C, int nc, const int mr) {
+    vfloat lo[MR], hi[MR], bias_lo, bias_hi;
+    memcpy(&bias_lo, bias, sizeof bias_lo);
+    memcpy(&bias_hi, bias + VL, sizeof bias_hi);
+    for (int i = 0; i < mr; i++) lo[i] = bias_lo, hi[i] = bias_hi;
     for (int c = 0; c < C; c++) {
+        /* The panel streams from memory for the first tile (the hardware prefetchers stop at each
+         * 4 KB page); asking for its rows PANEL_PREFETCH ahead gave 5% (small model, 2 threads). */
+        __builtin_prefetch(panel + (size_t)(c + PANEL_PREFETCH) * NR);
+        __builtin_prefetch(panel + (size_t)(c + PANEL_PREFETCH) * NR + NR / 2);
         vfloat b0, b1;
         memcpy(&b0, panel + (size_t)c * NR, sizeof b0);
         memcpy(&b1, panel + (size_t)c * NR + VL, sizeof b1);
@@ -83,9 +91,10 @@ static inline __attribute__((always_inline)) void tile(float *out, int ldo, cons
 }
 
 /* One tile with a row count known only at run time: dispatch to a copy specialised for it. */
-static void tile_rows(float *out, int ldo, const float *inp, const float *panel, int C, int nc, int mr) {
+static void tile_rows(float *out, int ldo, const float *inp, const float *panel, const float *bias, int C, int nc,
+                      int mr) {
     switch (mr) {
-#define ROWS(k) case k: tile(out, ldo, inp, panel, C, nc, k); break;
+#define ROWS(k) case k: tile(out, ldo, inp, panel, bias, C, nc, k); break;
         ROWS(1) ROWS(2) ROWS(3) ROWS(4)
 #if MR > 4
         ROWS(5) ROWS(6)
@@ -98,21 +107,23 @@ static void tile_rows(float *out, int ldo, const float *inp, const float *panel,
 }
 
 void cpu_matmul_forward_panels(exitrl_backend *be, void *out_, void *pre_gelu, const void *inp_,
-                               const void *wpanels, const void *bias, int N, int C, int OC) {
+                               const void *wpanels, const void *bias_, int N, int C, int OC) {
     float *acc = pre_gelu ? pre_gelu : out_;
-    const float *inp = inp_, *wp = wpanels;
+    const float *inp = inp_, *wp = wpanels, *b = bias_;
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < panels(OC); p++) {
         const float *panel = wp + (size_t)p * C * NR;
         int nc = OC - p * NR < NR ? OC - p * NR : NR;
+        float pb[NR] = {0}; /* the panel's bias, zero past OC */
+        if (b) memcpy(pb, b + (size_t)p * NR, (size_t)nc * sizeof(float));
         for (int n = 0; n < N; n += MR) {
             float *o = acc + (size_t)n * OC + (size_t)p * NR;
             const float *x = inp + (size_t)n * C;
             if (N - n >= MR)
-                tile(o, OC, x, panel, C, nc, MR);
+                tile(o, OC, x, panel, pb, C, nc, MR);
             else
-                tile_rows(o, OC, x, panel, C, nc, N - n);
+                tile_rows(o, OC, x, panel, pb, C, nc, N - n);
         }
     }
-    cpu_matmul_epilogue(be, out_, pre_gelu, bias, N, OC);
+    cpu_matmul_epilogue(be, out_, pre_gelu, NULL, N, OC); /* the bias is in: only GELU is left */
 }
