@@ -189,9 +189,9 @@ struct exitrl_backend {
      * length capacity). tok_buf[B, S] holds each sequence's prompt and generated tokens; pos[B] is
      * the position of each sequence's newest token; done[B] is nonzero once a sequence stopped. */
     /* Optional (0, the default: no limit). The bytes of KV cache that a rollout's decode steps
-     * should keep in the caches: a batch whose KV cache (at its actual length) is larger, while 64
-     * of its sequences' would fit, decodes in chunks of a multiple of 64 sequences that fit (the
-     * results do not depend on it: sampling is keyed by each sequence's index). */
+     * should keep in the caches: a batch whose KV cache (at its actual length) is larger decodes
+     * in chunks of the largest multiple of 64 sequences that fits, and of 64 where not even 64
+     * fit (the results do not depend on it: sampling is keyed by each sequence's index). */
     size_t decode_cache_bytes;
     /* out[b] = wte[tok_buf[b*S + pos[b]]] + wpe[pos[b]] for b < B. */
     void (*encoder_forward_at)(exitrl_backend *be, void *out, const int *tok_buf, const int *pos,

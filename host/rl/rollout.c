@@ -308,13 +308,15 @@ static void generate_chunk(rollout_engine *r, int *host_tok, const int *lens, in
 }
 
 /* Sequences decoded together: max_B, or fewer where the backend asks for the KV cache of a chunk
- * (need_S positions) to stay within decode_cache_bytes and 64 sequences' fits (ops.h). */
+ * (need_S positions) to stay within decode_cache_bytes: a multiple of 64 that fits, at least 64
+ * (ops.h). */
 static int decode_chunk(const rollout_engine *r, int need_S) {
     const gpt_model *m = r->model;
     size_t per_seq = 2 * (size_t)m->cfg.n_layer * need_S * m->cfg.d_model * exitrl_dtype_size(m->backend->act_dtype);
     size_t budget = m->backend->decode_cache_bytes;
-    if (budget == 0 || 64 * per_seq > budget) return r->max_B;
+    if (budget == 0) return r->max_B;
     size_t fit = budget / (64 * per_seq) * 64;
+    if (fit < 64) fit = 64;
     return fit < (size_t)r->max_B ? (int)fit : r->max_B;
 }
 
