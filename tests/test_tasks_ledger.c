@@ -3,8 +3,10 @@
  * replayed against its ground truth over all knob levels, the teacher's accuracy and slips,
  * teacher_improve (keeps right, strictly improves wrong, composes), determinism and the
  * single-turn view. */
+#include <math.h>
 #include <string.h>
 
+#include "model/tokenizer.h"
 #include "tasks/ledger.h"
 #include "test_util.h"
 
@@ -475,11 +477,169 @@ static void test_single_turn_view(void) {
     CHECK(longest > 0 && longest < TASK_REQUEST_CAP / 2, "longest first turn %d bytes", longest);
 }
 
+/* ---- the multi-turn view (task.h task_episode), turn prompts and multi-turn demonstrations ---- */
+
+/* Appends a token / the bytes of text to want[*n]. */
+static void want_tok(int *want, int *n, int id) { want[(*n)++] = id; }
+static void want_text(int *want, int *n, const char *text) {
+    for (const char *c = text; *c; c++) want[(*n)++] = (unsigned char)*c;
+}
+
+static void test_multi_turn(void) {
+    const task_domain *d = &task_ledger;
+    const task_episode *E = d->episode;
+    CHECK(E && E->turns && E->initial_state && E->render_turn && E->score_turn && E->teacher_turn &&
+              E->teacher_improve_turn, "ledger has the multi-turn view");
+    int32_t k[TASK_MAX_KNOBS];
+    char why[160];
+    CHECK(task_knobs_parse(d, "turns=4,tools=3", k, why, sizeof why) == 0, "%s", why);
+    static ledger_episode ep;
+    unsigned char state[TASK_STATE_CAP], after[TASK_STATE_CAP];
+    char text[TASK_REQUEST_CAP], want[TASK_REQUEST_CAP], results[TASK_RESULTS_CAP], gt[TASK_ANSWER_CAP];
+    int bad_episode = 0;
+    /* 1. The episode functions follow ledger_generate's ground truth, turn after turn. */
+    for (uint64_t i = 0; i < 300; i++) {
+        task_instance in;
+        CHECK(task_draw(d, k, TASK_SPLIT_TRAIN, 9, i, &in, why, sizeof why) == 0, "%s", why);
+        ledger_generate(&in, &ep);
+        int ok = E->turns(&in) == 4 && ep.n_turns == 4 && E->initial_state(&in, state) == 0 &&
+                 !memcmp(state, &ep.init, sizeof ep.init);
+        for (int t = 0; t < 4 && ok; t++) {
+            int n = E->render_turn(&in, t, text, sizeof text);
+            ok &= n > 0 && ledger_render_turn(&ep, t, want, sizeof want) == n && !strcmp(text, want);
+            int g = ledger_write_calls(ep.turn[t].calls, ep.turn[t].n_calls, gt, sizeof gt);
+            ok &= E->score_turn(&in, t, state, gt, (size_t)g, after, results, sizeof results, NULL, 0) == 1.0f &&
+                  !memcmp(after, &ep.turn[t].after, sizeof ep.turn[t].after);
+            memcpy(state, after, sizeof state);
+        }
+        ok &= E->render_turn(&in, 0, text, sizeof text) == d->render_request(&in, want, sizeof want) && !strcmp(text, want);
+        ok &= E->render_turn(&in, 4, text, sizeof text) == TASK_ERR_ARG && E->render_turn(&in, -1, text, sizeof text) == TASK_ERR_ARG;
+        bad_episode += !ok;
+    }
+    CHECK(bad_episode == 0, "%d episodes where the multi-turn view departs from the ground truth", bad_episode);
+
+    /* 2. Turn prompts: turn 0 is task_render_prompt's; a later turn shows each earlier turn as played. */
+    task_instance in;
+    CHECK(task_draw(d, k, TASK_SPLIT_TRAIN, 9, 0, &in, why, sizeof why) == 0, "%s", why);
+    int a[512], b[512], w[512], nw = 0;
+    int na = task_render_turn_prompt(d, &in, 0, NULL, TASK_PROMPT_IMPROVE, "get a", 5, "correct", 7, a, 512);
+    int nb = task_render_prompt(d, &in, TASK_PROMPT_IMPROVE, "get a", 5, "correct", 7, b, 512);
+    CHECK(na > 0 && na == nb && !memcmp(a, b, sizeof(int) * (size_t)na), "turn 0 = the single-turn prompt");
+    const task_turn_record earlier[2] = {{"add a 5", 7, "a=10", 4}, {"get b", 5, "b=12", 4}};
+    na = task_render_turn_prompt(d, &in, 2, earlier, TASK_PROMPT_BASE, NULL, 0, NULL, 0, a, 512);
+    want_tok(w, &nw, TOK_BOS);
+    for (int t = 0; t < 3; t++) {
+        E->render_turn(&in, t, text, sizeof text);
+        want_tok(w, &nw, TOK_REQUEST);
+        want_text(w, &nw, text);
+        want_tok(w, &nw, TOK_ANSWER);
+        if (t == 2) break;
+        want_text(w, &nw, earlier[t].answer);
+        want_tok(w, &nw, TOK_FEEDBACK);
+        want_text(w, &nw, earlier[t].results);
+    }
+    CHECK(na == nw && !memcmp(a, w, sizeof(int) * (size_t)nw), "turn 2's prompt: %d tokens, want %d", na, nw);
+    CHECK(task_render_turn_prompt(d, &in, 2, earlier, TASK_PROMPT_BASE, NULL, 0, NULL, 0, a, nw - 1) == TASK_ERR_FIT,
+          "one token short: TASK_ERR_FIT");
+    CHECK(task_render_turn_prompt(d, &in, 4, earlier, TASK_PROMPT_BASE, NULL, 0, NULL, 0, a, 512) == TASK_ERR_ARG &&
+              task_render_turn_prompt(d, &in, 1, NULL, TASK_PROMPT_BASE, NULL, 0, NULL, 0, a, 512) == TASK_ERR_ARG &&
+              task_render_turn_prompt(d, &in, 0, NULL, TASK_PROMPT_IMPROVE, NULL, 0, NULL, 0, a, 512) == TASK_ERR_ARG,
+          "turn outside the episode, no history, an improve prompt without an attempt");
+    task_instance ks;
+    int32_t kk[TASK_MAX_KNOBS];
+    task_knobs_default(&task_knapsack, kk);
+    CHECK(task_draw(&task_knapsack, kk, TASK_SPLIT_TRAIN, 1, 0, &ks, why, sizeof why) == 0 &&
+              task_render_turn_prompt(&task_knapsack, &ks, 0, NULL, TASK_PROMPT_BASE, NULL, 0, NULL, 0, a, 512) ==
+                  TASK_ERR_ARG,
+          "a single-turn domain has no turn prompts");
+
+    /* 3. Multi-turn demonstrations: a uniform turn; the history is the teacher's right answers with
+     * the results that executing them from the initial state gives; the target answers the last turn. */
+    task_demo_options opt = {.p_improve = 0.3f, .p_feedback = 0.5f, .p_correct = -1, .targets = TASK_DEMO_IMPROVE,
+                             .p_shown_correct = 0.5f};
+    task_rng rng = task_rng_seeded(31);
+    enum { N = 4000 };
+    int turn_count[4] = {0}, bad_history = 0, base = 0, base_right = 0, improve = 0, improve_worse = 0;
+    int tokens[512], targets[512];
+    for (int i = 0; i < N; i++) {
+        CHECK(task_draw(d, k, TASK_SPLIT_TRAIN, 11, (uint64_t)i, &in, why, sizeof why) == 0, "%s", why);
+        int len = task_make_demo(d, &in, &rng, &opt, tokens, targets, 512);
+        if (len < 0) {
+            CHECK(0, "demo %d: %d", i, len);
+            return;
+        }
+        int t = 0, p = 1;
+        E->initial_state(&in, state);
+        char seg[3][TASK_RESULTS_CAP];
+        for (;;) { /* REQUEST req ANSWER ans FEEDBACK res, or the last turn */
+            int q = p + 1, ns = 0, lens[3] = {0};
+            int kinds[3] = {TOK_ANSWER, TOK_FEEDBACK, TOK_REQUEST};
+            for (; q < len && ns < 3; q++) {
+                if (tokens[q] == kinds[ns] || (ns == 0 && tokens[q] == TOK_RESPONSE)) {
+                    seg[ns][lens[ns]] = 0;
+                    if (tokens[q] != kinds[ns]) break;
+                    ns++;
+                    if (ns == 3) break;
+                } else if (tokens[q] < 256 && lens[ns] < TASK_RESULTS_CAP - 1) {
+                    seg[ns][lens[ns]++] = (char)tokens[q];
+                }
+            }
+            if (ns < 3) break; /* the last turn: its request runs into RESPONSE or ANSWER */
+            /* an earlier turn: seg[0] its request, seg[1] its answer, seg[2] its results */
+            E->render_turn(&in, t, text, sizeof text);
+            float r = E->score_turn(&in, t, state, seg[1], strlen(seg[1]), after, results, sizeof results, NULL, 0);
+            bad_history += r < 0.0f || strcmp(seg[0], text) != 0 || strcmp(seg[2], results) != 0;
+            memcpy(state, after, sizeof state);
+            p = q;
+            t++;
+        }
+        if (t > 3) {
+            bad_history++;
+            continue;
+        }
+        turn_count[t]++;
+        /* the target: the bytes after the last ANSWER */
+        int ans = len - 1;
+        while (ans > 0 && tokens[ans] != TOK_ANSWER) ans--;
+        char target[TASK_ANSWER_CAP];
+        int tl = 0;
+        for (int j = ans + 1; j < len && tl < TASK_ANSWER_CAP - 1; j++) target[tl++] = (char)tokens[j];
+        target[tl] = 0;
+        float q = E->score_turn(&in, t, state, target, (size_t)tl, NULL, NULL, 0, NULL, 0);
+        int is_improve = 0;
+        for (int j = 0; j < ans; j++) is_improve |= tokens[j] == TOK_IMPROVE;
+        if (is_improve) {
+            /* the attempt shown is between the last RESPONSE and FEEDBACK / IMPROVE */
+            int r0 = ans;
+            while (r0 > 0 && tokens[r0] != TOK_RESPONSE) r0--;
+            char shown[TASK_ANSWER_CAP];
+            int sl = 0;
+            for (int j = r0 + 1; j < ans && tokens[j] < 256 && sl < TASK_ANSWER_CAP - 1; j++) shown[sl++] = (char)tokens[j];
+            improve++;
+            improve_worse += q < E->score_turn(&in, t, state, shown, (size_t)sl, NULL, NULL, 0, NULL, 0);
+        } else {
+            base++;
+            base_right += q >= 1.0f;
+        }
+    }
+    printf("multi-turn demos: turns %d %d %d %d, base right %d/%d, improve worse %d/%d\n", turn_count[0], turn_count[1],
+           turn_count[2], turn_count[3], base_right, base, improve_worse, improve);
+    CHECK(bad_history == 0, "%d demos whose history is not the teacher's turns as executed", bad_history);
+    for (int t = 0; t < 4; t++) CHECK(fabs(turn_count[t] / (double)N - 0.25) < 0.03, "turn %d drawn %d/%d", t, turn_count[t], N);
+    CHECK(fabs(base / (double)N - 0.7) < 0.03, "base share %d/%d", base, N);
+    CHECK(improve_worse == 0, "%d improve targets worse than the attempt shown", improve_worse);
+    /* base targets are the teacher's, right with its accuracy (the history is right, so the state
+     * before the turn is the ground truth's) */
+    CHECK(fabs(base_right / (double)base - ledger_teacher_p_correct(&in)) < 0.04, "base targets right %d/%d, teacher %.2f",
+          base_right, base, ledger_teacher_p_correct(&in));
+}
+
 int main(void) {
     test_tools_and_errors();
     test_reward_rules();
     test_generated_episodes();
     test_teacher();
     test_single_turn_view();
+    test_multi_turn();
     return test_finish("test_tasks_ledger");
 }

@@ -125,9 +125,17 @@ static int find_token(const int *tokens, int n, int id) {
     return -1;
 }
 
+/* The domain's default knobs; a multi-turn domain at one turn ("turns=1"), where its demos are
+ * the single-turn contract that these tests check (test_tasks_ledger checks the multi-turn ones). */
+static void single_turn_knobs(const task_domain *d, int32_t knobs[TASK_MAX_KNOBS]) {
+    task_knobs_default(d, knobs);
+    char why[160];
+    if (d->episode) CHECK(task_knobs_parse(d, "turns=1", knobs, why, sizeof why) == 0, "%s: %s", d->name, why);
+}
+
 static void test_demos(const task_domain *d) {
     int32_t knobs[TASK_MAX_KNOBS];
-    task_knobs_default(d, knobs);
+    single_turn_knobs(d, knobs);
     task_demo_options opt = {.p_improve = 0.3f, .p_diverge = 0.2f, .p_feedback = 0.5f, .p_correct = -1,
                              .targets = TASK_DEMO_FRESH, .p_shown_correct = -1};
     task_rng rng = task_rng_seeded(11);
@@ -241,7 +249,7 @@ static void test_demo_determinism_and_errors(void) {
  * improves a wrong one: never worse, strictly better where the domain has teacher_improve. */
 static void test_improve_targets(const task_domain *d) {
     int32_t knobs[TASK_MAX_KNOBS];
-    task_knobs_default(d, knobs);
+    single_turn_knobs(d, knobs);
     task_demo_options opt = {.p_improve = 1.0f, .p_feedback = 0.5f, .p_correct = -1, .targets = TASK_DEMO_IMPROVE,
                              .p_shown_correct = 0.5f};
     task_rng rng = task_rng_seeded(23);

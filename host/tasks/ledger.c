@@ -712,6 +712,75 @@ static int teacher_improve(const task_instance *inst, const char *prev, size_t p
 
 static float teacher_p_correct(const task_instance *inst) { return ledger_teacher_p_correct(inst); }
 
+/* ---- the multi-turn view (task.h task_episode): the state is a ledger_state ---- */
+_Static_assert(sizeof(ledger_state) <= TASK_STATE_CAP, "a ledger state fits the task state");
+_Static_assert((int)LEDGER_RESULT_CAP <= (int)TASK_RESULTS_CAP, "a ledger turn's results fit the task results");
+
+/* The episode up to turn t (generation is sequential: a shorter episode is a prefix of a longer
+ * one), or -1 for an invalid instance or t outside the episode. */
+static int episode_to(const task_instance *inst, int t, ledger_episode *ep) {
+    if (generate(inst, ep, LEDGER_MAX_TURNS) || t < 0 || t >= ep->n_turns) return -1;
+    return 0;
+}
+
+static int episode_turns(const task_instance *inst) {
+    ledger_episode ep;
+    return generate(inst, &ep, 1) ? TASK_ERR_ARG : inst->knobs[LEDGER_KNOB_TURNS];
+}
+
+static int episode_initial_state(const task_instance *inst, void *state) {
+    ledger_episode ep;
+    if (generate(inst, &ep, 1)) return TASK_ERR_ARG;
+    memset(state, 0, TASK_STATE_CAP);
+    memcpy(state, &ep.init, sizeof ep.init);
+    return 0;
+}
+
+static int episode_render_turn(const task_instance *inst, int t, char *buf, size_t cap) {
+    ledger_episode ep;
+    return episode_to(inst, t, &ep) ? TASK_ERR_ARG : ledger_render_turn(&ep, t, buf, cap);
+}
+
+/* Graded, as the single-turn view (score, above), so that turn 0 scores the same in both. */
+static float episode_score_turn(const task_instance *inst, int t, const void *before, const char *answer, size_t len,
+                                void *after, char *results, size_t results_cap, char *feedback, size_t feedback_cap) {
+    ledger_episode ep;
+    ledger_state b, a;
+    if (!before || episode_to(inst, t, &ep)) return -1.0f;
+    memcpy(&b, before, sizeof b);
+    float q = ledger_turn_score(&ep, t, &b, answer, len, LEDGER_REWARD_GRADED, &a, results, results_cap, feedback,
+                                feedback_cap);
+    if (q >= 0.0f && after) {
+        memset(after, 0, TASK_STATE_CAP);
+        memcpy(after, &a, sizeof a);
+    }
+    return q;
+}
+
+static int episode_teacher_turn(const task_instance *inst, int t, task_rng *r, float p_correct, char *buf, size_t cap) {
+    ledger_episode ep;
+    if (episode_to(inst, t, &ep)) return TASK_ERR_ARG;
+    if (p_correct < 0) p_correct = ledger_teacher_p_correct(inst);
+    return ledger_teacher_turn(&ep, t, r, p_correct, buf, cap);
+}
+
+static int episode_teacher_improve(const task_instance *inst, int t, const char *prev, size_t prev_len, task_rng *r,
+                                   float p_correct, char *buf, size_t cap) {
+    ledger_episode ep;
+    if (episode_to(inst, t, &ep)) return TASK_ERR_ARG;
+    if (p_correct < 0) p_correct = ledger_teacher_p_correct(inst);
+    return ledger_teacher_improve(&ep, t, prev, prev_len, r, p_correct, buf, cap);
+}
+
+static const task_episode ledger_episodes = {
+    .turns = episode_turns,
+    .initial_state = episode_initial_state,
+    .render_turn = episode_render_turn,
+    .score_turn = episode_score_turn,
+    .teacher_turn = episode_teacher_turn,
+    .teacher_improve_turn = episode_teacher_improve,
+};
+
 const task_domain task_ledger = {
     .name = "ledger",
     .id = TASK_DOMAIN_LEDGER,
@@ -725,4 +794,5 @@ const task_domain task_ledger = {
     .teacher_improve = teacher_improve,
     .teacher_p_correct = teacher_p_correct,
     .well_formed = well_formed,
+    .episode = &ledger_episodes,
 };

@@ -27,7 +27,9 @@ enum {
     TASK_REQUEST_CAP = 256,  /* every domain's request text fits in this many bytes (with NUL) */
     TASK_ANSWER_CAP = 128,   /* every teacher answer fits in this many bytes (with NUL) */
     TASK_FEEDBACK_CAP = 64,  /* every feedback text fits in this many bytes (with NUL) */
-    TASK_DRAW_TRIES = 4096   /* seeds tried before task_draw gives up on a split */
+    TASK_DRAW_TRIES = 4096,  /* seeds tried before task_draw gives up on a split */
+    TASK_STATE_CAP = 64,     /* bytes of a multi-turn domain's environment state */
+    TASK_RESULTS_CAP = 272   /* every turn's results text fits in this many bytes (with NUL) */
 };
 
 enum { TASK_DOMAIN_ARITH = 1, TASK_DOMAIN_COUNTDOWN = 2, TASK_DOMAIN_KNAPSACK = 3, TASK_DOMAIN_LEDGER = 4 };
@@ -49,6 +51,36 @@ typedef struct {
     int32_t min, max, def;
     const char *help;
 } task_knob;
+
+/* Multi-turn episodes (optional: task_domain.episode is NULL for single-turn domains;
+ * docs/DESIGN.md §6). An episode is user turns 0..n-1 on an environment whose state (an opaque POD
+ * of at most TASK_STATE_CAP bytes) each turn's answer changes; the environment's results of a turn
+ * are shown before the next one. The domain's single-turn functions (render_request, score,
+ * teacher_answer, ...) are turn 0 from the initial state. A turn is scored against the recorded
+ * ground truth of the episode, from whatever state the earlier turns' answers left. */
+typedef struct {
+    /* Turns in the episode (>= 1), or TASK_ERR_ARG for an invalid instance. */
+    int (*turns)(const task_instance *inst);
+    /* The state before turn 0 into state[TASK_STATE_CAP]. Returns 0 or TASK_ERR_ARG. */
+    int (*initial_state)(const task_instance *inst, void *state);
+    /* The request of turn t, NUL-terminated into buf[cap] (turn 0: what render_request gives).
+     * Returns its length, TASK_ERR_FIT, or TASK_ERR_ARG (invalid instance, t outside the episode). */
+    int (*render_turn)(const task_instance *inst, int t, char *buf, size_t cap);
+    /* Reward in [0,1] of answer[0..len) (any bytes) as turn t's answer, executed from *before:
+     * after (may be NULL) receives the state it leaves, results (may be NULL) the environment's
+     * NUL-terminated results text (TASK_RESULTS_CAP always suffices), feedback as score's. Returns -1
+     * for an invalid instance, turn or state, or a buffer too small. */
+    float (*score_turn)(const task_instance *inst, int t, const void *before, const char *answer,
+                        size_t len, void *after, char *results, size_t results_cap, char *feedback,
+                        size_t feedback_cap);
+    /* The noisy teacher at turn t (as teacher_answer; right means right from the ground-truth state
+     * before the turn). Same returns as teacher_answer, TASK_ERR_ARG also for t outside. */
+    int (*teacher_turn)(const task_instance *inst, int t, task_rng *rng, float p_correct, char *buf,
+                        size_t cap);
+    /* As teacher_improve, at turn t. Same returns. */
+    int (*teacher_improve_turn)(const task_instance *inst, int t, const char *prev, size_t prev_len,
+                                task_rng *rng, float p_correct, char *buf, size_t cap);
+} task_episode;
 
 typedef struct task_domain task_domain;
 struct task_domain {
@@ -82,6 +114,7 @@ struct task_domain {
     /* 1 when answer[0..len) has the domain's answer format (an integer, an equation, a list of
      * distinct item indices), right or wrong; 0 otherwise, and -1 for an invalid instance. */
     int (*well_formed)(const task_instance *inst, const char *answer, size_t len);
+    const task_episode *episode; /* multi-turn episodes, or NULL (single-turn) */
 };
 
 extern const task_domain task_arith;
@@ -134,6 +167,25 @@ int task_render_prompt(const task_domain *d, const task_instance *inst, int mode
                        size_t prev_len, const char *feedback, size_t feedback_len, int *tokens,
                        int cap);
 
+/* One earlier turn of a multi-turn history: the answer that ran and the environment's results. */
+typedef struct {
+    const char *answer;
+    size_t answer_len;
+    const char *results;
+    size_t results_len;
+} task_turn_record;
+
+/* The prompt of turn t of a multi-turn episode (d->episode not NULL) after the earlier turns
+ * earlier[0..t) (NULL when t = 0): each earlier turn as it was played, then turn t as
+ * task_render_prompt renders a request:
+ *   BOS {REQUEST <request i> ANSWER <answer i> FEEDBACK <results i>} for i < t, then
+ *   REQUEST <request t> [RESPONSE <previous attempt> [FEEDBACK <feedback>] IMPROVE|DIVERGE] ANSWER
+ * (turn 0 renders exactly what task_render_prompt does). Same arguments and returns as
+ * task_render_prompt, TASK_ERR_ARG also for a single-turn domain or t outside the episode. */
+int task_render_turn_prompt(const task_domain *d, const task_instance *inst, int t,
+                            const task_turn_record *earlier, int mode, const char *prev, size_t prev_len,
+                            const char *feedback, size_t feedback_len, int *tokens, int cap);
+
 /* ---- supervised demonstrations (demos.c) ---- */
 /* What an improve demonstration targets (a diverge demonstration always targets a fresh answer). */
 enum {
@@ -158,7 +210,10 @@ typedef struct {
  * feedback, with probability p_feedback); a diverge example, and an improve example with targets =
  * TASK_DEMO_FRESH, targets a fresh, independent teacher attempt (the policy learns the formats, not
  * to improve); with TASK_DEMO_IMPROVE an improve example keeps a right attempt and improves a wrong
- * one. Draws from rng in a fixed order (deterministic).
+ * one. For a multi-turn domain (d->episode) whose episode has n > 1 turns, the example is about a
+ * uniformly drawn turn t, after turns 0..t-1 played right by the teacher (task_render_turn_prompt;
+ * the answer, attempt and feedback are turn t's from the state they left); with one turn it is the
+ * single-turn example. Draws from rng in a fixed order (deterministic).
  * Returns the length (positions filled in tokens and targets), TASK_ERR_FIT if it needs more
  * than cap positions, or TASK_ERR_ARG for an invalid instance or options. */
 int task_make_demo(const task_domain *d, const task_instance *inst, task_rng *rng,
