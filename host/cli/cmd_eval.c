@@ -1,6 +1,7 @@
 /* `exitrl eval`: the paper's multi-step self-improvement protocol (docs/DESIGN.md §7) on held-out
  * instances, for one or more runs: score at every step k = 0..K, net corrections, Delta_K, and the
- * run's mean training iteration depth (from its metrics.jsonl). Writes a JSON table and, through
+ * run's mean training iteration depth (from its metrics.jsonl); for multi-turn episodes the return
+ * and first-turn accuracy at every k (eval/episode_eval.h). Writes a JSON table and, through
  * tools/plot.py, a PNG of score against step. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "dist/dist.h"
 #include "model/model_io.h"
 #include "run/setup.h"
+#include "eval/episode_eval.h"
 #include "eval/task_eval.h"
 
 static void usage(FILE *f) {
@@ -27,7 +29,12 @@ static void usage(FILE *f) {
             "and the mean byte edit distance; FILE.png via tools/plot.py (needs python3 with matplotlib;\n"
             "skipped with a note otherwise). --show N prints N example chains to stdout: each attempt\n"
             "with its score and the verifier's feedback. Keys: task, task_knobs, eval_steps,\n"
-            "eval_instances, eval_samples, temperature, max_new_tokens, feedback, seed, device.\n");
+            "eval_instances, eval_samples, temperature, max_new_tokens, feedback, seed, device.\n"
+            "Multi-turn domains (ledger with task_knobs turns > 1) play whole held-out episodes: at\n"
+            "every k, each turn gets k improve steps and its last attempt runs; the JSON has the return\n"
+            "(sum of turn rewards) and turns solved at every k, first-turn score and accuracy at every\n"
+            "k, turn 0's step-to-step changes, and \"score\" = return / turns; --show N prints N played\n"
+            "episodes at k = K.\n");
 }
 
 /* The steps pooled by the verdict on the previous attempt: JSON objects into f, and a table on stderr. */
@@ -69,6 +76,55 @@ static double mean_training_depth(const char *run) {
     return n ? sum / n : -1;
 }
 
+/* 1 when the domain plays episodes of more than one turn with these knobs. */
+static int multi_turn(const task_domain *d, const int32_t *knobs) {
+    task_instance inst;
+    char why[160];
+    return d->episode && task_draw(d, knobs, TASK_SPLIT_HELDOUT, TASK_EVAL_STREAM_SEED, 0, &inst, why, sizeof why) == 0 &&
+           d->episode->turns(&inst) > 1;
+}
+
+static void json_array(FILE *json, const char *name, const double *a, int K, double scale) {
+    fprintf(json, "     \"%s\": [", name);
+    for (int k = 0; k <= K; k++) fprintf(json, "%s%.6f", k ? ", " : "", a[k] * scale);
+    fprintf(json, "],\n");
+}
+
+/* The multi-turn protocol (eval/episode_eval.h). "score" is the mean reward per turn (the return
+ * over the number of turns), so that plots and tables read it like a single-turn score; the
+ * step-to-step transitions are turn 0's. */
+static int eval_episodes(const char *run, const task_domain *d, const int32_t *knobs, gpt_model *m,
+                         const task_eval_options *o, FILE *json, int first) {
+    task_eval_episodes_result res;
+    if (task_eval_episodes(d, knobs, m, o, &res)) return 1;
+    const int K = res.K, T = res.turns;
+    fprintf(json, "%s    {\"run\": \"%s\", \"task\": \"%s\", \"K\": %d, \"instances\": %d, \"samples\": %d, \"turns\": %d,\n",
+            first ? "" : ",\n", run, d->name, K, o->n_instances, o->n_samples, T);
+    double depth = mean_training_depth(run);
+    if (depth >= 0) fprintf(json, "     \"train_mean_depth\": %.4f,\n", depth);
+    else fprintf(json, "     \"train_mean_depth\": null,\n");
+    json_array(json, "score", res.ret, K, 1.0 / T);
+    json_array(json, "score_se", res.ret_se, K, 1.0 / T);
+    json_array(json, "return", res.ret, K, 1.0);
+    json_array(json, "return_se", res.ret_se, K, 1.0);
+    json_array(json, "turns_solved", res.turns_solved, K, 1.0);
+    json_array(json, "valid", res.valid, K, 1.0);
+    json_array(json, "first_turn_score", res.first_score, K, 1.0);
+    json_array(json, "first_turn_se", res.first_se, K, 1.0);
+    json_array(json, "first_turn_solved", res.first_solved, K, 1.0);
+    json_array(json, "right_wrong", res.right_wrong, K, 1.0);
+    json_array(json, "wrong_right", res.wrong_right, K, 1.0);
+    json_array(json, "improved", res.improved, K, 1.0);
+    json_array(json, "worse", res.worse, K, 1.0);
+    json_array(json, "copy_rate", res.copy_rate, K, 1.0);
+    fprintf(json, "     \"delta_K\": %.6f, \"return_delta_K\": %.6f}", (res.ret[K] - res.ret[0]) / T, res.ret[K] - res.ret[0]);
+    if (dist_is_root())
+        fprintf(stderr, "  %s: return %.4f of %d turns at k=0 -> %.4f at k=%d; first-turn accuracy %.4f -> %.4f\n", run,
+                res.ret[0], T, res.ret[K], K, res.first_solved[0], res.first_solved[K]);
+    task_eval_episodes_free(&res);
+    return 0;
+}
+
 static int eval_run(const char *run, const exitrl_config *cfg, const task_domain *d, const int32_t *knobs,
                     int show, FILE *json, int first) {
     char path[700], err[512];
@@ -97,6 +153,10 @@ static int eval_run(const char *run, const exitrl_config *cfg, const task_domain
                 cfg->eval_samples, cfg->eval_steps, dist_note());
     task_eval_options o = {cfg->eval_instances, cfg->eval_samples, cfg->eval_steps, cfg->max_new_tokens,
                            cfg->feedback, (float)cfg->temperature, (uint64_t)cfg->seed, show, stdout};
+    if (multi_turn(d, knobs)) {
+        rc = eval_episodes(run, d, knobs, &m, &o, json, first);
+        goto out;
+    }
     task_eval_steps_result res;
     if (task_eval_steps(d, knobs, &m, &o, &res)) goto out;
     int K = res.K;

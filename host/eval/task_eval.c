@@ -21,16 +21,54 @@ typedef struct {
     int valid;
 } chain;
 
+int task_eval_generate(gpt_model *m, const int *prompts, const int *lens, int stride, int n, int max_new,
+                       const struct exitrl_sampling *sp, int seq_offset, task_eval_answer *out) {
+    rollout_engine eng = {0};
+    rollout_output ro = {0};
+    int rc = -1, max_len = 1;
+    for (int i = 0; i < n; i++) max_len = lens[i] > max_len ? lens[i] : max_len;
+    if (max_len >= m->cfg.max_seq) {
+        fprintf(stderr, "exitrl: an evaluation prompt of %d tokens leaves no room to answer (context %d)\n", max_len,
+                m->cfg.max_seq);
+        return -1;
+    }
+    int S = max_len + max_new < m->cfg.max_seq ? max_len + max_new : m->cfg.max_seq;
+    int B = n < 256 ? n : 256;
+    char err[256];
+    if (rollout_create(&eng, m, B, S) || rollout_output_alloc(&ro, n, S, m->cfg.d_model)) goto done;
+    if (rollout_generate(&eng, prompts, lens, stride, n, max_new, sp, seq_offset, &ro, err, sizeof err)) {
+        fprintf(stderr, "exitrl: evaluation rollout failed: %s\n", err);
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        const int *gen = ro.tokens + (size_t)i * ro.S + ro.prompt_len[i];
+        task_eval_answer *a = &out[i];
+        a->len = completion_answer(gen, ro.gen_len[i], ro.hit_eos[i], a->answer, sizeof a->answer);
+        /* The next step is shown the raw attempt: its bytes before the first special token. */
+        int k = 0;
+        while (k < ro.gen_len[i] && k < TASK_ANSWER_CAP - 1 && gen[k] >= 0 && gen[k] < 256) {
+            a->raw[k] = (char)gen[k];
+            k++;
+        }
+        a->raw[k] = 0;
+        a->raw_len = k;
+    }
+    rc = 0;
+done:
+    rollout_destroy(&eng);
+    rollout_output_free(&ro);
+    return rc;
+}
+
 /* One step for every chain: base prompts at step 0, improve prompts after. Generates one answer per
  * chain and scores it. */
 static int step_all(const task_domain *d, gpt_model *m, chain *ch, int n, int step, int max_new, int feedback,
                     const struct exitrl_sampling *sp, int seq_offset) {
     const int cap = m->cfg.max_seq - 1;
     int *prompts = malloc(sizeof(int) * (size_t)n * cap), *lens = malloc(sizeof(int) * n);
-    rollout_engine eng = {0};
-    rollout_output out = {0};
-    int rc = -1, max_len = 1;
-    if (!prompts || !lens) goto done;
+    task_eval_answer *ans = malloc(sizeof *ans * (size_t)n);
+    int rc = -1;
+    if (!prompts || !lens || !ans) goto done;
     for (int i = 0; i < n; i++) {
         lens[i] = step == 0 ? task_render_prompt(d, &ch[i].inst, TASK_PROMPT_BASE, NULL, 0, NULL, 0,
                                                  prompts + (size_t)i * cap, cap)
@@ -41,43 +79,22 @@ static int step_all(const task_domain *d, gpt_model *m, chain *ch, int n, int st
             fprintf(stderr, "exitrl: an evaluation prompt does not fit the context of %d tokens\n", m->cfg.max_seq);
             goto done;
         }
-        max_len = lens[i] > max_len ? lens[i] : max_len;
     }
-    if (max_len >= m->cfg.max_seq) {
-        fprintf(stderr, "exitrl: an evaluation prompt of %d tokens leaves no room to answer\n", max_len);
-        goto done;
-    }
-    int S = max_len + max_new < m->cfg.max_seq ? max_len + max_new : m->cfg.max_seq;
-    int B = n < 256 ? n : 256;
-    char err[256];
-    if (rollout_create(&eng, m, B, S) || rollout_output_alloc(&out, n, S, m->cfg.d_model)) goto done;
-    if (rollout_generate(&eng, prompts, lens, cap, n, max_new, sp, seq_offset, &out, err, sizeof err)) {
-        fprintf(stderr, "exitrl: evaluation rollout failed: %s\n", err);
-        goto done;
-    }
+    if (task_eval_generate(m, prompts, lens, cap, n, max_new, sp, seq_offset, ans)) goto done;
     for (int i = 0; i < n; i++) {
-        const int *gen = out.tokens + (size_t)i * out.S + out.prompt_len[i];
-        char answer[512];
-        int len = completion_answer(gen, out.gen_len[i], out.hit_eos[i], answer, sizeof answer);
-        float r = len < 0 ? 0.0f : d->score(&ch[i].inst, answer, (size_t)len, ch[i].feedback, sizeof ch[i].feedback);
-        if (len < 0) snprintf(ch[i].feedback, sizeof ch[i].feedback, "malformed");
+        const task_eval_answer *a = &ans[i];
+        float r = a->len < 0 ? 0.0f : d->score(&ch[i].inst, a->answer, (size_t)a->len, ch[i].feedback, sizeof ch[i].feedback);
+        if (a->len < 0) snprintf(ch[i].feedback, sizeof ch[i].feedback, "malformed");
         ch[i].reward = r < 0 ? 0.0f : r;
-        ch[i].valid = len >= 0 && d->well_formed(&ch[i].inst, answer, (size_t)len) == 1;
-        /* The next step is shown the raw attempt: its bytes before the first special token. */
-        int k = 0;
-        while (k < out.gen_len[i] && k < TASK_ANSWER_CAP - 1 && gen[k] >= 0 && gen[k] < 256) {
-            ch[i].answer[k] = (char)gen[k];
-            k++;
-        }
-        ch[i].answer[k] = 0;
-        ch[i].answer_len = k;
+        ch[i].valid = a->len >= 0 && d->well_formed(&ch[i].inst, a->answer, (size_t)a->len) == 1;
+        memcpy(ch[i].answer, a->raw, (size_t)a->raw_len + 1);
+        ch[i].answer_len = a->raw_len;
     }
     rc = 0;
 done:
-    rollout_destroy(&eng);
-    rollout_output_free(&out);
     free(prompts);
     free(lens);
+    free(ans);
     return rc;
 }
 
@@ -132,8 +149,7 @@ void task_eval_steps_free(task_eval_steps_result *r) {
     memset(r, 0, sizeof *r);
 }
 
-/* Prints bytes with non-printable ones escaped, so an attempt shows exactly what the model wrote. */
-static void print_escaped(FILE *f, const char *s, size_t n) {
+void task_eval_print_escaped(FILE *f, const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c == '\\' || c == '"') fprintf(f, "\\%c", c);
@@ -161,9 +177,9 @@ static void print_chains(FILE *f, const task_domain *d, const chain *ch, int per
         for (int k = 0; k <= K; k++) {
             const shown_step *st = &shown[(size_t)s * (K + 1) + k];
             fprintf(f, "  k=%-2d score %.3f  attempt \"", k, st->reward);
-            print_escaped(f, st->answer, (size_t)st->answer_len);
+            task_eval_print_escaped(f, st->answer, (size_t)st->answer_len);
             fprintf(f, "\"  feedback \"");
-            print_escaped(f, st->feedback, strlen(st->feedback));
+            task_eval_print_escaped(f, st->feedback, strlen(st->feedback));
             fprintf(f, "\"\n");
         }
     }

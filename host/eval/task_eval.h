@@ -48,6 +48,25 @@ typedef struct {
     transition_classes by_feedback; /* steps 1..K pooled, split by the verdict on the previous attempt */
 } task_eval_steps_result;
 
+/* One generated answer (the generation helper both protocols share). */
+typedef struct {
+    char answer[512];         /* the answer bytes before EOS (completion_answer), NUL-terminated */
+    int len;                  /* their length, or -1 when malformed (no EOS, a special token, too long) */
+    char raw[TASK_ANSWER_CAP]; /* the raw attempt shown to a next step: the bytes before the first
+                                * special token, NUL-terminated */
+    int raw_len;
+} task_eval_answer;
+
+/* Samples one answer per prompt (prompt i is prompts[i*stride .. + lens[i])) with the rollout
+ * engine, in batches of up to 256 sequences; sequence i draws as seq_offset + i. Returns 0, or -1
+ * with a message (a prompt leaving no room in the context, out of memory, a rollout error). */
+int task_eval_generate(gpt_model *m, const int *prompts, const int *lens, int stride, int n, int max_new,
+                       const struct exitrl_sampling *sp, int seq_offset, task_eval_answer *out);
+
+/* Prints s[0..n) with quotes, backslashes and non-printable bytes escaped, so an attempt shows
+ * exactly what the model wrote. */
+void task_eval_print_escaped(FILE *f, const char *s, size_t n);
+
 /* Runs the K-step protocol. Allocates the result arrays (free with task_eval_steps_free).
  * Returns 0 or -1 with a message. */
 int task_eval_steps(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS], gpt_model *m,
