@@ -106,9 +106,11 @@ static int step_turn(const task_domain *d, gpt_model *m, player *p, const histor
     return 0;
 }
 
-static void print_episode(FILE *f, const task_domain *d, const player *p, const history *h, int chain, int turns, int K) {
-    fprintf(f, "episode %d (held-out, k = %d improve steps per turn): return %.3f, %d of %d turns solved\n", chain + 1, K,
-            p->ret, p->solved, turns);
+/* Held-out episode `instance` as its chain `chain` played it. */
+static void print_episode(FILE *f, const task_domain *d, const player *p, const history *h, int instance, int chain,
+                          int turns, int K) {
+    fprintf(f, "episode %d (held-out instance %d, k = %d improve steps per turn): return %.3f, %d of %d turns solved\n",
+            instance + 1, instance, K, p->ret, p->solved, turns);
     for (int t = 0; t < turns; t++) {
         char request[TASK_REQUEST_CAP];
         if (d->episode->render_turn(&p->inst, t, request, sizeof request) < 0) snprintf(request, sizeof request, "?");
@@ -227,7 +229,7 @@ int task_eval_episodes(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS]
                     turns, out->ret[k], out->ret_se[k], turns, out->turns_solved[k], out->valid[k]);
         if (k == K && dist_is_root())
             for (int c = 0; c < o->show && c < n_inst; c++)
-                print_episode(o->show_to ? o->show_to : stdout, d, &p[(size_t)c * per], &h, c * per, turns, K);
+                print_episode(o->show_to ? o->show_to : stdout, d, &p[(size_t)c * per], &h, c, c * per, turns, K);
     }
     if (dist_is_root())
         for (int j = 0; j <= K; j++)
