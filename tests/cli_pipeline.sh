@@ -37,6 +37,28 @@ for r in d["runs"]:
     assert all(0 <= s <= 1 for s in r["score"])
 assert d["runs"][1]["train_mean_depth"] is not None
 PY
+# ledger: multi-turn demonstrations (2 turns), ExIt on its first turn, the episode evaluation
+mt=(--task ledger --task_knobs turns=2 --n_layer 1 --n_head 2 --d_model 32 --max_seq 256 --threads 2 --progress 0
+    --out_dir "$tmp")
+"$EXITRL" pretrain "${mt[@]}" --steps 3 --batch_size 2 --seq_len 256 --eval_instances 4 --name warm_ledger \
+    >"$tmp/log" 2>&1 || { fail "pretrain --task ledger"; cat "$tmp/log"; }
+"$EXITRL" train --init "$tmp/warm_ledger/checkpoint.bin" --task ledger --task_knobs turns=2 --method exit \
+    --prompts 4 --group_size 3 --iterations 2 --max_new_tokens 12 --eval_every 0 --threads 2 --progress 0 \
+    --out_dir "$tmp" --name rl_ledger >"$tmp/log" 2>&1 || { fail "train --task ledger"; cat "$tmp/log"; }
+"$EXITRL" eval --runs "$tmp/warm_ledger,$tmp/rl_ledger" --task ledger --task_knobs turns=2 --eval_steps 1 \
+    --eval_instances 3 --eval_samples 2 --max_new_tokens 12 --threads 2 --out "$tmp/eval_ledger.json" >"$tmp/log" 2>&1 ||
+    { fail "eval ledger episodes"; cat "$tmp/log"; }
+python3 - "$tmp/eval_ledger.json" <<'PY' || fail "eval_ledger.json content"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert len(d["runs"]) == 2
+for r in d["runs"]:
+    assert r["turns"] == 2 and r["K"] == 1
+    for key in ("score", "return", "return_se", "turns_solved", "valid", "first_turn_score", "first_turn_solved"):
+        assert len(r[key]) == 2, key
+    assert all(0 <= s <= 1 for s in r["score"]) and all(0 <= x <= 2 for x in r["return"])
+    assert all(t <= x + 1e-9 for t, x in zip(r["turns_solved"], r["return"]))
+PY
 "$EXITRL" train --init "$tmp/missing.bin" --task arith "${small[@]}" >"$tmp/log" 2>&1
 [ $? = 1 ] && grep -q "cannot open checkpoint" "$tmp/log" || fail "missing checkpoint must be a clear runtime error"
 "$EXITRL" train --init "$tmp/warm_arith/checkpoint.bin" --task arith --group_size 1 "${small[@]}" >"$tmp/log" 2>&1
