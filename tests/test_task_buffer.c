@@ -444,6 +444,68 @@ static void test_prefix(void) {
 
 /* P_score computed here from the formulas: softmax(kappa·S), or rank^(-1/beta) with rank = 1 +
  * #greater; mixed with staleness (t - last)/sum, uniform when the sum is 0. */
+/* Multi-turn entries: the turn prefix (paper §4) is the prefix rule read on turns: an entry of depth
+ * 5 at turn 3 (three answers that ran, two attempts at turn 3) gives turn' = 0, 1, 2 with
+ * probability 1/5 each and turn' = 3 with 2/5; next_turn keeps the answer that ran; the checks and
+ * serialisation keep the turn. */
+static void test_turn_prefix(void) {
+    enum { DEPTH = 5, TURN = 3, DRAWS = 100000 };
+    task_buffer b;
+    task_buffer_options o = options(4, 0, 0.5f, 1);
+    init_or_die(&b, &o);
+    buffer_entry e = make_entry(1, 0.5f, DEPTH);
+    e.turn = TURN;
+    char why[160];
+    CHECK(buffer_entry_check(&e, why, sizeof why) == 0, "%s", why);
+    CHECK(task_buffer_insert(&b, &e, 0, why, sizeof why) >= 0, "%s", why);
+    rng_state r;
+    rng_seed(&r, 8);
+    long counts[TURN + 1] = {0};
+    int bad = 0;
+    for (int i = 0; i < DRAWS; i++) {
+        buffer_entry out;
+        int k = task_buffer_prefix(&b, 0, &r);
+        if (task_buffer_copy_prefix(&b, 0, k, &out) || out.depth != k || out.turn > TURN ||
+            out.turn != (k - 1 < TURN ? k - 1 : TURN) || buffer_entry_check(&out, why, sizeof why)) {
+            bad++;
+            continue;
+        }
+        counts[out.turn]++;
+    }
+    double expected[TURN + 1];
+    for (int t = 0; t < TURN; t++) expected[t] = (double)DRAWS / DEPTH;
+    expected[TURN] = (double)DRAWS * (DEPTH - TURN) / DEPTH;
+    double x = chi2_stat(counts, expected, TURN + 1), q = chi2_quantile_999(TURN);
+    printf("turn prefix: turns 0..3 drawn %ld %ld %ld %ld, chi2 %.2f (0.999 quantile %.2f)\n", counts[0], counts[1],
+           counts[2], counts[3], x, q);
+    CHECK(bad == 0, "%d prefixes with a wrong turn", bad);
+    CHECK(x < q, "turn prefixes not distributed as the prefix rule says: chi2 %.1f >= %.1f", x, q);
+
+    /* next_turn: the latest attempt becomes the answer that ran at the turn */
+    buffer_entry n = e;
+    CHECK(buffer_entry_next_turn(&n, why, sizeof why) == 0 && n.turn == TURN + 1 && n.depth == TURN + 1 &&
+              !memcmp(&n.history[TURN], &e.history[DEPTH - 1], sizeof n.history[0]) &&
+              !memcmp(n.history, e.history, sizeof n.history[0] * TURN) && buffer_entry_check(&n, why, sizeof why) == 0,
+          "next_turn: %s", why);
+    CHECK(buffer_entry_next_turn(&n, why, sizeof why) == BUFFER_ERR_INVALID, "next_turn without an attempt at the turn");
+    buffer_entry bad_turn = e;
+    bad_turn.turn = DEPTH + 1;
+    CHECK(buffer_entry_check(&bad_turn, why, sizeof why) == BUFFER_ERR_INVALID && strstr(why, "turn"), "turn > depth: %s", why);
+    bad_turn.turn = -1;
+    CHECK(buffer_entry_check(&bad_turn, why, sizeof why) == BUFFER_ERR_INVALID, "negative turn");
+    /* serialised and read back with its turn */
+    size_t bytes = task_buffer_serialized_size(&b);
+    unsigned char *buf = malloc(bytes);
+    task_buffer c;
+    init_or_die(&c, &o);
+    CHECK(buf && task_buffer_serialize(&b, buf, bytes) == bytes &&
+              task_buffer_deserialize(&c, buf, bytes, why, sizeof why) == 0 && task_buffer_entry(&c, 0)->turn == TURN,
+          "round trip keeps the turn: %s", why);
+    free(buf);
+    task_buffer_free(&c);
+    task_buffer_free(&b);
+}
+
 static void reference_probabilities(const float *s, const uint64_t *last, int n, int priority,
                                     double kappa, double beta, double rho, uint64_t t, double *p) {
     double z = 0;
@@ -893,6 +955,7 @@ int main(void) {
     test_inherited_scores();
     test_replay();
     test_prefix();
+    test_turn_prefix();
     test_softmax_sampling();
     test_rank_sampling();
     test_staleness_sampling();

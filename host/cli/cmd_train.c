@@ -150,6 +150,11 @@ static void log_iteration(FILE *metrics, int64_t it, const rl_iter_stats *s, con
     jsonl_num(&j, "replay_share", s->replay_share);
     jsonl_num(&j, "diverge_share", s->diverge_share);
     jsonl_num(&j, "mean_step", s->mean_step);
+    if (t->turns) { /* multi-turn episodes */
+        jsonl_num(&j, "mean_turn", s->mean_turn);
+        jsonl_int(&j, "run_on", s->run_on);
+        jsonl_int(&j, "run_on_stopped", s->run_on_stopped);
+    }
     jsonl_int(&j, "inserted", s->inserted);
     jsonl_int(&j, "rejected", s->rejected);
     jsonl_int(&j, "not_appended", s->too_deep);

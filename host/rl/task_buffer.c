@@ -71,6 +71,17 @@ int buffer_entry_append(buffer_entry *e, const char *answer, size_t answer_len, 
     return 0;
 }
 
+int buffer_entry_next_turn(buffer_entry *e, char *why, size_t why_cap) {
+    if (e->depth < 1 || e->depth > BUFFER_MAX_DEPTH || e->turn < 0 || e->turn >= e->depth)
+        return fail_code(BUFFER_ERR_INVALID, why, why_cap, "buffer entry: no attempt at turn %d (depth %d)", (int)e->turn,
+                         (int)e->depth);
+    e->history[e->turn] = e->history[e->depth - 1];
+    memset(e->history + e->turn + 1, 0, sizeof *e->history * (size_t)(BUFFER_MAX_DEPTH - e->turn - 1));
+    e->turn++;
+    e->depth = e->turn;
+    return 0;
+}
+
 int buffer_entry_check(const buffer_entry *e, char *why, size_t why_cap) {
     if (!in_unit_interval(e->score))
         return fail_code(BUFFER_ERR_INVALID, why, why_cap, "score %g outside [0,1]", (double)e->score);
@@ -79,6 +90,8 @@ int buffer_entry_check(const buffer_entry *e, char *why, size_t why_cap) {
                          (int)e->depth, BUFFER_MAX_DEPTH);
     if (e->depth < 0)
         return fail_code(BUFFER_ERR_INVALID, why, why_cap, "depth %d is negative", (int)e->depth);
+    if (e->turn < 0 || e->turn > e->depth)
+        return fail_code(BUFFER_ERR_INVALID, why, why_cap, "turn %d outside [0, depth %d]", (int)e->turn, (int)e->depth);
     for (int k = 0; k < BUFFER_MAX_DEPTH; k++) {
         const buffer_attempt *a = &e->history[k];
         if (k >= e->depth) {
@@ -287,7 +300,8 @@ int task_buffer_copy_prefix(const task_buffer *b, int index, int n_keep, buffer_
     if (!e || n_keep < 0 || n_keep > e->depth) return -1;
     buffer_entry_from_task(out, &e->task);
     out->score = e->score;
-    out->depth = n_keep;
+    out->depth = (int16_t)n_keep;
+    out->turn = (int16_t)(n_keep == 0 ? 0 : e->turn < n_keep - 1 ? e->turn : n_keep - 1);
     memcpy(out->history, e->history, (size_t)n_keep * sizeof *out->history);
     return 0;
 }

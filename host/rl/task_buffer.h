@@ -15,7 +15,10 @@
  *   prefix      the new task keeps a uniformly random number n_keep in [1, depth] of the entry's
  *               attempts (the prefix ends at attempt k' = n_keep-1 and the new task is step
  *               k'+1); the empty prefix is never chosen, except for a depth-0 entry (a bare base
- *               task, as the `curriculum` method stores), whose only prefix is n_keep = 0.
+ *               task, as the `curriculum` method stores), whose only prefix is n_keep = 0. In a
+ *               multi-turn entry this is the random turn prefix of paper §4: a prefix ending at
+ *               turn i's answer (n_keep <= turn) makes that answer the latest attempt at turn i
+ *               (turn' = n_keep - 1); a longer one keeps the turn (turn' = turn).
  *   insertion   capacity N keeps the top N by score: while not full a newcomer is appended; when
  *               full it enters only if S >= the lowest score and replaces the entry with the
  *               lowest score, the oldest (smallest serial) of them when several tie. The held set is
@@ -57,9 +60,14 @@ typedef struct {
 } buffer_attempt;
 
 typedef struct {
-    task_instance task;     /* the base task m */
+    task_instance task;     /* the base task m (a whole episode for a multi-turn domain) */
     float score;            /* S in [0,1] */
-    int32_t depth;          /* attempts held, in [0, BUFFER_MAX_DEPTH] */
+    int16_t depth;          /* attempts held, in [0, BUFFER_MAX_DEPTH] */
+    int16_t turn;           /* multi-turn episodes: history[0..turn) are the answers that ran at turns
+                             * 0..turn-1 (with their turn rewards; their results are recomputed by
+                             * replaying them), history[turn..depth) the attempts at turn `turn`;
+                             * in [0, depth]. 0 for single-turn domains. (depth and turn share what
+                             * was one int32 depth: entries written before read as turn 0.) */
     uint64_t serial;        /* insertion number, unique in a buffer; set by insert */
     uint64_t last_sampled;  /* iteration of the last draw, or of insertion; set by the buffer */
     buffer_attempt history[BUFFER_MAX_DEPTH]; /* [0, depth) used; the rest all zero */
@@ -105,6 +113,11 @@ void buffer_entry_from_task(buffer_entry *e, const task_instance *task);
  * longer than its cap (never truncated). On error the entry is unchanged. */
 int buffer_entry_append(buffer_entry *e, const char *answer, size_t answer_len, float reward,
                       const char *feedback, size_t feedback_len, char *why, size_t why_cap);
+/* Multi-turn: the entry's latest attempt becomes the answer that ran at its turn, and the entry
+ * moves to the next turn with no attempt there yet (history[turn] = history[depth-1], the other
+ * attempts at the turn dropped; turn and depth = turn + 1). Returns 0, or BUFFER_ERR_INVALID for an
+ * entry without an attempt at its turn. */
+int buffer_entry_next_turn(buffer_entry *e, char *why, size_t why_cap);
 /* Full validation of an entry from outside: score and rewards in [0,1], depth and lengths in
  * range, unused bytes zero, and task_instance_check. Returns 0, BUFFER_ERR_TOO_DEEP or
  * BUFFER_ERR_INVALID, with a message. */
@@ -135,7 +148,8 @@ int task_buffer_sample(task_buffer *b, rng_state *rng, uint64_t iteration);
 /* The number of attempts the new task keeps, n_keep: uniform in [1, depth] (one rng_below draw),
  * or 0 without a draw for a depth-0 entry; -1 for an index out of range. */
 int task_buffer_prefix(const task_buffer *b, int index, rng_state *rng);
-/* out = entry index cut to its first n_keep attempts (task, score kept; serial, last_sampled 0).
+/* out = entry index cut to its first n_keep attempts (task, score kept; serial, last_sampled 0;
+ * turn = min(turn, n_keep - 1), 0 for n_keep = 0).
  * Returns 0, or -1 for an index or n_keep out of range. */
 int task_buffer_copy_prefix(const task_buffer *b, int index, int n_keep, buffer_entry *out);
 /* Sets the score of entry index to S. Returns 0, or -1 for an index out of range or S outside

@@ -93,6 +93,16 @@ int rl_trainer_init(rl_trainer *t, const exitrl_config *cfg, gpt_model *m) {
     int chunk = n < 1024 ? n : 1024;
     if (rollout_create(&t->engine, m, chunk, m->cfg.max_seq) || rollout_output_alloc(&t->rollouts, n, m->cfg.max_seq, C))
         return 1;
+    if (t->domain->episode) { /* multi-turn when the knobs give episodes of several turns */
+        task_instance inst;
+        if (task_draw(t->domain, t->knobs, TASK_SPLIT_TRAIN, (uint64_t)cfg->seed, 0, &inst, why, sizeof why)) {
+            fprintf(stderr, "exitrl: %s\n", why);
+            return 2;
+        }
+        int turns = t->domain->episode->turns(&inst);
+        t->turns = turns > 1 ? turns : 0;
+        if (t->turns && rollout_output_alloc(&t->run_on, n, m->cfg.max_seq, C)) return 1;
+    }
     t->engine.share_prefix = cfg->share_prefix;
     return 0;
 }
@@ -105,6 +115,7 @@ void rl_trainer_free(rl_trainer *t) {
         if (dev[i]) be->free(be, dev[i]);
     rollout_destroy(&t->engine);
     rollout_output_free(&t->rollouts);
+    if (t->turns) rollout_output_free(&t->run_on);
     if (t->ref.master) grpo_reference_free(&t->ref, t->model);
     task_buffer_free(&t->buffer);
     free(t->slots), free(t->prompts), free(t->prompt_lens), free(t->quality), free(t->reward), free(t->adv);
@@ -148,22 +159,53 @@ static int plan_slots(rl_trainer *t, uint64_t it) {
     return 0;
 }
 
-static int render_prompts(rl_trainer *t) {
+/* Multi-turn: the answers that ran at turns 0..e->turn-1, replayed from the initial state: state
+ * receives the state before turn e->turn, rec[0..turn) the earlier turns as the prompt shows them
+ * (their results in results[]). Returns 0, or -1 when the domain cannot replay them. */
+static int replay_turns(const rl_trainer *t, const buffer_entry *e, void *state, task_turn_record *rec,
+                        char (*results)[TASK_RESULTS_CAP]) {
+    const task_episode *E = t->domain->episode;
+    unsigned char next[TASK_STATE_CAP];
+    if (E->initial_state(&e->task, state)) return -1;
+    for (int i = 0; i < e->turn; i++) {
+        const buffer_attempt *a = &e->history[i];
+        if (E->score_turn(&e->task, i, state, a->answer, a->answer_len, next, results[i], TASK_RESULTS_CAP, NULL, 0) < 0.0f)
+            return -1;
+        memcpy(state, next, TASK_STATE_CAP);
+        rec[i] = (task_turn_record){a->answer, a->answer_len, results[i], strlen(results[i])};
+    }
+    return 0;
+}
+
+/* The prompt of a task (an entry at its turn, in `mode`) into dst[cap]: the latest attempt and its
+ * feedback shown for improve / diverge. Multi-turn entries replay their earlier turns (state
+ * receives the state before the task's turn). Returns the length or a TASK_ERR_* code. */
+static int render_task(const rl_trainer *t, const buffer_entry *e, int mode, void *state, int *dst, int cap) {
     const int feedback = t->cfg->feedback;
+    const buffer_attempt *a = mode == TASK_PROMPT_BASE ? NULL : &e->history[e->depth - 1];
+    const char *prev = a ? a->answer : NULL, *fb = a && feedback ? a->feedback : NULL;
+    const size_t prev_len = a ? a->answer_len : 0, fb_len = a && feedback ? a->feedback_len : 0;
+    if (!t->turns) return task_render_prompt(t->domain, &e->task, mode, prev, prev_len, fb, fb_len, dst, cap);
+    task_turn_record rec[BUFFER_MAX_DEPTH];
+    char results[BUFFER_MAX_DEPTH][TASK_RESULTS_CAP];
+    if (replay_turns(t, e, state, rec, results)) return TASK_ERR_ARG;
+    return task_render_turn_prompt(t->domain, &e->task, e->turn, e->turn ? rec : NULL, mode, prev, prev_len, fb, fb_len,
+                                   dst, cap);
+}
+
+static int render_prompts(rl_trainer *t) {
     for (int s = 0; s < t->n_prompts; s++) {
-        const rl_slot *sl = &t->slots[s];
-        int *dst = t->prompts + (size_t)s * t->group_size * t->prompt_cap, len;
-        if (sl->mode == TASK_PROMPT_BASE) {
-            len = task_render_prompt(t->domain, &sl->task.task, TASK_PROMPT_BASE, NULL, 0, NULL, 0, dst, t->prompt_cap);
-        } else {
-            const buffer_attempt *a = &sl->task.history[sl->task.depth - 1];
-            len = task_render_prompt(t->domain, &sl->task.task, sl->mode, a->answer, a->answer_len,
-                                     feedback ? a->feedback : NULL, feedback ? a->feedback_len : 0, dst,
-                                     t->prompt_cap);
-        }
+        rl_slot *sl = &t->slots[s];
+        int *dst = t->prompts + (size_t)s * t->group_size * t->prompt_cap;
+        int len = render_task(t, &sl->task, sl->mode, sl->state, dst, t->prompt_cap);
         if (len <= 0) {
-            fprintf(stderr, "exitrl: a prompt does not fit the context (%d tokens); raise max_seq or shorten answers\n",
-                    t->model->cfg.max_seq);
+            if (len == TASK_ERR_ARG) fprintf(stderr, "exitrl: a replayed task's earlier turns do not replay\n");
+            else if (t->turns)
+                fprintf(stderr, "exitrl: the prompt of turn %d (of %d) does not fit the context (%d tokens); raise "
+                                "max_seq or train on fewer turns\n", sl->task.turn + 1, t->turns, t->model->cfg.max_seq);
+            else
+                fprintf(stderr, "exitrl: a prompt does not fit the context (%d tokens); raise max_seq or shorten answers\n",
+                        t->model->cfg.max_seq);
             return -1;
         }
         for (int j = 0; j < t->group_size; j++) {
@@ -186,7 +228,11 @@ static void compute_rewards(rl_trainer *t, rl_iter_stats *st) {
             const int *gen = o->tokens + (size_t)i * o->S + o->prompt_len[i];
             char answer[512];
             int len = completion_answer(gen, o->gen_len[i], o->hit_eos[i], answer, sizeof answer);
-            float q = len < 0 ? 0.0f : t->domain->score(&sl->task.task, answer, (size_t)len, t->feedback[i], BUFFER_FEEDBACK_CAP);
+            float q = len < 0  ? 0.0f
+                      : t->turns ? t->domain->episode->score_turn(&sl->task.task, sl->task.turn, sl->state, answer,
+                                                                  (size_t)len, NULL, NULL, 0, t->feedback[i],
+                                                                  BUFFER_FEEDBACK_CAP)
+                                 : t->domain->score(&sl->task.task, answer, (size_t)len, t->feedback[i], BUFFER_FEEDBACK_CAP);
             if (len < 0) snprintf(t->feedback[i], BUFFER_FEEDBACK_CAP, "malformed");
             t->quality[i] = q < 0 ? 0.0f : q;
             int k = 0; /* the attempt kept in the history: bytes before the first special token */
@@ -241,12 +287,83 @@ static void score_and_advantage(rl_trainer *t, uint64_t it) {
     if (div) be->download(be, t->div, t->d_div, sizeof(float) * n);
 }
 
+/* Multi-turn: plays the expansions just inserted (live[0..n_live)) on to the end of their episodes:
+ * the latest attempt runs at its turn, the policy answers the next turn's base prompt (sampled as
+ * the iteration's rollouts, with their own random numbers), and that partial history enters the
+ * buffer with the learnability its expansion inherited; until the last turn. An episode whose next
+ * prompt does not fit the context, or whose history is full, stops there (counted). */
+static int play_on(rl_trainer *t, buffer_entry *live, int n_live, uint64_t it, rl_iter_stats *st) {
+    const task_episode *E = t->domain->episode;
+    const int n = t->n_prompts * t->group_size;
+    unsigned char (*state)[TASK_STATE_CAP] = malloc(sizeof *state * (size_t)(n_live > 0 ? n_live : 1));
+    int *lens = malloc(sizeof(int) * (size_t)(n_live > 0 ? n_live : 1));
+    if (!state || !lens) {
+        free(state), free(lens);
+        fprintf(stderr, "exitrl: out of memory playing episodes on\n");
+        return -1;
+    }
+    const struct exitrl_sampling sp = {(float)t->cfg->temperature, t->cfg->top_k, (float)t->cfg->top_p, 0, TOK_EOS,
+                                       ((uint64_t)t->cfg->seed * 0x100000001B3ULL + it) ^ 0x52554E2D4F4EULL};
+    char why[160], err[256], answer[512];
+    int rc = 0;
+    for (int step = 0; n_live > 0 && rc == 0; step++) {
+        int m = 0;
+        for (int i = 0; i < n_live; i++) { /* to the next turn; finished and unfit episodes leave */
+            if (live[i].turn + 1 >= t->turns || buffer_entry_next_turn(&live[i], why, sizeof why)) continue;
+            lens[m] = render_task(t, &live[i], TASK_PROMPT_BASE, state[m], t->prompts + (size_t)m * t->prompt_cap,
+                                  t->prompt_cap);
+            if (lens[m] <= 0) {
+                st->run_on_stopped++;
+                continue;
+            }
+            live[m++] = live[i];
+        }
+        n_live = m;
+        if (!n_live) break;
+        if (rollout_generate(&t->engine, t->prompts, lens, t->prompt_cap, n_live, t->cfg->max_new_tokens, &sp, step * n,
+                             &t->run_on, err, sizeof err)) {
+            fprintf(stderr, "exitrl: rollout failed playing episodes on: %s\n", err);
+            rc = -1;
+            break;
+        }
+        const rollout_output *o = &t->run_on;
+        for (int i = 0; i < n_live; i++) {
+            const int *gen = o->tokens + (size_t)i * o->S + o->prompt_len[i];
+            char feedback[BUFFER_FEEDBACK_CAP], raw[BUFFER_ANSWER_CAP];
+            int len = completion_answer(gen, o->gen_len[i], o->hit_eos[i], answer, sizeof answer);
+            float q = len < 0 ? 0.0f
+                              : E->score_turn(&live[i].task, live[i].turn, state[i], answer, (size_t)len, NULL, NULL, 0,
+                                              feedback, sizeof feedback);
+            if (len < 0) snprintf(feedback, sizeof feedback, "malformed");
+            int k = 0;
+            while (k < o->gen_len[i] && k < BUFFER_ANSWER_CAP && gen[k] >= 0 && gen[k] < 256) raw[k] = (char)gen[k], k++;
+            if (buffer_entry_append(&live[i], raw, (size_t)k, q < 0 ? 0.0f : q, feedback, strlen(feedback), why,
+                                    sizeof why)) {
+                st->run_on_stopped++;
+                live[i].turn = (int16_t)t->turns; /* leaves at the next step */
+                continue;
+            }
+            int ins = task_buffer_insert(&t->buffer, &live[i], it, why, sizeof why);
+            ins >= 0 ? st->run_on++ : st->rejected++;
+        }
+    }
+    free(state), free(lens);
+    return rc;
+}
+
 /* Scores of the replayed entries first (an insert may move entries), then the expansions. */
-static void update_buffer(rl_trainer *t, uint64_t it, rl_iter_stats *st) {
-    if (t->cfg->method == METHOD_GRPO) return;
+static int update_buffer(rl_trainer *t, uint64_t it, rl_iter_stats *st) {
+    if (t->cfg->method == METHOD_GRPO) return 0;
     for (int s = 0; s < t->n_prompts; s++)
         if (t->slots[s].buffer_index >= 0) task_buffer_update_score(&t->buffer, t->slots[s].buffer_index, t->scores[s]);
     char why[160];
+    buffer_entry *live = NULL; /* multi-turn: the inserted expansions, to play on */
+    int n_live = 0;
+    if (t->turns && t->cfg->method != METHOD_CURRICULUM &&
+        !(live = malloc(sizeof *live * (size_t)t->n_prompts * t->group_size))) {
+        fprintf(stderr, "exitrl: out of memory for the expansions\n");
+        return -1;
+    }
     for (int s = 0; s < t->n_prompts; s++) {
         const rl_slot *sl = &t->slots[s];
         if (t->cfg->method == METHOD_CURRICULUM) { /* the buffer holds base tasks, scored by learnability */
@@ -270,8 +387,12 @@ static void update_buffer(rl_trainer *t, uint64_t it, rl_iter_stats *st) {
             e.score = t->scores[s]; /* an expansion inherits its group's learnability */
             rc = task_buffer_insert(&t->buffer, &e, it, why, sizeof why);
             rc >= 0 ? st->inserted++ : st->rejected++;
+            if (rc >= 0 && live) live[n_live++] = e;
         }
     }
+    int rc = live ? play_on(t, live, n_live, it, st) : 0;
+    free(live);
+    return rc;
 }
 
 /* Rollouts of this rank's prompt slots (every slot in one process; groups never span ranks), then
@@ -333,11 +454,14 @@ int rl_iteration(rl_trainer *t, uint64_t it, rl_iter_stats *st) {
         grpo_reference_update(&t->ref, t->model, (float)t->cfg->ref_alpha);
     t->model->backend->sync(t->model->backend); /* the update phase's time must include its device work */
     double t5 = now_seconds();
-    update_buffer(t, it, st);
+    if (update_buffer(t, it, st)) {
+        nvtx_pop();
+        return -1;
+    }
     double t6 = now_seconds();
     nvtx_pop();
 
-    double sum = 0, sum2 = 0, qsum = 0, ssum = 0, smax = 0, step = 0;
+    double sum = 0, sum2 = 0, qsum = 0, ssum = 0, smax = 0, step = 0, turn = 0;
     int zero_var = 0, replays = 0, diverges = 0;
     for (int i = 0; i < n; i++) {
         sum += t->reward[i];
@@ -351,8 +475,10 @@ int rl_iteration(rl_trainer *t, uint64_t it, rl_iter_stats *st) {
         zero_var += t->scores[s] == 0.0f;
         replays += t->slots[s].buffer_index >= 0;
         diverges += t->slots[s].mode == TASK_PROMPT_DIVERGE;
-        step += t->slots[s].task.depth;
+        step += t->slots[s].task.depth - t->slots[s].task.turn; /* attempts at the task's turn */
+        turn += t->slots[s].task.turn;
     }
+    st->mean_turn = turn / t->n_prompts;
     st->reward_mean = sum / n;
     st->reward_std = sqrt(fmax(0.0, sum2 / n - st->reward_mean * st->reward_mean));
     st->quality_mean = qsum / n;

@@ -3,7 +3,11 @@
  * scores them with the domain's verifier, turns rewards into (diversity-scaled) group advantages,
  * takes the GRPO update, then updates the buffer: the sampled entries get their new learnability
  * score and the chosen expansions enter with the score they inherit. The method ladder
- * (grpo | curriculum | improve | diverge | exit) switches these parts on one by one. */
+ * (grpo | curriculum | improve | diverge | exit) switches these parts on one by one.
+ * Multi-turn episodes (a domain with task_domain.episode and turns > 1): a task is a turn of an
+ * episode after the answers that ran at the earlier turns (replayed to get the state and the
+ * results the prompt shows); an expansion, after it enters the buffer, is played on to the end of
+ * its episode with the policy's answers, and every per-turn partial history enters as well. */
 #ifndef EXITRL_RL_TRAINER_H
 #define EXITRL_RL_TRAINER_H
 #include "run/config.h"
@@ -19,11 +23,15 @@ typedef struct {
     int mode;            /* TASK_PROMPT_BASE | IMPROVE | DIVERGE */
     int buffer_index;    /* the replayed entry, or -1 for a fresh base task */
     float prev_quality;  /* quality of the attempt shown (iteration steps) */
+    unsigned char state[TASK_STATE_CAP]; /* multi-turn: the state before the slot's turn */
 } rl_slot;
 
 typedef struct {
     double reward_mean, reward_std, quality_mean, zero_var_frac, score_mean, score_max;
     double replay_share, diverge_share, mean_step;
+    double mean_turn;            /* multi-turn: mean turn of the slots' tasks (0 otherwise) */
+    int run_on;                  /* multi-turn: partial histories inserted by playing expansions on */
+    int run_on_stopped;          /* multi-turn: episodes stopped early (prompt over the context, history full) */
     int inserted, rejected, too_deep;
     long gen_tokens;
     double t_plan, t_rollout, t_reward, t_score, t_update, t_buffer;
@@ -44,6 +52,8 @@ typedef struct {
     task_buffer buffer;
     rng_state rng;
     int n_prompts, group_size;         /* P task instances per iteration, G rollouts each */
+    int turns;                         /* multi-turn episodes of this many turns (> 1), else 0 */
+    rollout_output run_on;             /* [P * group_size] playing expansions on to the episode's end */
     int prompt_cap;                    /* longest prompt in tokens */
     rl_slot *slots;                    /* [P] */
     int *prompts, *prompt_lens;        /* [P*G, prompt_cap], [P*G] */
