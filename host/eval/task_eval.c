@@ -65,7 +65,7 @@ done:
 static int step_all(const task_domain *d, gpt_model *m, chain *ch, int n, int step, int max_new, int feedback,
                     const struct exitrl_sampling *sp, int seq_offset) {
     const int cap = m->cfg.max_seq - 1;
-    int *prompts = malloc(sizeof(int) * (size_t)n * cap), *lens = malloc(sizeof(int) * n);
+    int *prompts = calloc((size_t)n * cap, sizeof(int)), *lens = calloc((size_t)n, sizeof(int));
     task_eval_answer *ans = malloc(sizeof *ans * (size_t)n);
     int rc = -1;
     if (!prompts || !lens || !ans) goto done;
