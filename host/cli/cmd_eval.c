@@ -84,6 +84,7 @@ static int multi_turn(const task_domain *d, const int32_t *knobs) {
            d->episode->turns(&inst) > 1;
 }
 
+/* One JSON array field of a run: "name": [a[0] * scale, ..., a[K] * scale], */
 static void json_array(FILE *json, const char *name, const double *a, int K, double scale) {
     fprintf(json, "     \"%s\": [", name);
     for (int k = 0; k <= K; k++) fprintf(json, "%s%.6f", k ? ", " : "", a[k] * scale);
@@ -170,11 +171,7 @@ static int eval_run(const char *run, const exitrl_config *cfg, const task_domain
     double *arrays[] = {res.score, res.score_se, res.solved, res.valid, res.net_corrections, res.right_right, res.right_wrong,
                         res.wrong_right, res.wrong_wrong, res.improved, res.worse, res.unchanged, res.copy_rate,
                         res.edit_mean};
-    for (int a = 0; a < (int)(sizeof names / sizeof names[0]); a++) {
-        fprintf(json, "     \"%s\": [", names[a]);
-        for (int k = 0; k <= K; k++) fprintf(json, "%s%.6f", k ? ", " : "", arrays[a][k]);
-        fprintf(json, "],\n");
-    }
+    for (int a = 0; a < (int)(sizeof names / sizeof names[0]); a++) json_array(json, names[a], arrays[a], K, 1.0);
     fprintf(json, "     \"score_at\": {");
     int marks[] = {0, 1, 2, 4, 8, 16}, firstmark = 1;
     for (int i = 0; i < 6; i++)

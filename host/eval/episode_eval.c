@@ -46,19 +46,6 @@ void task_eval_episodes_free(task_eval_episodes_result *r) {
     memset(r, 0, sizeof *r);
 }
 
-/* Standard error over instances of per-chain values v[n_inst * per] (an instance's chains averaged). */
-static double se_over_instances(const double *v, int n_inst, int per) {
-    double mean = 0, ss = 0;
-    for (int i = 0; i < n_inst * per; i++) mean += v[i];
-    mean /= (double)n_inst * per;
-    for (int i = 0; i < n_inst; i++) {
-        double m = 0;
-        for (int j = 0; j < per; j++) m += v[(size_t)i * per + j];
-        ss += (m / per - mean) * (m / per - mean);
-    }
-    return n_inst > 1 ? sqrt(ss / (n_inst - 1) / n_inst) : 0.0;
-}
-
 /* Step j of turn t for every player: the turn prompt (base at j = 0, else improve), one sampled
  * answer each, scored from the state before the turn. */
 static int step_turn(const task_domain *d, gpt_model *m, player *p, const history *h, int n, int turns, int t, int j,
@@ -195,7 +182,7 @@ int task_eval_episodes(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS]
                                            p[i].attempt, (size_t)p[i].attempt_len, p[i].reward);
                     }
                     out->first_score[j] = s / n, out->first_solved[j] = solved / n;
-                    out->first_se[j] = se_over_instances(v, n_inst, per);
+                    out->first_se[j] = task_eval_se_over_instances(v, n_inst, per);
                     if (before) {
                         out->right_wrong[j] = transition_share(&ts, ts.right_wrong);
                         out->wrong_right[j] = transition_share(&ts, ts.wrong_right);
@@ -223,7 +210,7 @@ int task_eval_episodes(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS]
             v[i] = p[i].ret;
         }
         out->ret[k] = r / n, out->turns_solved[k] = solved / n, out->valid[k] = valid / ((double)n * turns);
-        out->ret_se[k] = se_over_instances(v, n_inst, per);
+        out->ret_se[k] = task_eval_se_over_instances(v, n_inst, per);
         if (dist_is_root())
             fprintf(stderr, "  eval k=%d/%d (%d turns): return %.4f (se %.4f) of %d, turns solved %.3f, valid %.3f\n", k, K,
                     turns, out->ret[k], out->ret_se[k], turns, out->turns_solved[k], out->valid[k]);

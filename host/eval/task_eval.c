@@ -21,6 +21,18 @@ typedef struct {
     int valid;
 } chain;
 
+double task_eval_se_over_instances(const double *v, int n_inst, int per) {
+    double mean = 0, ss = 0;
+    for (int i = 0; i < n_inst * per; i++) mean += v[i];
+    mean /= (double)n_inst * per;
+    for (int i = 0; i < n_inst; i++) {
+        double m = 0;
+        for (int j = 0; j < per; j++) m += v[(size_t)i * per + j];
+        ss += (m / per - mean) * (m / per - mean);
+    }
+    return n_inst > 1 ? sqrt(ss / (n_inst - 1) / n_inst) : 0.0;
+}
+
 int task_eval_generate(gpt_model *m, const int *prompts, const int *lens, int stride, int n, int max_new,
                        const struct exitrl_sampling *sp, int seq_offset, task_eval_answer *out) {
     rollout_engine eng = {0};
@@ -45,13 +57,8 @@ int task_eval_generate(gpt_model *m, const int *prompts, const int *lens, int st
         task_eval_answer *a = &out[i];
         a->len = completion_answer(gen, ro.gen_len[i], ro.hit_eos[i], a->answer, sizeof a->answer);
         /* The next step is shown the raw attempt: its bytes before the first special token. */
-        int k = 0;
-        while (k < ro.gen_len[i] && k < TASK_ANSWER_CAP - 1 && gen[k] >= 0 && gen[k] < 256) {
-            a->raw[k] = (char)gen[k];
-            k++;
-        }
-        a->raw[k] = 0;
-        a->raw_len = k;
+        a->raw_len = completion_raw(gen, ro.gen_len[i], a->raw, TASK_ANSWER_CAP - 1);
+        a->raw[a->raw_len] = 0;
     }
     rc = 0;
 done:
@@ -192,14 +199,16 @@ int task_eval_steps(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS], g
     int n_show = o->show < o->n_instances ? o->show : o->n_instances;
     chain *ch = draw_chains(d, knobs, o->n_instances, o->n_samples);
     chain *prev = malloc(sizeof(chain) * n);
+    double *v = malloc(sizeof(double) * (size_t)n); /* the chains' rewards at a step */
     shown_step *shown = n_show > 0 ? calloc((size_t)n_show * (K + 1), sizeof *shown) : NULL;
     out->K = K;
     double **arrays[N_STEP_ARRAYS];
     step_arrays(out, arrays);
     for (int i = 0; i < N_STEP_ARRAYS; i++) ok &= (*arrays[i] = calloc(K + 1, sizeof(double))) != NULL;
-    if (!ch || !prev || (n_show > 0 && !shown) || !ok) {
+    if (!ch || !prev || !v || (n_show > 0 && !shown) || !ok) {
         free(ch);
         free(prev);
+        free(v);
         free(shown);
         task_eval_steps_free(out);
         return -1;
@@ -242,14 +251,8 @@ int task_eval_steps(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS], g
             dst->reward = src->reward;
         }
         out->score[k] = s / n, out->solved[k] = solved / n, out->valid[k] = valid / n;
-        double ss = 0; /* the spread of the instances' mean rewards around the overall mean */
-        for (int i = 0; i < o->n_instances; i++) {
-            double dev = 0;
-            for (int j = 0; j < o->n_samples; j++) dev += ch[(size_t)i * o->n_samples + j].reward;
-            dev = dev / o->n_samples - out->score[k];
-            ss += dev * dev;
-        }
-        out->score_se[k] = o->n_instances > 1 ? sqrt(ss / (o->n_instances - 1) / o->n_instances) : 0.0;
+        for (int i = 0; i < n; i++) v[i] = ch[i].reward;
+        out->score_se[k] = task_eval_se_over_instances(v, o->n_instances, o->n_samples);
         out->net_corrections[k] = (double)(ts.wrong_right - ts.right_wrong) / n;
         out->right_right[k] = transition_share(&ts, ts.right_right);
         out->right_wrong[k] = transition_share(&ts, ts.right_wrong);
@@ -274,6 +277,7 @@ int task_eval_steps(const task_domain *d, const int32_t knobs[TASK_MAX_KNOBS], g
     if (rc == 0 && n_show > 0 && dist_is_root()) print_chains(o->show_to ? o->show_to : stdout, d, ch, o->n_samples, shown, n_show, K);
     free(ch);
     free(prev);
+    free(v);
     free(shown);
     if (rc) task_eval_steps_free(out);
     return rc;

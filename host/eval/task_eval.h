@@ -57,6 +57,10 @@ typedef struct {
     int raw_len;
 } task_eval_answer;
 
+/* Standard error over instances of per-chain values v[n_inst * per] (chains of one instance are
+ * averaged first: they share the problem, so they are not independent); 0 for one instance. */
+double task_eval_se_over_instances(const double *v, int n_inst, int per);
+
 /* Samples one answer per prompt (prompt i is prompts[i*stride .. + lens[i])) with the rollout
  * engine, in batches of up to 256 sequences; sequence i draws as seq_offset + i. Returns 0, or -1
  * with a message (a prompt leaving no room in the context, out of memory, a rollout error). */

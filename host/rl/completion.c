@@ -15,3 +15,12 @@ int completion_answer(const int *gen, int n, int hit_eos, char *buf, int cap) {
     buf[n - 1] = 0;
     return n - 1;
 }
+
+int completion_raw(const int *gen, int n, char *buf, int cap) {
+    int k = 0;
+    while (k < n && k < cap && gen[k] >= 0 && gen[k] < 256) {
+        buf[k] = (char)gen[k];
+        k++;
+    }
+    return k;
+}

@@ -235,11 +235,8 @@ static void compute_rewards(rl_trainer *t, rl_iter_stats *st) {
                                  : t->domain->score(&sl->task.task, answer, (size_t)len, t->feedback[i], BUFFER_FEEDBACK_CAP);
             if (len < 0) snprintf(t->feedback[i], BUFFER_FEEDBACK_CAP, "malformed");
             t->quality[i] = q < 0 ? 0.0f : q;
-            int k = 0; /* the attempt kept in the history: bytes before the first special token */
-            while (k < o->gen_len[i] && k < BUFFER_ANSWER_CAP && gen[k] >= 0 && gen[k] < 256) {
-                t->answers[i][k] = (char)gen[k];
-                k++;
-            }
+            /* the attempt kept in the history: bytes before the first special token */
+            const int k = completion_raw(gen, o->gen_len[i], t->answers[i], BUFFER_ANSWER_CAP);
             t->answer_lens[i] = k;
             delta_max = fmaxf(delta_max, t->quality[i] - sl->prev_quality);
             if (sl->mode == TASK_PROMPT_IMPROVE) {
@@ -335,8 +332,7 @@ static int play_on(rl_trainer *t, buffer_entry *live, int n_live, uint64_t it, r
                               : E->score_turn(&live[i].task, live[i].turn, state[i], answer, (size_t)len, NULL, NULL, 0,
                                               feedback, sizeof feedback);
             if (len < 0) snprintf(feedback, sizeof feedback, "malformed");
-            int k = 0;
-            while (k < o->gen_len[i] && k < BUFFER_ANSWER_CAP && gen[k] >= 0 && gen[k] < 256) raw[k] = (char)gen[k], k++;
+            const int k = completion_raw(gen, o->gen_len[i], raw, BUFFER_ANSWER_CAP);
             if (buffer_entry_append(&live[i], raw, (size_t)k, q < 0 ? 0.0f : q, feedback, strlen(feedback), why,
                                     sizeof why)) {
                 st->run_on_stopped++;
